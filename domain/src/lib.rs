@@ -1,0 +1,19 @@
+//! Pure logic of apiserver-proxy. No I/O happens here: the outside world is reached only through
+//! the ports, so every rule is tested against mocks and fakes.
+//!
+//! # Layout
+//!
+//! - [`ports`]: every port (`AddressManager`, `RuleManager`, `Clock`, `SyncObserver`) and the
+//!   contracts their implementations keep.
+//! - [`duration`]: Go's duration syntax, for `--sync-interval`.
+//! - [`sidecar`]: the node agent.
+//!   - `desired`: the address and interface from the flags, validated.
+//!   - `address`: keeps the address on its interface (observe, plan, act; cleanup).
+//!   - `rules`: the five conntrack-bypass rules as data, kept exactly once each.
+//!   - `reconciler`: both together, as one sync.
+//!   - `run`: the loop that decides when to sync (start, interval, network events, retries).
+//!   - `repair`: what a sync changed, for logs and metrics.
+
+pub mod duration;
+pub mod ports;
+pub mod sidecar;

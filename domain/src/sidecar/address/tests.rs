@@ -1,0 +1,220 @@
+use super::*;
+use crate::ports::MockAddressManager;
+use crate::sidecar::desired::ProxyAddress;
+use crate::sidecar::fake_net::FakeNet;
+use futures::executor::block_on;
+use mockall::predicate::eq;
+use rstest::rstest;
+
+fn desired(interface: &str) -> DesiredAddress {
+    DesiredAddress {
+        address: "10.96.0.2".parse().unwrap(),
+        interface: interface.parse().unwrap(),
+    }
+}
+
+fn link(index: u32, up: bool) -> Option<Link> {
+    Some(Link {
+        index,
+        name: "lo".into(),
+        up,
+    })
+}
+
+#[rstest]
+#[case::all_in_place(link(1, true), vec![1], vec![])]
+#[case::interface_missing(None, vec![], vec![Step::CreateLink, Step::SetLinkUp, Step::AddAddress])]
+#[case::interface_down(link(1, false), vec![1], vec![Step::SetLinkUp])]
+#[case::address_missing(link(1, true), vec![], vec![Step::AddAddress])]
+#[case::down_and_missing(link(1, false), vec![], vec![Step::SetLinkUp, Step::AddAddress])]
+#[case::moved_to_another_interface(link(1, true), vec![7], vec![Step::AddAddress, Step::RemoveStray { index: 7 }])]
+#[case::also_on_another_interface(link(1, true), vec![1, 7], vec![Step::RemoveStray { index: 7 }])]
+#[case::interface_missing_address_elsewhere(None, vec![7], vec![Step::CreateLink, Step::SetLinkUp, Step::AddAddress, Step::RemoveStray { index: 7 }])]
+fn plan_covers_every_observed_case(
+    #[case] link: Option<Link>,
+    #[case] holders: Vec<u32>,
+    #[case] steps: Vec<Step>,
+) {
+    assert_eq!(plan(&Observed { link, holders }), steps);
+}
+
+#[test]
+fn sync_adds_missing_address_to_existing_interface() {
+    let net = FakeNet::with_lo();
+    let mut reconciler = AddressReconciler::new(net.clone(), desired("lo"));
+    let repairs = block_on(reconciler.sync()).unwrap();
+    assert_eq!(
+        repairs,
+        vec![Repair::AddressAdded {
+            address: "10.96.0.2/32".into(),
+            interface: "lo".into()
+        }]
+    );
+    assert_eq!(
+        net.addresses_of("lo"),
+        vec!["10.96.0.2".parse::<ProxyAddress>().unwrap()]
+    );
+}
+
+#[test]
+fn second_sync_changes_nothing() {
+    let net = FakeNet::with_lo();
+    let mut reconciler = AddressReconciler::new(net, desired("lo"));
+    block_on(reconciler.sync()).unwrap();
+    assert_eq!(block_on(reconciler.sync()).unwrap(), vec![]);
+}
+
+#[test]
+fn sync_creates_missing_interface_up_with_address() {
+    let net = FakeNet::with_lo();
+    let mut reconciler = AddressReconciler::new(net.clone(), desired("proxy0"));
+    let repairs = block_on(reconciler.sync()).unwrap();
+    assert_eq!(repairs.len(), 3, "{repairs:?}");
+    assert!(net.link("proxy0").unwrap().up);
+    assert_eq!(net.addresses_of("proxy0").len(), 1);
+}
+
+#[test]
+fn sync_moves_address_from_another_interface() {
+    let net = FakeNet::with_lo();
+    let eth = net.add_link("eth0", true);
+    net.put_address(eth, "10.96.0.2".parse().unwrap());
+    let mut reconciler = AddressReconciler::new(net.clone(), desired("lo"));
+    block_on(reconciler.sync()).unwrap();
+    assert_eq!(net.addresses_of("lo").len(), 1);
+    assert_eq!(net.addresses_of("eth0"), vec![]);
+}
+
+#[test]
+fn stray_copy_stays_when_adding_to_ours_fails() {
+    let mut net = MockAddressManager::new();
+    net.expect_link_by_name().returning(|_| {
+        Ok(Some(Link {
+            index: 1,
+            name: "lo".into(),
+            up: true,
+        }))
+    });
+    net.expect_links_holding().returning(|_| Ok(vec![7]));
+    net.expect_add_address().returning(|_, _| {
+        Err(NetError::PermissionDenied {
+            operation: "add address".into(),
+        })
+    });
+    net.expect_delete_address().never();
+    let mut reconciler = AddressReconciler::new(net, desired("lo"));
+    let error = block_on(reconciler.sync()).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "could not add 10.96.0.2/32 on lo: add address was refused: permission denied (the sidecar needs CAP_NET_ADMIN)"
+    );
+}
+
+#[test]
+fn unsupported_dummy_type_is_reported_with_the_fix() {
+    let mut net = MockAddressManager::new();
+    net.expect_link_by_name().returning(|_| Ok(None));
+    net.expect_links_holding().returning(|_| Ok(vec![]));
+    net.expect_create_dummy_link().returning(|name| {
+        Err(NetError::LinkTypeUnsupported {
+            kind: "dummy".into(),
+            name: name.to_string(),
+        })
+    });
+    let mut reconciler = AddressReconciler::new(net, desired("proxy0"));
+    let error = block_on(reconciler.sync()).unwrap_err().to_string();
+    assert!(
+        error.contains("cannot create a link of type \"dummy\""),
+        "{error}"
+    );
+    assert!(error.contains("--interface"), "{error}");
+}
+
+#[test]
+fn cleanup_keeps_lo_when_we_did_not_create_it() {
+    let mut net = MockAddressManager::new();
+    net.expect_link_by_name().returning(|_| {
+        Ok(Some(Link {
+            index: 1,
+            name: "lo".into(),
+            up: true,
+        }))
+    });
+    net.expect_delete_address()
+        .with(eq(1), eq("10.96.0.2".parse::<ProxyAddress>().unwrap()))
+        .times(1)
+        .returning(|_, _| Ok(()));
+    net.expect_delete_link().never();
+    let mut reconciler = AddressReconciler::new(net, desired("lo"));
+    block_on(reconciler.cleanup()).unwrap();
+}
+
+#[test]
+fn cleanup_deletes_the_interface_it_created_and_nothing_else() {
+    let net = FakeNet::with_lo();
+    let eth = net.add_link("eth0", true);
+    let mut reconciler = AddressReconciler::new(net.clone(), desired("proxy0"));
+    block_on(reconciler.sync()).unwrap();
+    block_on(reconciler.cleanup()).unwrap();
+    assert_eq!(net.link("proxy0"), None);
+    assert!(net.link("lo").is_some());
+    assert_eq!(net.link("eth0").map(|l| l.index), Some(eth));
+}
+
+#[test]
+fn cleanup_keeps_an_interface_that_existed_before() {
+    let net = FakeNet::with_lo();
+    net.add_link("proxy0", true);
+    let mut reconciler = AddressReconciler::new(net.clone(), desired("proxy0"));
+    block_on(reconciler.sync()).unwrap();
+    block_on(reconciler.cleanup()).unwrap();
+    assert!(net.link("proxy0").is_some());
+    assert_eq!(net.addresses_of("proxy0"), vec![]);
+}
+
+#[test]
+fn cleanup_twice_is_harmless() {
+    let net = FakeNet::with_lo();
+    let mut reconciler = AddressReconciler::new(net.clone(), desired("lo"));
+    block_on(reconciler.sync()).unwrap();
+    block_on(reconciler.cleanup()).unwrap();
+    block_on(reconciler.cleanup()).unwrap();
+    assert_eq!(net.addresses_of("lo"), vec![]);
+}
+
+#[test]
+fn cleanup_without_the_interface_is_harmless() {
+    let net = FakeNet::with_lo();
+    let mut reconciler = AddressReconciler::new(net, desired("proxy0"));
+    block_on(reconciler.cleanup()).unwrap();
+}
+
+fn ours() -> std::net::IpAddr {
+    "10.96.0.2".parse().unwrap()
+}
+
+fn other() -> std::net::IpAddr {
+    "10.0.0.9".parse().unwrap()
+}
+
+#[rstest]
+#[case::our_address_removed(NetEvent::AddressRemoved { index: 1, address: ours() }, true)]
+#[case::other_address_removed(NetEvent::AddressRemoved { index: 1, address: other() }, false)]
+#[case::our_own_add(NetEvent::AddressAdded { index: 1, address: ours() }, false)]
+#[case::our_address_added_elsewhere(NetEvent::AddressAdded { index: 7, address: ours() }, true)]
+#[case::our_link_down(NetEvent::LinkChanged { index: 1, name: "lo".into(), up: false }, true)]
+#[case::our_link_up(NetEvent::LinkChanged { index: 1, name: "lo".into(), up: true }, false)]
+#[case::our_link_renamed(NetEvent::LinkChanged { index: 1, name: "lo2".into(), up: true }, true)]
+#[case::new_link_with_our_name(NetEvent::LinkChanged { index: 9, name: "lo".into(), up: true }, true)]
+#[case::other_link_down(NetEvent::LinkChanged { index: 7, name: "eth0".into(), up: false }, false)]
+#[case::our_link_removed(NetEvent::LinkRemoved { index: 1, name: "lo".into() }, true)]
+#[case::other_link_removed(NetEvent::LinkRemoved { index: 7, name: "eth0".into() }, false)]
+#[case::events_lost(NetEvent::EventsLost, true)]
+fn only_drift_of_our_address_or_interface_is_relevant(
+    #[case] event: NetEvent,
+    #[case] relevant: bool,
+) {
+    let mut reconciler = AddressReconciler::new(FakeNet::with_lo(), desired("lo"));
+    block_on(reconciler.sync()).unwrap();
+    assert_eq!(reconciler.is_relevant(&event), relevant);
+}

@@ -1,0 +1,188 @@
+//! What the sidecar keeps in place, derived from its flags and validated once.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+
+/// The longest interface name Linux accepts (`IFNAMSIZ` less the terminating NUL).
+const MAX_INTERFACE_NAME_BYTES: usize = 15;
+
+/// Why a flag value cannot describe the sidecar's desired state.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DesiredStateError {
+    #[error("{input:?} is not an IP address: expected a plain IPv4 or IPv6 address such as 10.96.0.2 or fd00::2 (no prefix length, no zone)")]
+    NotAnAddress { input: String },
+    #[error("{input:?} is not a usable address: {reason}")]
+    UnusableAddress { input: String, reason: &'static str },
+    #[error("{input:?} is not an interface name: expected 1 to 15 bytes without '/', ':', or white space")]
+    BadInterfaceName { input: String },
+}
+
+/// A host address the proxy listens on: always a single address (/32 or /128).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ProxyAddress(IpAddr);
+
+impl ProxyAddress {
+    pub fn ip(&self) -> IpAddr {
+        self.0
+    }
+
+    /// /32 for IPv4, /128 for IPv6: the address is the proxy's alone, never a subnet.
+    pub fn prefix_len(&self) -> u8 {
+        match self.0 {
+            IpAddr::V4(_) => 32,
+            IpAddr::V6(_) => 128,
+        }
+    }
+
+    pub fn is_ipv6(&self) -> bool {
+        self.0.is_ipv6()
+    }
+}
+
+impl FromStr for ProxyAddress {
+    type Err = DesiredStateError;
+
+    fn from_str(input: &str) -> Result<Self, Self::Err> {
+        // `IpAddr::from_str` already refuses zones (`fe80::1%eth0`) and prefixes (`10.0.0.1/32`).
+        let ip = IpAddr::from_str(input).map_err(|_| DesiredStateError::NotAnAddress {
+            input: input.to_owned(),
+        })?;
+        let unusable = |reason| DesiredStateError::UnusableAddress {
+            input: input.to_owned(),
+            reason,
+        };
+        if ip.is_unspecified() {
+            return Err(unusable(
+                "the unspecified address cannot be assigned to an interface",
+            ));
+        }
+        if ip.is_multicast() {
+            return Err(unusable(
+                "a multicast address cannot be assigned to an interface",
+            ));
+        }
+        Ok(Self(ip))
+    }
+}
+
+impl fmt::Display for ProxyAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.0, self.prefix_len())
+    }
+}
+
+/// A Linux interface name, as `ip link` would accept it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct InterfaceName(String);
+
+impl InterfaceName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The loopback interface exists on every host and is never ours to delete.
+    pub fn is_loopback(&self) -> bool {
+        self.0 == "lo"
+    }
+}
+
+impl FromStr for InterfaceName {
+    type Err = DesiredStateError;
+
+    fn from_str(input: &str) -> Result<Self, Self::Err> {
+        // The kernel's `dev_valid_name`: not empty, fits IFNAMSIZ, not "." or "..", no '/', ':'
+        // or white space.
+        let valid = !input.is_empty()
+            && input.len() <= MAX_INTERFACE_NAME_BYTES
+            && input != "."
+            && input != ".."
+            && !input.contains(|c: char| c == '/' || c == ':' || c.is_whitespace());
+        if valid {
+            Ok(Self(input.to_owned()))
+        } else {
+            Err(DesiredStateError::BadInterfaceName {
+                input: input.to_owned(),
+            })
+        }
+    }
+}
+
+impl fmt::Display for InterfaceName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The address the sidecar keeps, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DesiredAddress {
+    pub address: ProxyAddress,
+    pub interface: InterfaceName,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case("10.96.0.2", "10.96.0.2/32")]
+    #[case("100.1.2.3", "100.1.2.3/32")]
+    #[case("fd00::2", "fd00::2/128")]
+    #[case("2001:db8::1", "2001:db8::1/128")]
+    fn proxy_addresses_are_single_hosts(#[case] input: &str, #[case] shown: &str) {
+        assert_eq!(
+            input.parse::<ProxyAddress>().map(|a| a.to_string()),
+            Ok(shown.to_owned())
+        );
+    }
+
+    #[rstest]
+    #[case("")]
+    #[case("10.96.0.2/32")]
+    #[case("fe80::1%eth0")]
+    #[case("10.96.0")]
+    #[case("example.com")]
+    #[case(" 10.96.0.2")]
+    #[case("0.0.0.0")]
+    #[case("::")]
+    #[case("224.0.0.1")]
+    fn refuses_what_is_not_a_plain_usable_address(#[case] input: &str) {
+        let error = input.parse::<ProxyAddress>().unwrap_err().to_string();
+        assert!(
+            error.contains(&format!("{input:?}")),
+            "{error} does not name the input"
+        );
+    }
+
+    #[rstest]
+    #[case("lo")]
+    #[case("eth0")]
+    #[case("apiserver-proxy")]
+    #[case("a23456789012345")]
+    fn accepts_kernel_interface_names(#[case] input: &str) {
+        assert_eq!(
+            input.parse::<InterfaceName>().map(|n| n.to_string()),
+            Ok(input.to_owned())
+        );
+    }
+
+    #[rstest]
+    #[case("")]
+    #[case("a234567890123456")]
+    #[case("eth/0")]
+    #[case("eth:0")]
+    #[case("eth 0")]
+    #[case(".")]
+    #[case("..")]
+    fn refuses_names_the_kernel_refuses(#[case] input: &str) {
+        assert!(input.parse::<InterfaceName>().is_err());
+    }
+
+    #[test]
+    fn only_lo_is_loopback() {
+        assert!("lo".parse::<InterfaceName>().unwrap().is_loopback());
+        assert!(!"lo0".parse::<InterfaceName>().unwrap().is_loopback());
+    }
+}

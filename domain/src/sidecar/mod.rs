@@ -1,0 +1,13 @@
+//! The node agent: keep the proxy address (and optionally the conntrack-bypass rules) in place.
+
+pub mod address;
+pub mod desired;
+pub mod reconciler;
+pub mod repair;
+pub mod rules;
+pub mod run;
+
+#[cfg(test)]
+mod fake_net;
+#[cfg(test)]
+mod fake_rules;

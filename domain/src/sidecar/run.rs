@@ -1,0 +1,164 @@
+//! The sidecar's loop: one sync at start, then on every interval, at once on a relevant network
+//! event, and sooner after a failure. The reconciler never learns why it runs; the trigger only
+//! goes into logs and metrics.
+
+use std::future::Future;
+use std::pin::pin;
+use std::time::Duration;
+
+use futures::{FutureExt, Stream, StreamExt};
+
+use crate::ports::{AddressManager, Clock, NetEvent, RuleManager, SyncObserver};
+use crate::sidecar::reconciler::{Sidecar, SyncOutcome};
+
+/// Why a sync ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Trigger {
+    Start,
+    Interval,
+    Event,
+    /// The previous sync failed; this one comes before the interval is over.
+    Retry,
+}
+
+impl Trigger {
+    pub const ALL: [Trigger; 4] = [
+        Trigger::Start,
+        Trigger::Interval,
+        Trigger::Event,
+        Trigger::Retry,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Start => "start",
+            Trigger::Interval => "interval",
+            Trigger::Event => "event",
+            Trigger::Retry => "retry",
+        }
+    }
+}
+
+/// What one sync did, as logs and metrics see it.
+#[derive(Debug)]
+pub struct SyncReport<'a> {
+    pub trigger: Trigger,
+    pub outcome: &'a SyncOutcome,
+    pub duration: Duration,
+    pub address_present: bool,
+}
+
+/// How long to wait before the next sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schedule {
+    /// `--sync-interval`: the safety net that catches what no event reported.
+    pub interval: Duration,
+    /// The first retry after a failed sync; each further failure doubles it, up to `interval`.
+    pub first_retry: Duration,
+}
+
+impl Schedule {
+    pub fn new(interval: Duration) -> Self {
+        Self {
+            interval,
+            first_retry: Duration::from_secs(1),
+        }
+    }
+
+    /// The wait after `failures` failed syncs in a row (0 after a success).
+    pub fn wait_after(&self, failures: u32) -> Duration {
+        if failures == 0 {
+            return self.interval;
+        }
+        let factor = 1u32.checked_shl(failures - 1).unwrap_or(u32::MAX);
+        self.first_retry.saturating_mul(factor).min(self.interval)
+    }
+}
+
+/// Runs one sync, times it, and tells the observer and the log.
+pub async fn sync_once<A, R, C, O>(
+    sidecar: &mut Sidecar<A, R>,
+    clock: &C,
+    observer: &O,
+    trigger: Trigger,
+) -> SyncOutcome
+where
+    A: AddressManager,
+    R: RuleManager,
+    C: Clock,
+    O: SyncObserver,
+{
+    let started = clock.now();
+    let outcome = sidecar.sync().await;
+    let duration = clock.now().saturating_sub(started);
+    for repair in &outcome.repairs {
+        tracing::info!(
+            trigger = trigger.as_str(),
+            kind = repair.kind().as_str(),
+            "{repair}"
+        );
+    }
+    for error in &outcome.errors {
+        tracing::error!(trigger = trigger.as_str(), kind = error.kind(), "{error}");
+    }
+    tracing::debug!(
+        trigger = trigger.as_str(),
+        ?duration,
+        ok = outcome.succeeded(),
+        "sync finished"
+    );
+    observer.sync_finished(&SyncReport {
+        trigger,
+        outcome: &outcome,
+        duration,
+        address_present: sidecar.address_present(),
+    });
+    outcome
+}
+
+/// Keeps the desired state until `shutdown` completes. Never returns early: a failed sync is
+/// retried, a broken event stream leaves the interval as the safety net.
+pub async fn run<A, R, C, O, E, S>(
+    sidecar: &mut Sidecar<A, R>,
+    clock: &C,
+    observer: &O,
+    schedule: Schedule,
+    events: E,
+    shutdown: S,
+) where
+    A: AddressManager,
+    R: RuleManager,
+    C: Clock,
+    O: SyncObserver,
+    E: Stream<Item = NetEvent>,
+    S: Future<Output = ()>,
+{
+    // An ended stream must not end the loop nor spin it: it just never yields again.
+    let mut events = pin!(events.chain(futures::stream::pending()).fuse());
+    let mut shutdown = pin!(shutdown.fuse());
+    let mut trigger = Trigger::Start;
+    let mut failures = 0;
+    loop {
+        let outcome = sync_once(sidecar, clock, observer, trigger).await;
+        failures = if outcome.succeeded() { 0 } else { failures + 1 };
+        let mut wait = pin!(clock.sleep(schedule.wait_after(failures)).fuse());
+        trigger = loop {
+            futures::select_biased! {
+                () = shutdown => return,
+                () = wait => break if failures == 0 { Trigger::Interval } else { Trigger::Retry },
+                event = events.next() => match event {
+                    Some(event) if sidecar.is_relevant(&event) => {
+                        tracing::debug!(?event, "network change");
+                        // A burst (a flush, a restore) arrives as many events: one sync covers them.
+                        while let Some(Some(_)) = events.next().now_or_never() {}
+                        break Trigger::Event;
+                    }
+                    Some(_) | None => {}
+                },
+            }
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests;
