@@ -25,6 +25,7 @@ impl Clock for TokioClock {
         self.origin.elapsed()
     }
 
+    #[allow(clippy::disallowed_methods)] // This is the Clock: the one place that really sleeps.
     async fn sleep(&self, duration: Duration) {
         tokio::time::sleep(duration).await;
     }

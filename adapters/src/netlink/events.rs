@@ -93,6 +93,8 @@ pub fn network_events() -> std::io::Result<impl Stream<Item = NetEvent>> {
             }
             tracing::warn!("netlink event subscription ended; subscribing again");
             loop {
+                // Outside the sync loop and its Clock: a plain pause between attempts.
+                #[allow(clippy::disallowed_methods)]
                 tokio::time::sleep(RESUBSCRIBE_DELAY).await;
                 match subscribe() {
                     Ok(again) => break messages = again,
