@@ -1,6 +1,6 @@
 //! Flag parsing as Go's pflag does it, with one-line errors.
 
-use clap::error::ErrorKind;
+use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::Parser;
 
 /// Go's `strconv.ParseBool`, which pflag uses for `--flag=value` booleans.
@@ -47,6 +47,13 @@ pub fn one_line(error: &clap::Error) -> String {
         .unwrap_or("error: invalid flags");
     match error.kind() {
         ErrorKind::UnknownArgument => format!("{first} (see --help for the flags)"),
+        // clap lists the missing flags on the lines below; fold them into this one.
+        ErrorKind::MissingRequiredArgument => match error.get(ContextKind::InvalidArg) {
+            Some(ContextValue::Strings(flags)) => {
+                format!("error: missing required flag {}", flags.join(", "))
+            }
+            _ => first.to_owned(),
+        },
         _ => first.to_owned(),
     }
 }
