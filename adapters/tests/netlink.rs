@@ -24,7 +24,10 @@ fn desired(address: &str, interface: &str) -> DesiredAddress {
 }
 
 fn reconciler(address: &str, interface: &str) -> AddressReconciler<Netlink> {
-    AddressReconciler::new(Netlink::connect().unwrap(), desired(address, interface))
+    AddressReconciler::new(
+        Netlink::connect().expect("a netlink socket"),
+        desired(address, interface),
+    )
 }
 
 /// Polls `check` every 5 ms for up to 5 s; the bound only keeps a broken test from hanging.
