@@ -18,8 +18,8 @@ use support::{in_netns, sh, try_sh};
 
 fn desired(address: &str, interface: &str) -> DesiredAddress {
     DesiredAddress {
-        address: address.parse().unwrap(),
-        interface: interface.parse().unwrap(),
+        address: address.parse().expect("a valid address"),
+        interface: interface.parse().expect("a valid interface name"),
     }
 }
 
