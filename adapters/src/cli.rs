@@ -1,6 +1,9 @@
 //! Flag parsing as Go's pflag does it, with one-line errors.
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
+use std::net::SocketAddr;
+use std::str::FromStr;
+
 use clap::Parser;
 
 /// Go's `strconv.ParseBool`, which pflag uses for `--flag=value` booleans.
@@ -9,6 +12,27 @@ pub fn parse_go_bool(value: &str) -> Result<bool, String> {
         "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
         "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
         _ => Err("expected a boolean: true, false, 1, 0, t, f".to_owned()),
+    }
+}
+
+/// An optional `host:port` flag: empty means off, as Kubernetes components' bind-address flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BindAddress(pub Option<SocketAddr>);
+
+impl FromStr for BindAddress {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        if value.is_empty() {
+            return Ok(Self(None));
+        }
+        value
+            .parse()
+            .map(|address| Self(Some(address)))
+            .map_err(|_| {
+                "expected host:port such as 127.0.0.1:9090 or [::1]:9090, or empty for off"
+                    .to_owned()
+            })
     }
 }
 
@@ -51,6 +75,13 @@ pub fn one_line(error: &clap::Error) -> String {
         ErrorKind::MissingRequiredArgument => match error.get(ContextKind::InvalidArg) {
             Some(ContextValue::Strings(flags)) => {
                 format!("error: missing required flag {}", flags.join(", "))
+            }
+            _ => first.to_owned(),
+        },
+        // clap puts the accepted values on a line of their own.
+        ErrorKind::InvalidValue => match error.get(ContextKind::ValidValue) {
+            Some(ContextValue::Strings(values)) => {
+                format!("{first}: expected one of {}", values.join(", "))
             }
             _ => first.to_owned(),
         },

@@ -7,8 +7,10 @@
 //! - [`cli`]: Go/pflag flag forms and one-line flag errors.
 //! - [`clock`]: the domain's `Clock` on tokio's timer.
 //! - [`logging`]: klog-compatible logging and the klog flags both binaries accept.
+//! - [`metrics`]: Prometheus metrics and health endpoints (opt-in plain HTTP).
 
 pub mod cli;
 pub mod clock;
 pub mod logging;
+pub mod metrics;
 pub mod netlink;

@@ -140,3 +140,19 @@ pub trait SyncObserver: Send + Sync {
 impl SyncObserver for () {
     fn sync_finished(&self, _: &SyncReport<'_>) {}
 }
+
+/// Metrics that are on or off.
+impl<T: SyncObserver> SyncObserver for Option<T> {
+    fn sync_finished(&self, report: &SyncReport<'_>) {
+        if let Some(observer) = self {
+            observer.sync_finished(report);
+        }
+    }
+}
+
+/// Shared with the metrics server.
+impl<T: SyncObserver + ?Sized> SyncObserver for std::sync::Arc<T> {
+    fn sync_finished(&self, report: &SyncReport<'_>) {
+        T::sync_finished(self, report);
+    }
+}

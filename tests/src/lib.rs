@@ -33,8 +33,10 @@ pub fn skip(name: &str, why: &str) {
 
 /// Polls `check` every 5 ms until it holds, for at most 10 s; the bound only keeps a broken test
 /// from hanging, it asserts nothing about speed.
+#[allow(clippy::disallowed_types)] // The test's own deadline, not code under test.
 pub fn wait_until(what: &str, check: impl Fn() -> bool) {
-    for _ in 0..2000 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
         if check() {
             return;
         }
@@ -42,4 +44,56 @@ pub fn wait_until(what: &str, check: impl Fn() -> bool) {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     panic!("timed out waiting until {what}");
+}
+
+/// A plain HTTP/1.0 GET to `127.0.0.1:port` from the calling thread's network namespace:
+/// `(status, body)`.
+pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+/// The value of one series (`name{labels}`) in a Prometheus text exposition.
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// Checks an exposition with the reference OpenMetrics parser (Python's prometheus_client);
+/// `Err` names what is wrong, or that the parser is not installed.
+pub fn check_openmetrics(text: &str) -> Result<(), String> {
+    use std::io::Write;
+    let script = "import sys\nfrom prometheus_client.openmetrics.parser import text_string_to_metric_families as parse\nlist(parse(sys.stdin.read()))";
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("python3: {e}"))?;
+    child
+        .stdin
+        .take()
+        .ok_or("no stdin")?
+        .write_all(text.as_bytes())
+        .map_err(|e| e.to_string())?;
+    let output = child.wait_with_output().map_err(|e| e.to_string())?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).into_owned())
+    }
 }

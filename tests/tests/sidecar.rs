@@ -4,7 +4,7 @@
 use std::process::{Child, Command, Output, Stdio};
 
 use blackbox_tests::netns::{in_netns, sh, try_sh};
-use blackbox_tests::{binary, wait_until};
+use blackbox_tests::{binary, check_openmetrics, http_get, metric, skip, wait_until};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use rstest::rstest;
@@ -209,4 +209,107 @@ fn daemon_keeps_an_ipv6_address() {
         assert!(output.status.success(), "{}", stderr(&output));
         assert!(!on_lo("fd00::2"));
     });
+}
+
+const METRICS_PORT: u16 = 9090;
+
+fn scrape() -> String {
+    let (status, body) = http_get(METRICS_PORT, "/metrics").expect("the metrics endpoint answers");
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+#[test]
+fn metrics_count_a_repair_exactly_once_and_parse_as_openmetrics() {
+    in_netns(
+        "metrics_count_a_repair_exactly_once_and_parse_as_openmetrics",
+        || async {
+            let child = start(&[
+                "--ip-address=10.96.0.2",
+                "--metrics-bind-address=127.0.0.1:9090",
+            ]);
+            let address_repairs = "apiserver_proxy_sidecar_repairs_total{kind=\"address\"}";
+            wait_until("the first sync is counted", || {
+                http_get(METRICS_PORT, "/metrics")
+                    .is_ok_and(|(_, text)| metric(&text, address_repairs) == Some(1.0))
+            });
+            let before = scrape();
+            sh("ip addr del 10.96.0.2/32 dev lo");
+            wait_until("the repair is counted", || {
+                http_get(METRICS_PORT, "/metrics")
+                    .is_ok_and(|(_, text)| metric(&text, address_repairs) == Some(2.0))
+            });
+            let after = scrape();
+            let event_syncs =
+                "apiserver_proxy_sidecar_syncs_total{trigger=\"event\",result=\"success\"}";
+            assert_eq!(
+                metric(&after, event_syncs).unwrap() - metric(&before, event_syncs).unwrap(),
+                1.0,
+                "{after}"
+            );
+            assert_eq!(
+                metric(
+                    &after,
+                    "apiserver_proxy_sidecar_repairs_total{kind=\"link\"}"
+                ),
+                Some(0.0)
+            );
+            assert_eq!(
+                metric(&after, "apiserver_proxy_sidecar_address_present"),
+                Some(1.0)
+            );
+            assert_eq!(http_get(METRICS_PORT, "/healthz").unwrap().0, 200);
+            assert_eq!(http_get(METRICS_PORT, "/readyz").unwrap().0, 200);
+            match check_openmetrics(&after) {
+                Ok(()) => {}
+                Err(why) if why.contains("No module named") => skip("openmetrics parser", &why),
+                Err(why) => panic!("the exposition does not parse: {why}\n{after}"),
+            }
+            terminate(child);
+        },
+    );
+}
+
+#[test]
+fn readiness_fails_while_the_address_cannot_be_added_and_recovers() {
+    in_netns(
+        "readiness_fails_while_the_address_cannot_be_added_and_recovers",
+        || async {
+            let (has_dummy, _, _) = try_sh("ip link add probe0 type dummy && ip link del probe0");
+            if has_dummy {
+                skip(
+                    "readiness_fails_while_the_address_cannot_be_added_and_recovers",
+                    "this kernel can create the interface, so the address never fails",
+                );
+                return;
+            }
+            let child = start(&[
+                "--ip-address=10.96.0.2",
+                "--interface=proxy0",
+                "--metrics-bind-address=127.0.0.1:9090",
+            ]);
+            wait_until("a failed sync is counted", || {
+                http_get(METRICS_PORT, "/metrics").is_ok_and(|(_, text)| {
+                    metric(
+                        &text,
+                        "apiserver_proxy_sidecar_errors_total{kind=\"address\"}",
+                    )
+                    .is_some_and(|n| n >= 1.0)
+                })
+            });
+            assert_eq!(http_get(METRICS_PORT, "/readyz").unwrap().0, 503);
+            assert_eq!(
+                http_get(METRICS_PORT, "/healthz").unwrap().0,
+                200,
+                "a kernel refusal never fails liveness"
+            );
+            // The interface appears (as if an operator created it): the sidecar notices and recovers.
+            sh("ip link add proxy0 type veth peer name proxy1");
+            wait_until("ready again", || {
+                http_get(METRICS_PORT, "/readyz").is_ok_and(|(status, _)| status == 200)
+            });
+            assert!(sh("ip addr show dev proxy0").contains("10.96.0.2/32"));
+            terminate(child);
+        },
+    );
 }

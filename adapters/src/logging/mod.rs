@@ -13,9 +13,10 @@ use std::sync::Arc;
 use clap::Args;
 use tracing::level_filters::LevelFilter;
 use tracing::Level;
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::Layer;
+use tracing_subscriber::{Layer, Registry};
 
 use crate::cli::parse_go_bool;
 pub use format::Klog;
@@ -87,9 +88,27 @@ pub struct KlogFlags {
     #[arg(short = 'v', long = "v", value_name = "Level", default_value_t = 0)]
     pub v: u8,
 
+    /// [optional] log line format: text (klog, as the original) or json
+    #[arg(
+        long = "logging-format",
+        value_name = "string",
+        value_enum,
+        default_value = "text"
+    )]
+    pub logging_format: LogFormat,
+
     /// comma-separated list of pattern=N settings for file-filtered logging (accepted, no effect)
     #[arg(long = "vmodule", value_name = "moduleSpec", default_value = "")]
     pub vmodule: String,
+}
+
+/// The shape of a log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// klog's text lines, as the original programs write them.
+    Text,
+    /// One JSON object per line, for log pipelines that index fields.
+    Json,
 }
 
 /// klog's severities, by number or by name.
@@ -138,6 +157,24 @@ impl KlogFlags {
         }
     }
 
+    /// One output in the chosen format.
+    fn layer<W>(&self, klog: Klog, writer: W) -> Box<dyn Layer<Registry> + Send + Sync>
+    where
+        W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+    {
+        let layer = tracing_subscriber::fmt::layer()
+            .with_ansi(false)
+            .with_writer(writer);
+        match self.logging_format {
+            LogFormat::Text => layer.event_format(klog).boxed(),
+            LogFormat::Json => layer
+                .json()
+                .flatten_event(true)
+                .with_current_span(true)
+                .boxed(),
+        }
+    }
+
     /// Installs the global subscriber. Call once, first thing in `main`.
     pub fn init(&self, program: &str) -> Result<(), LoggingError> {
         let level = verbosity(self.v);
@@ -156,21 +193,18 @@ impl KlogFlags {
         } else {
             level.min(self.stderrthreshold.into())
         };
-        let stderr = tracing_subscriber::fmt::layer()
-            .event_format(format.clone())
-            .with_writer(std::io::stderr)
-            .with_filter(stderr_level);
-        let file = file.map(|file| {
-            tracing_subscriber::fmt::layer()
-                .event_format(format)
-                .with_ansi(false)
-                .with_writer(Arc::new(file))
-                .with_filter(level)
-        });
-        tracing_subscriber::registry()
-            .with(stderr)
-            .with(file)
-            .init();
+        let mut outputs = vec![self
+            .layer(format.clone(), std::io::stderr)
+            .with_filter(stderr_level)
+            .boxed()];
+        if let Some(file) = file {
+            outputs.push(
+                self.layer(format, Arc::new(file))
+                    .with_filter(level)
+                    .boxed(),
+            );
+        }
+        tracing_subscriber::registry().with(outputs).init();
         Ok(())
     }
 }
@@ -242,6 +276,14 @@ mod tests {
         ];
         let flags = parse(&args).unwrap();
         assert_eq!(flags.stderrthreshold, Level::WARN);
+    }
+
+    #[rstest]
+    #[case(&[], LogFormat::Text)]
+    #[case(&["--logging-format=json"], LogFormat::Json)]
+    #[case(&["--logging-format", "text"], LogFormat::Text)]
+    fn log_format_is_text_unless_asked(#[case] args: &[&str], #[case] format: LogFormat) {
+        assert_eq!(parse(args).unwrap().logging_format, format);
     }
 
     #[test]

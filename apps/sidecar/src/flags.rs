@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use adapters::cli::parse_go_bool;
+use adapters::cli::{parse_go_bool, BindAddress};
 use adapters::logging::KlogFlags;
 use clap::Parser;
 use domain::duration::{format_go_duration, parse_go_duration};
@@ -42,6 +42,14 @@ pub struct Flags {
     /// [optional] interval to check for iptables rules.
     #[arg(long = "sync-interval", value_name = "duration", default_value = "1m0s", value_parser = parse_sync_interval)]
     pub sync_interval: Duration,
+
+    /// [optional] address (e.g. 127.0.0.1:9090) to serve /metrics, /healthz and /readyz on, over plain HTTP. Empty: off.
+    #[arg(
+        long = "metrics-bind-address",
+        value_name = "string",
+        default_value = ""
+    )]
+    pub metrics_bind_address: BindAddress,
 
     #[command(flatten)]
     pub klog: KlogFlags,
@@ -101,6 +109,23 @@ mod tests {
         assert!(flags.daemon);
         assert!(!flags.cleanup);
         assert!(!flags.setup_iptables);
+        assert_eq!(flags.metrics_bind_address.0, None);
+    }
+
+    #[test]
+    fn metrics_are_opt_in() {
+        let flags = parse(&[
+            "--ip-address=10.96.0.2",
+            "--metrics-bind-address=127.0.0.1:9090",
+        ])
+        .expect("valid");
+        assert_eq!(
+            flags.metrics_bind_address.0,
+            Some("127.0.0.1:9090".parse().unwrap())
+        );
+        let error = parse(&["--ip-address=10.96.0.2", "--metrics-bind-address=localhost"])
+            .expect_err("no port");
+        assert!(adapters::cli::one_line(&error).contains("host:port"));
     }
 
     #[rstest]
@@ -126,13 +151,14 @@ mod tests {
 
     #[rstest]
     #[case(&["--ip-address=10.96.0.2", "--sync-interval=0s"], "--sync-interval", "positive")]
-    #[case(&["--ip-address=10.96.0.2", "--sync-interval=1x"], "1x", "Go duration")]
+    #[case(&["--ip-address=10.96.0.2", "--sync-interval=1x"], "1x", "expected one of ns")]
     #[case(&["--ip-address=10.96.0.2/32"], "10.96.0.2/32", "plain IPv4 or IPv6")]
     #[case(&["--ip-address=fe80::1%eth0"], "fe80::1%eth0", "no zone")]
     #[case(&["--ip-address=10.96.0.2", "--interface=abcdefghijklmnop"], "abcdefghijklmnop", "1 to 15 bytes")]
     #[case(&["--ip-address=10.96.0.2", "--port=0"], "--port", "1 to 65535")]
     #[case(&["--ip-address=10.96.0.2", "--port=https"], "https", "port number")]
     #[case(&["--ip-address=10.96.0.2", "--cleanup=yes"], "yes", "boolean")]
+    #[case(&["--ip-address=10.96.0.2", "--logging-format=xml"], "xml", "expected one of text, json")]
     fn bad_values_name_the_flag_value_and_expectation(
         #[case] args: &[&str],
         #[case] named: &str,

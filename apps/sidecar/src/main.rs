@@ -3,9 +3,14 @@
 mod flags;
 mod signals;
 
+use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 use adapters::clock::TokioClock;
+use adapters::metrics::server;
+use adapters::metrics::sidecar::SidecarMetrics;
 use adapters::netlink::{events::network_events, Netlink};
 use anyhow::Context;
 use domain::ports::{NetEvent, RuleError, RuleManager};
@@ -58,8 +63,12 @@ async fn serve(flags: Flags) -> anyhow::Result<ExitCode> {
         );
     }
     let clock = TokioClock::default();
+    let metrics = match flags.metrics_bind_address.0 {
+        Some(address) => Some(serve_metrics(address, flags.sync_interval).await?),
+        None => None,
+    };
     if !flags.daemon {
-        let outcome = sync_once(&mut sidecar, &clock, &(), Trigger::Start).await;
+        let outcome = sync_once(&mut sidecar, &clock, &metrics, Trigger::Start).await;
         let cleaned = !flags.cleanup || cleanup(&mut sidecar).await;
         return Ok(if outcome.succeeded() && cleaned {
             ExitCode::SUCCESS
@@ -71,7 +80,7 @@ async fn serve(flags: Flags) -> anyhow::Result<ExitCode> {
     run(
         &mut sidecar,
         &clock,
-        &(),
+        &metrics,
         Schedule::new(flags.sync_interval),
         events(),
         signals.next(),
@@ -89,6 +98,19 @@ async fn serve(flags: Flags) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(130))
         }
     }
+}
+
+/// Starts the metrics and health server; a bad or busy address fails the start.
+async fn serve_metrics(
+    address: SocketAddr,
+    interval: Duration,
+) -> anyhow::Result<Arc<SidecarMetrics>> {
+    let metrics = Arc::new(SidecarMetrics::new(interval));
+    let bound = server::serve(address, metrics.clone())
+        .await
+        .with_context(|| format!("cannot serve metrics on --metrics-bind-address={address}"))?;
+    tracing::info!("serving /metrics, /healthz and /readyz on http://{bound}");
+    Ok(metrics)
 }
 
 /// The network events, or none if the kernel refuses the subscription: the interval then remains

@@ -1,0 +1,189 @@
+use super::*;
+use domain::ports::RuleError;
+use domain::sidecar::reconciler::SyncOutcome;
+use domain::sidecar::repair::Repair;
+use domain::sidecar::rules::RulesError;
+
+fn report<'a>(trigger: Trigger, outcome: &'a SyncOutcome, present: bool) -> SyncReport<'a> {
+    SyncReport {
+        trigger,
+        outcome,
+        duration: Duration::from_micros(300),
+        address_present: present,
+    }
+}
+
+fn value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[test]
+fn counters_start_at_zero_for_every_kind() {
+    let text = SidecarMetrics::new(Duration::from_secs(60)).metrics();
+    for kind in ["address", "link", "rule"] {
+        assert_eq!(
+            value(
+                &text,
+                &format!("apiserver_proxy_sidecar_repairs_total{{kind=\"{kind}\"}}")
+            ),
+            Some(0.0),
+            "{text}"
+        );
+    }
+    for kind in ["address", "rules"] {
+        assert_eq!(
+            value(
+                &text,
+                &format!("apiserver_proxy_sidecar_errors_total{{kind=\"{kind}\"}}")
+            ),
+            Some(0.0),
+            "{text}"
+        );
+    }
+    assert!(
+        text.trim_end().ends_with("# EOF"),
+        "OpenMetrics ends with # EOF"
+    );
+}
+
+#[test]
+fn a_repairing_sync_moves_exactly_its_counters() {
+    let metrics = SidecarMetrics::new(Duration::from_secs(60));
+    let outcome = SyncOutcome {
+        repairs: vec![
+            Repair::AddressAdded {
+                address: "10.96.0.2/32".into(),
+                interface: "lo".into(),
+            },
+            Repair::RuleInserted {
+                rule: "-t raw ...".into(),
+            },
+            Repair::RuleInserted {
+                rule: "-t filter ...".into(),
+            },
+        ],
+        errors: vec![],
+    };
+    metrics.sync_finished(&report(Trigger::Event, &outcome, true));
+    let text = metrics.metrics();
+    assert_eq!(
+        value(
+            &text,
+            "apiserver_proxy_sidecar_syncs_total{trigger=\"event\",result=\"success\"}"
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(
+            &text,
+            "apiserver_proxy_sidecar_repairs_total{kind=\"address\"}"
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            &text,
+            "apiserver_proxy_sidecar_repairs_total{kind=\"rule\"}"
+        ),
+        Some(2.0)
+    );
+    assert_eq!(
+        value(
+            &text,
+            "apiserver_proxy_sidecar_repairs_total{kind=\"link\"}"
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        value(&text, "apiserver_proxy_sidecar_address_present"),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&text, "apiserver_proxy_sidecar_sync_duration_seconds_count"),
+        Some(1.0)
+    );
+    assert!(value(
+        &text,
+        "apiserver_proxy_sidecar_last_successful_sync_timestamp_seconds"
+    )
+    .is_some_and(|t| t > 1.7e9));
+    assert_eq!(metrics.ready(), Ok(()));
+}
+
+#[test]
+fn a_failed_sync_counts_its_error_and_makes_the_sidecar_unready() {
+    let metrics = SidecarMetrics::new(Duration::from_secs(60));
+    let outcome = SyncOutcome {
+        repairs: vec![],
+        errors: vec![SyncError::Rules(RulesError {
+            step: "list",
+            cause: RuleError::BinaryMissing {
+                binary: "iptables-save".into(),
+            },
+        })],
+    };
+    metrics.sync_finished(&report(Trigger::Start, &outcome, true));
+    let text = metrics.metrics();
+    assert_eq!(
+        value(
+            &text,
+            "apiserver_proxy_sidecar_errors_total{kind=\"rules\"}"
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            &text,
+            "apiserver_proxy_sidecar_syncs_total{trigger=\"start\",result=\"failure\"}"
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            &text,
+            "apiserver_proxy_sidecar_last_successful_sync_timestamp_seconds"
+        ),
+        Some(0.0)
+    );
+    assert!(metrics.ready().is_err());
+    assert_eq!(
+        metrics.healthy(),
+        Ok(()),
+        "a refusal by the kernel never fails liveness"
+    );
+}
+
+#[test]
+fn a_missing_address_makes_the_sidecar_unready() {
+    let metrics = SidecarMetrics::new(Duration::from_secs(60));
+    metrics.sync_finished(&report(Trigger::Interval, &SyncOutcome::default(), false));
+    assert!(metrics.ready().is_err());
+}
+
+#[tokio::test(start_paused = true)]
+async fn liveness_fails_when_no_sync_ran_for_twice_the_interval() {
+    let metrics = SidecarMetrics::new(Duration::from_secs(60));
+    metrics.sync_finished(&report(Trigger::Start, &SyncOutcome::default(), true));
+    tokio::time::advance(Duration::from_secs(119)).await;
+    assert_eq!(metrics.healthy(), Ok(()));
+    tokio::time::advance(Duration::from_secs(2)).await;
+    assert!(metrics.healthy().is_err());
+}
+
+#[test]
+fn reports_reach_metrics_shared_with_the_server() {
+    let shared = std::sync::Arc::new(SidecarMetrics::new(Duration::from_secs(60)));
+    let observer = Some(shared.clone());
+    observer.sync_finished(&report(Trigger::Start, &SyncOutcome::default(), true));
+    let text = shared.metrics();
+    assert_eq!(
+        value(
+            &text,
+            "apiserver_proxy_sidecar_syncs_total{trigger=\"start\",result=\"success\"}"
+        ),
+        Some(1.0),
+        "{text}"
+    );
+}
