@@ -2,6 +2,17 @@
 //!
 //! # Layout
 //!
+//! - [`netlink`]: rtnetlink `AddressManager` (links and addresses) and the link/address event
+//!   stream.
 //! - [`http`]: the pod webhook's HTTPS server (hyper, tokio-rustls), with certificate reloading.
+//! - [`cli`]: Go/pflag flag forms and one-line flag errors.
+//! - [`clock`]: the domain's `Clock` on tokio's timer.
+//! - [`logging`]: klog-compatible logging and the klog flags both binaries accept.
+//! - [`signals`]: SIGTERM and SIGINT, the two ways both binaries are asked to stop.
 
+pub mod cli;
+pub mod clock;
 pub mod http;
+pub mod logging;
+pub mod netlink;
+pub mod signals;

@@ -16,7 +16,10 @@ use socket2::{Domain, Socket, Type};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
+use domain::ports::Clock as _;
 use domain::webhook::fqdn::ApiserverFqdn;
+
+use crate::clock::TokioClock;
 
 use super::certs::{load_client_roots, CertError, CertPaths};
 use super::reload::ReloadingCertResolver;
@@ -124,7 +127,7 @@ impl Server {
                     }
                     Err(cause) => {
                         tracing::error!(%cause, "cannot accept a connection");
-                        tokio::time::sleep(ACCEPT_BACKOFF).await;
+                        TokioClock::default().sleep(ACCEPT_BACKOFF).await;
                     }
                 },
             }
