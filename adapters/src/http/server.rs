@@ -57,9 +57,9 @@ pub struct Config {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("serving certificate: {0}")]
-    Certificate(#[source] CertError),
+    Certificate(CertError),
     #[error("client CA: {0}")]
-    ClientCa(#[source] CertError),
+    ClientCa(CertError),
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
     #[error("cannot resolve --host {host:?}: {cause}")]
