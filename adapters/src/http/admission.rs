@@ -86,13 +86,16 @@ where
     }
 }
 
+/// One line per review at `--v=2` (klog's level for per-request lines): at info, a busy cluster's
+/// Pod creations would cost more in logging than in reviewing. A Pod that cannot be read is
+/// always worth a warning.
 fn log_outcome(outcome: &Outcome, uid: &str, object: &str) {
     let label = outcome.as_str();
     match outcome {
         Outcome::PodUnreadable { .. } => {
             tracing::warn!(uid, object, outcome = label, "{outcome}")
         }
-        _ => tracing::info!(uid, object, outcome = label, "{outcome}"),
+        _ => tracing::debug!(uid, object, outcome = label, "{outcome}"),
     }
 }
 
