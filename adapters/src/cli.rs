@@ -36,6 +36,14 @@ impl FromStr for BindAddress {
     }
 }
 
+/// A TCP port to listen on; 0 (any port) is refused, as nothing would know where to connect.
+pub fn parse_port(value: &str) -> Result<u16, String> {
+    match value.parse::<u16>() {
+        Ok(port) if port > 0 => Ok(port),
+        _ => Err("expected a port number from 1 to 65535".to_owned()),
+    }
+}
+
 /// Parses the process's arguments. `--help` prints usage and exits 0; a bad flag or value prints
 /// one line that names it and what was expected, and exits 2 (as pflag does).
 pub fn parse_flags<T: Parser>() -> T {

@@ -4,13 +4,17 @@
 //!
 //! - [`netlink`]: rtnetlink `AddressManager` (links and addresses) and the link/address event
 //!   stream.
+//! - [`http`]: the pod webhook's HTTPS server (hyper, tokio-rustls), with certificate reloading.
 //! - [`cli`]: Go/pflag flag forms and one-line flag errors.
 //! - [`clock`]: the domain's `Clock` on tokio's timer.
 //! - [`logging`]: klog-compatible logging and the klog flags both binaries accept.
 //! - [`metrics`]: Prometheus metrics and health endpoints (opt-in plain HTTP).
+//! - [`signals`]: SIGTERM and SIGINT, the two ways both binaries are asked to stop.
 
 pub mod cli;
 pub mod clock;
+pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod netlink;
+pub mod signals;

@@ -13,7 +13,13 @@
 //!   - `reconciler`: both together, as one sync.
 //!   - `run`: the loop that decides when to sync (start, interval, network events, retries).
 //!   - `repair`: what a sync changed, for logs and metrics.
+//! - [`webhook`]: the pod webhook.
+//!   - `fqdn`: `--apiserver-fqdn`, validated as Kubernetes validates a domain name.
+//!   - `pod_patch`: the JSON Patch that adds the variable, on the Pod's raw JSON; the opt-out label.
+//!   - `review`: one AdmissionReview's bytes in, the answer out (v1 and v1beta1).
+//!   - `outcome`: what was decided, for logs and metrics.
 
 pub mod duration;
 pub mod ports;
 pub mod sidecar;
+pub mod webhook;

@@ -1,1 +1,52 @@
-fn main() {}
+//! `apiserver-proxy-pod-webhook`: flags -> certificates and listener -> serve until a signal.
+
+mod flags;
+
+use std::process::ExitCode;
+
+use adapters::http::admission::PATH;
+use adapters::http::server::Server;
+use adapters::signals::Signals;
+use anyhow::Context;
+
+use crate::flags::Flags;
+
+const PROGRAM: &str = "apiserver-proxy-pod-webhook";
+
+/// Two workers: the work per review is microseconds, and each worker thread costs memory.
+const WORKER_THREADS: usize = 2;
+
+fn main() -> ExitCode {
+    let flags: Flags = adapters::cli::parse_flags();
+    if let Err(error) = flags.klog.init(PROGRAM) {
+        eprintln!("{PROGRAM}: {error}");
+        return ExitCode::FAILURE;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(WORKER_THREADS)
+        .enable_all()
+        .build();
+    let outcome = runtime
+        .context("cannot start the async runtime")
+        .and_then(|rt| rt.block_on(serve(flags)));
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(flags: Flags) -> anyhow::Result<()> {
+    tracing::info!("starting {PROGRAM}: {}", flags.summary());
+    let mut signals = Signals::install()?;
+    let server = Server::bind(flags.server_config())?;
+    let address = server
+        .local_addr()
+        .context("cannot read the bound address")?;
+    tracing::info!(%address, "serving https://{address}{PATH}");
+    server.run(signals.next()).await;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use adapters::cli::{parse_go_bool, BindAddress};
+use adapters::cli::{parse_go_bool, parse_port, BindAddress};
 use adapters::logging::KlogFlags;
 use clap::Parser;
 use domain::duration::{format_go_duration, parse_go_duration};
@@ -53,13 +53,6 @@ pub struct Flags {
 
     #[command(flatten)]
     pub klog: KlogFlags,
-}
-
-fn parse_port(value: &str) -> Result<u16, String> {
-    match value.parse::<u16>() {
-        Ok(port) if port > 0 => Ok(port),
-        _ => Err("expected a port number from 1 to 65535".to_owned()),
-    }
 }
 
 fn parse_sync_interval(value: &str) -> Result<Duration, String> {

@@ -1,7 +1,6 @@
 //! `apiserver-proxy-sidecar`: flags -> desired state -> adapters -> the domain's sync loop.
 
 mod flags;
-mod signals;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -76,7 +75,7 @@ async fn serve(flags: Flags) -> anyhow::Result<ExitCode> {
             ExitCode::FAILURE
         });
     }
-    let mut signals = signals::Signals::install()?;
+    let mut signals = adapters::signals::Signals::install()?;
     run(
         &mut sidecar,
         &clock,

@@ -1,0 +1,156 @@
+//! The one route: HTTP in, [`domain::webhook::review`] in the middle, HTTP out. Every refusal is
+//! a 4xx with a Kubernetes `Status` body that says what was wrong.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::Body;
+use hyper::header::{HeaderValue, ALLOW, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::{Method, Request, Response, StatusCode};
+
+use domain::webhook::fqdn::ApiserverFqdn;
+use domain::webhook::outcome::Outcome;
+use domain::webhook::review::{review, ReviewError};
+
+pub const PATH: &str = "/webhook/pod-apiserver-env";
+
+/// The API server sends at most 3 MiB of object; 7 MiB leaves room for the review around it and
+/// its old object, and bounds what one request can make us hold.
+pub const MAX_BODY_BYTES: usize = 7 * 1024 * 1024;
+
+const JSON: &str = "application/json";
+
+/// Answers one request. Never fails: every error is an answer.
+pub async fn handle<B>(
+    request: Request<B>,
+    fqdn: &ApiserverFqdn,
+    body_timeout: Duration,
+) -> Response<Full<Bytes>>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (parts, body) = request.into_parts();
+    if parts.uri.path() != PATH {
+        let message = format!("no such path {:?}: expected {PATH}", parts.uri.path());
+        return refuse(StatusCode::NOT_FOUND, message);
+    }
+    if parts.method != Method::POST {
+        let message = format!("method {} is not allowed: expected POST", parts.method);
+        let mut response = refuse(StatusCode::METHOD_NOT_ALLOWED, message);
+        response
+            .headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("POST"));
+        return response;
+    }
+    if let Err(message) = check_content_type(parts.headers.get(CONTENT_TYPE)) {
+        return refuse(StatusCode::UNSUPPORTED_MEDIA_TYPE, message);
+    }
+    let declared = parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > MAX_BODY_BYTES as u64) {
+        return too_large();
+    }
+    let body = match tokio::time::timeout(
+        body_timeout,
+        Limited::new(body, MAX_BODY_BYTES).collect(),
+    )
+    .await
+    {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(cause)) if cause.is::<LengthLimitError>() => return too_large(),
+        Ok(Err(cause)) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                format!("cannot read the body: {cause}"),
+            )
+        }
+        Err(_) => {
+            let message = format!(
+                "the body did not arrive within {}s: expected the whole review at once",
+                body_timeout.as_secs()
+            );
+            return refuse(StatusCode::REQUEST_TIMEOUT, message);
+        }
+    };
+    match review(&body, fqdn) {
+        Ok(answer) => {
+            log_outcome(&answer.outcome, answer.uid(), &answer.object);
+            json_response(StatusCode::OK, answer.to_json())
+        }
+        Err(cause) => refuse(StatusCode::BAD_REQUEST, cause.to_string()),
+    }
+}
+
+/// One line per review at `--v=2` (klog's level for per-request lines): at info, a busy cluster's
+/// Pod creations would cost more in logging than in reviewing. A Pod that cannot be read is
+/// always worth a warning.
+fn log_outcome(outcome: &Outcome, uid: &str, object: &str) {
+    let label = outcome.as_str();
+    match outcome {
+        Outcome::PodUnreadable { .. } => {
+            tracing::warn!(uid, object, outcome = label, "{outcome}")
+        }
+        _ => tracing::debug!(uid, object, outcome = label, "{outcome}"),
+    }
+}
+
+/// `application/json`, in any case, with or without parameters such as `charset=utf-8`.
+fn check_content_type(value: Option<&HeaderValue>) -> Result<(), String> {
+    let Some(value) = value else {
+        return Err(format!("no Content-Type: expected {JSON}"));
+    };
+    let text = String::from_utf8_lossy(value.as_bytes());
+    let media_type = text.split(';').next().unwrap_or_default().trim();
+    if media_type.eq_ignore_ascii_case(JSON) {
+        Ok(())
+    } else {
+        Err(format!(
+            "Content-Type {text:?} is not supported: expected {JSON}"
+        ))
+    }
+}
+
+fn too_large() -> Response<Full<Bytes>> {
+    let message = format!("the body is larger than {MAX_BODY_BYTES} bytes (7 MiB)");
+    refuse(StatusCode::PAYLOAD_TOO_LARGE, message)
+}
+
+fn refuse(status: StatusCode, message: String) -> Response<Full<Bytes>> {
+    tracing::warn!(
+        outcome = ReviewError::OUTCOME,
+        status = status.as_u16(),
+        cause = %message,
+        "refused a request"
+    );
+    status_response(status, &message)
+}
+
+/// A Kubernetes `Status`, the shape the API server and kubectl expect of an error.
+fn status_response(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
+    let body = serde_json::json!({
+        "kind": "Status",
+        "apiVersion": "v1",
+        "status": "Failure",
+        "code": status.as_u16(),
+        "reason": status.canonical_reason().unwrap_or_default().replace(' ', ""),
+        "message": message,
+    });
+    json_response(status, body.to_string().into_bytes())
+}
+
+fn json_response(status: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(JSON));
+    response
+}
+
+#[cfg(test)]
+mod tests;

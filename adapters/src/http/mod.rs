@@ -1,0 +1,14 @@
+//! The pod webhook's HTTPS side: hyper and tokio-rustls, one route.
+//!
+//! - [`server`]: binds, accepts, runs TLS handshakes and HTTP/1.1 connections with timeouts,
+//!   shuts down gracefully.
+//! - [`admission`]: the route: status codes for what cannot be a review, the domain for the rest.
+//! - [`tls`]: the rustls configuration (TLS 1.2/1.3, client certificates).
+//! - [`certs`]: reading certificate, key and client CA from PEM.
+//! - [`reload`]: serves the last good certificate pair and reloads it when its files change.
+
+pub mod admission;
+pub mod certs;
+pub mod reload;
+pub mod server;
+pub mod tls;

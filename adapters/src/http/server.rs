@@ -1,0 +1,252 @@
+//! The listener: TLS handshakes, HTTP/1.1 connections, timeouts, graceful shutdown.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use socket2::{Domain, Socket, Type};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+
+use domain::ports::Clock as _;
+use domain::webhook::fqdn::ApiserverFqdn;
+
+use crate::clock::TokioClock;
+
+use super::certs::{load_client_roots, CertError, CertPaths};
+use super::reload::ReloadingCertResolver;
+use super::{admission, tls};
+
+/// A client gets this long for its TLS handshake, for its request head, and for its body: the
+/// API server's webhook timeout is 10 s by default and 30 s at most, so a client slower than
+/// that has given up anyway.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a shutdown waits for requests in flight.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Pauses the accept loop after an accept error (such as running out of file descriptors), so
+/// the loop does not spin while the condition lasts.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+const LISTEN_BACKLOG: i32 = 1024;
+
+/// What the server needs from the flags.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub fqdn: ApiserverFqdn,
+    pub cert_dir: PathBuf,
+    pub cert_name: String,
+    pub key_name: String,
+    /// Empty: no client certificates asked for.
+    pub client_ca_name: String,
+    /// Empty: every address, IPv6 and IPv4.
+    pub host: String,
+    pub port: u16,
+}
+
+/// Why the server cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("serving certificate: {0}")]
+    Certificate(CertError),
+    #[error("client CA: {0}")]
+    ClientCa(CertError),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error("cannot resolve --host {host:?}: {cause}")]
+    Resolve { host: String, cause: io::Error },
+    #[error("cannot listen on {address}: {cause}")]
+    Listen { address: String, cause: io::Error },
+}
+
+/// A server that is listening, with its certificate loaded, not yet accepting.
+pub struct Server {
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    certs: Arc<ReloadingCertResolver>,
+    fqdn: Arc<ApiserverFqdn>,
+}
+
+impl Server {
+    /// Loads the certificates and binds; everything that can fail at start-up fails here, before
+    /// a single connection is accepted.
+    pub fn bind(config: Config) -> Result<Self, StartError> {
+        let provider = tls::provider();
+        let paths = CertPaths::in_dir(&config.cert_dir, &config.cert_name, &config.key_name);
+        let certs = ReloadingCertResolver::load(paths, Arc::clone(&provider))
+            .map_err(StartError::Certificate)?;
+        let certs = Arc::new(certs);
+        let client_roots = match config.client_ca_name.as_str() {
+            "" => None,
+            name => {
+                Some(load_client_roots(&config.cert_dir.join(name)).map_err(StartError::ClientCa)?)
+            }
+        };
+        let tls = tls::server_config(provider, certs.clone(), client_roots)?;
+        let listener = listen(&config.host, config.port)?;
+        Ok(Self {
+            listener,
+            acceptor: TlsAcceptor::from(Arc::new(tls)),
+            certs,
+            fqdn: Arc::new(config.fqdn),
+        })
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting and lets the requests in flight
+    /// finish, for at most [`SHUTDOWN_GRACE`].
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let reload = tokio::spawn(Arc::clone(&self.certs).watch());
+        let graceful = GracefulShutdown::new();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                accepted = self.listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        let connection = serve_connection(
+                            stream,
+                            peer,
+                            self.acceptor.clone(),
+                            Arc::clone(&self.fqdn),
+                            graceful.watcher(),
+                        );
+                        tokio::spawn(connection);
+                    }
+                    Err(cause) => {
+                        tracing::error!(%cause, "cannot accept a connection");
+                        TokioClock::default().sleep(ACCEPT_BACKOFF).await;
+                    }
+                },
+            }
+        }
+        drop(self.listener);
+        reload.abort();
+        let in_flight = graceful.count();
+        tracing::info!(
+            connections = in_flight,
+            "shutting down: no new connections, finishing requests in flight"
+        );
+        if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                grace = ?SHUTDOWN_GRACE,
+                "requests still in flight after the grace period: closing their connections"
+            );
+        }
+    }
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("listener", &self.listener)
+            .field("certs", &self.certs)
+            .field("fqdn", &self.fqdn)
+            .finish_non_exhaustive()
+    }
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    acceptor: TlsAcceptor,
+    fqdn: Arc<ApiserverFqdn>,
+    watcher: Watcher,
+) {
+    // Reviews are small request/response pairs: Nagle would only add latency.
+    if let Err(cause) = stream.set_nodelay(true) {
+        tracing::debug!(%peer, %cause, "cannot set TCP_NODELAY");
+    }
+    let tls = match tokio::time::timeout(READ_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(cause)) => {
+            tracing::info!(%peer, %cause, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::info!(%peer, timeout = ?READ_TIMEOUT, "TLS handshake timed out");
+            return;
+        }
+    };
+    let service = service_fn(move |request| {
+        let fqdn = Arc::clone(&fqdn);
+        async move { Ok::<_, Infallible>(admission::handle(request, &fqdn, READ_TIMEOUT).await) }
+    });
+    let connection = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(READ_TIMEOUT)
+        .serve_connection(TokioIo::new(tls), service);
+    if let Err(cause) = watcher.watch(connection).await {
+        tracing::debug!(%peer, %cause, "connection ended with an error");
+    }
+}
+
+/// Binds `host:port`; an empty host means every address, IPv6 and IPv4 on one dual-stack socket,
+/// or IPv4 alone where the kernel has no IPv6.
+fn listen(host: &str, port: u16) -> Result<TcpListener, StartError> {
+    let listen_error = |address: SocketAddr| {
+        move |cause| StartError::Listen {
+            address: address.to_string(),
+            cause,
+        }
+    };
+    if host.is_empty() {
+        let any6 = SocketAddr::from((Ipv6Addr::UNSPECIFIED, port));
+        match listen_on(any6) {
+            Err(cause) if no_ipv6(&cause) => {
+                tracing::info!(%cause, "no IPv6 here: listening on IPv4 only");
+            }
+            other => return other.map_err(listen_error(any6)),
+        }
+        let any4 = SocketAddr::from((Ipv4Addr::UNSPECIFIED, port));
+        return listen_on(any4).map_err(listen_error(any4));
+    }
+    let resolve_error = |cause| StartError::Resolve {
+        host: host.to_owned(),
+        cause,
+    };
+    // `[::1]` is how an IPv6 host is written next to a port; the resolver wants it bare.
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let address = (bare, port)
+        .to_socket_addrs()
+        .map_err(resolve_error)?
+        .next()
+        .ok_or_else(|| resolve_error(io::Error::new(io::ErrorKind::NotFound, "no address")))?;
+    listen_on(address).map_err(listen_error(address))
+}
+
+/// The errors a dual-stack socket gets from a kernel without IPv6 (or with it disabled).
+fn no_ipv6(cause: &io::Error) -> bool {
+    matches!(
+        cause.raw_os_error(),
+        Some(libc::EAFNOSUPPORT | libc::EADDRNOTAVAIL | libc::EPROTONOSUPPORT)
+    )
+}
+
+fn listen_on(address: SocketAddr) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(address), Type::STREAM, None)?;
+    if address.is_ipv6() && address.ip().is_unspecified() {
+        socket.set_only_v6(false)?;
+    }
+    // A restart must not wait for the old process's connections to leave TIME_WAIT.
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&address.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    TcpListener::from_std(socket.into())
+}

@@ -1,0 +1,237 @@
+use super::*;
+use crate::webhook::pod_patch::{PodError, OPT_OUT_LABEL};
+use rstest::rstest;
+use serde_json::json;
+
+const SAMPLE: &str = include_str!("../../../../testdata/admission/pod-create-v1.json");
+
+fn fqdn() -> ApiserverFqdn {
+    "foo.bar.".parse().expect("a valid name")
+}
+
+fn sample() -> Value {
+    serde_json::from_str(SAMPLE).expect("the sample is JSON")
+}
+
+/// The sample with `change` applied to it, as bytes.
+fn sample_with(change: impl FnOnce(&mut Value)) -> Vec<u8> {
+    let mut review = sample();
+    change(&mut review);
+    serde_json::to_vec(&review).expect("JSON")
+}
+
+fn answer(body: &[u8]) -> (Value, Outcome) {
+    let answer = review(body, &fqdn()).expect("a decodable review");
+    let json = serde_json::from_slice(&answer.to_json()).expect("the answer is JSON");
+    (json, answer.outcome)
+}
+
+fn decoded_patch(answer: &Value) -> Value {
+    let patch = answer["response"]["patch"]
+        .as_str()
+        .expect("the patch is a base64 string");
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(patch)
+        .expect("base64");
+    serde_json::from_slice(&bytes).expect("the patch is JSON")
+}
+
+#[test]
+fn the_seed_sample_gets_exactly_the_seeds_two_operations() {
+    let (answer, outcome) = answer(SAMPLE.as_bytes());
+    // The seed's README output, verbatim.
+    let seed_patch = json!([
+        { "op": "add", "path": "/spec/initContainers/0/env",
+          "value": [{ "name": "KUBERNETES_SERVICE_HOST", "value": "foo.bar." }] },
+        { "op": "add", "path": "/spec/containers/0/env",
+          "value": [{ "name": "KUBERNETES_SERVICE_HOST", "value": "foo.bar." }] },
+    ]);
+    assert_eq!(decoded_patch(&answer), seed_patch);
+    assert_eq!(outcome, Outcome::Patched { containers: 2 });
+    assert_eq!(
+        answer["response"]["patchType"], "JSONPatch",
+        "patchType goes with the patch"
+    );
+}
+
+#[rstest]
+#[case::v1(ADMISSION_V1)]
+#[case::v1beta1(ADMISSION_V1BETA1)]
+fn answers_in_the_version_it_was_asked_and_echoes_the_uid(#[case] version: &str) {
+    let body = sample_with(|r| {
+        r["apiVersion"] = json!(version);
+        r["request"]["uid"] = json!("uid-of-this-review");
+    });
+    let (answer, _) = answer(&body);
+    assert_eq!(answer["apiVersion"], version);
+    assert_eq!(answer["kind"], "AdmissionReview");
+    assert_eq!(answer["response"]["uid"], "uid-of-this-review");
+    assert_eq!(answer["response"]["allowed"], true);
+}
+
+#[rstest]
+#[case("false")]
+#[case("False")]
+#[case("FALSE")]
+#[case("f")]
+#[case("F")]
+#[case("0")]
+#[case("disable")]
+fn an_opted_out_pod_is_allowed_without_patch(#[case] value: &str) {
+    let body = sample_with(|r| {
+        r["request"]["object"]["metadata"]["labels"] = json!({ OPT_OUT_LABEL: value, "app": "x" })
+    });
+    let (answer, outcome) = answer(&body);
+    assert_eq!(
+        answer["response"],
+        json!({ "uid": "3c1e0b1a-9f4d-4c55-8a1e-7d2f6b9c0a11", "allowed": true })
+    );
+    assert_eq!(
+        outcome,
+        Outcome::OptedOut {
+            value: value.to_owned()
+        }
+    );
+}
+
+#[test]
+fn an_opt_in_label_still_patches() {
+    let body = sample_with(|r| {
+        r["request"]["object"]["metadata"]["labels"] = json!({ OPT_OUT_LABEL: "true" })
+    });
+    assert_eq!(answer(&body).1, Outcome::Patched { containers: 2 });
+}
+
+#[rstest]
+#[case::update(json!({ "group": "", "version": "v1", "kind": "Pod" }), "UPDATE", None, "UPDATE of v1/Pod")]
+#[case::delete(json!({ "group": "", "version": "v1", "kind": "Pod" }), "DELETE", None, "DELETE of v1/Pod")]
+#[case::connect(json!({ "group": "", "version": "v1", "kind": "PodExecOptions" }), "CONNECT", Some("exec"), "CONNECT of v1/PodExecOptions subresource exec")]
+#[case::deployment(json!({ "group": "apps", "version": "v1", "kind": "Deployment" }), "CREATE", None, "CREATE of apps/v1/Deployment")]
+#[case::other_group(json!({ "group": "example.com", "version": "v1", "kind": "Pod" }), "CREATE", None, "CREATE of example.com/v1/Pod")]
+#[case::other_version(json!({ "group": "", "version": "v2", "kind": "Pod" }), "CREATE", None, "CREATE of v2/Pod")]
+#[case::binding(json!({ "group": "", "version": "v1", "kind": "Pod" }), "CREATE", Some("binding"), "CREATE of v1/Pod subresource binding")]
+fn only_the_creation_of_a_core_v1_pod_is_patched(
+    #[case] kind: Value,
+    #[case] operation: &str,
+    #[case] subresource: Option<&str>,
+    #[case] described: &str,
+) {
+    let body = sample_with(|r| {
+        r["request"]["kind"] = kind;
+        r["request"]["operation"] = json!(operation);
+        r["request"]["subResource"] = json!(subresource);
+    });
+    let (answer, outcome) = answer(&body);
+    assert_eq!(answer["response"]["allowed"], true);
+    assert!(answer["response"].get("patch").is_none());
+    assert!(answer["response"].get("patchType").is_none());
+    assert_eq!(outcome.as_str(), "not_a_pod_create");
+    assert!(
+        outcome.to_string().contains(described),
+        "{outcome} does not say {described:?}"
+    );
+}
+
+#[test]
+fn a_pod_whose_containers_all_set_the_variable_gets_no_patch() {
+    let body = sample_with(|r| {
+        let env = json!([{ "name": "KUBERNETES_SERVICE_HOST", "value": "x" }]);
+        r["request"]["object"]["spec"]["initContainers"][0]["env"] = env.clone();
+        r["request"]["object"]["spec"]["containers"][0]["env"] = env;
+    });
+    let (answer, outcome) = answer(&body);
+    assert_eq!(
+        answer["response"],
+        json!({ "uid": "3c1e0b1a-9f4d-4c55-8a1e-7d2f6b9c0a11", "allowed": true })
+    );
+    assert_eq!(outcome, Outcome::Unchanged);
+}
+
+#[rstest]
+#[case::no_object(json!(null), "the Pod", "missing or null")]
+#[case::spec_a_string(json!({ "spec": "x" }), ".spec", "a string")]
+#[case::env_a_string(json!({ "spec": { "containers": [{ "env": "x" }] } }), ".spec.containers[0].env", "a string")]
+#[case::labels_a_string(json!({ "metadata": { "labels": "x" }, "spec": {} }), ".metadata.labels", "a string")]
+fn a_pod_that_cannot_be_read_is_allowed_without_patch_and_says_why(
+    #[case] object: Value,
+    #[case] path: &str,
+    #[case] found: &str,
+) {
+    let body = sample_with(|r| r["request"]["object"] = object);
+    let (answer, outcome) = answer(&body);
+    assert_eq!(
+        answer["response"],
+        json!({ "uid": "3c1e0b1a-9f4d-4c55-8a1e-7d2f6b9c0a11", "allowed": true })
+    );
+    match outcome {
+        Outcome::PodUnreadable {
+            reason:
+                PodError {
+                    path: got_path,
+                    found: got_found,
+                    ..
+                },
+        } => assert_eq!((got_path.as_str(), got_found), (path, found)),
+        other => panic!("expected pod_unreadable, got {other:?}"),
+    }
+}
+
+#[rstest]
+#[case::with_name(json!("web-0"), json!({}), "team-a/web-0")]
+#[case::generated(json!(""), json!({ "generateName": "web-7d9f-" }), "team-a/web-7d9f-")]
+fn names_the_object_for_the_log(
+    #[case] name: Value,
+    #[case] metadata: Value,
+    #[case] described: &str,
+) {
+    let body = sample_with(|r| {
+        r["request"]["name"] = name;
+        r["request"]["object"]["metadata"] = metadata;
+    });
+    let answer = review(&body, &fqdn()).expect("a decodable review");
+    assert_eq!(answer.object, described);
+    assert_eq!(answer.uid(), "3c1e0b1a-9f4d-4c55-8a1e-7d2f6b9c0a11");
+}
+
+#[rstest]
+#[case::empty(b"".to_vec(), ReviewError::Empty)]
+#[case::blank(b" \n\t".to_vec(), ReviewError::Empty)]
+#[case::no_version(b"{}".to_vec(), ReviewError::NotAReview { api_version: String::new(), kind: String::new() })]
+#[case::a_pod(br#"{"apiVersion":"v1","kind":"Pod"}"#.to_vec(), ReviewError::NotAReview { api_version: "v1".into(), kind: "Pod".into() })]
+#[case::v1alpha1(br#"{"apiVersion":"admission.k8s.io/v1alpha1","kind":"AdmissionReview"}"#.to_vec(), ReviewError::NotAReview { api_version: "admission.k8s.io/v1alpha1".into(), kind: "AdmissionReview".into() })]
+#[case::wrong_kind(br#"{"apiVersion":"admission.k8s.io/v1","kind":"Review"}"#.to_vec(), ReviewError::NotAReview { api_version: "admission.k8s.io/v1".into(), kind: "Review".into() })]
+#[case::no_request(br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#.to_vec(), ReviewError::NoRequest)]
+#[case::null_request(br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":null}"#.to_vec(), ReviewError::NoRequest)]
+fn an_undecodable_body_gets_an_error_that_says_what_was_expected(
+    #[case] body: Vec<u8>,
+    #[case] expected: ReviewError,
+) {
+    assert_eq!(review(&body, &fqdn()), Err(expected));
+}
+
+#[rstest]
+#[case::not_json(b"<html>".to_vec(), "expected value at line 1 column 1")]
+#[case::truncated(SAMPLE.as_bytes()[..100].to_vec(), "EOF while parsing")]
+#[case::an_array(br#"["admission.k8s.io/v1", "AdmissionReview"]"#.to_vec(), "expected a JSON object")]
+#[case::a_string(br#""AdmissionReview""#.to_vec(), "expected a JSON object")]
+#[case::no_uid(sample_with(|r| { r["request"].as_object_mut().expect("an object").remove("uid"); }), "missing field `uid`")]
+#[case::uid_a_number(sample_with(|r| r["request"]["uid"] = json!(7)), "invalid type: integer `7`, expected a string")]
+#[case::kind_a_string(sample_with(|r| r["request"]["kind"] = json!("Pod")), "expected struct GroupVersionKind")]
+#[case::no_kind(sample_with(|r| { r["request"].as_object_mut().expect("an object").remove("kind"); }), "missing field `kind`")]
+#[case::trailing_garbage([SAMPLE.as_bytes(), b"}"].concat(), "trailing characters")]
+fn malformed_json_is_refused_with_the_parsers_reason(#[case] body: Vec<u8>, #[case] reason: &str) {
+    let error = review(&body, &fqdn()).expect_err("an undecodable body");
+    assert!(
+        matches!(&error, ReviewError::Undecodable { reason: got } if got.contains(reason)),
+        "{error:?} does not say {reason:?}"
+    );
+    assert!(error
+        .to_string()
+        .starts_with("the body is not an AdmissionReview: "));
+}
+
+#[test]
+fn the_patch_is_a_base64_string_not_an_array_of_bytes() {
+    let (answer, _) = answer(SAMPLE.as_bytes());
+    assert!(answer["response"]["patch"].is_string());
+}

@@ -1,0 +1,591 @@
+//! Black-box tier: the built `apiserver-proxy-pod-webhook` over real TLS on loopback, called as
+//! the API server calls it, by a client that verifies it against the test CA.
+
+#[path = "webhook/harness.rs"]
+mod harness;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use blackbox_tests::binary;
+use bytes::Bytes;
+use harness::*;
+use http_body_util::Full;
+use hyper::{Method, Request, StatusCode};
+use rstest::rstest;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const BOUND: Duration = Duration::from_secs(30);
+
+fn committed(pair: &str) -> std::path::PathBuf {
+    testdata(&format!("certs/{pair}"))
+}
+
+fn seed_patch() -> serde_json::Value {
+    let env = json!([{ "name": "KUBERNETES_SERVICE_HOST", "value": FQDN }]);
+    json!([
+        { "op": "add", "path": "/spec/initContainers/0/env", "value": env },
+        { "op": "add", "path": "/spec/containers/0/env", "value": env },
+    ])
+}
+
+#[tokio::test]
+async fn the_seed_sample_gets_the_seeds_patch() {
+    let webhook = Webhook::start("seed", &committed("server-ecdsa"), &[]);
+    let answer = webhook.client().post(sample()).await.expect("an answer");
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.json["apiVersion"], "admission.k8s.io/v1");
+    assert_eq!(
+        answer.json["response"]["uid"],
+        "3c1e0b1a-9f4d-4c55-8a1e-7d2f6b9c0a11"
+    );
+    assert_eq!(answer.json["response"]["allowed"], true);
+    assert_eq!(answer.json["response"]["patchType"], "JSONPatch");
+    assert_eq!(answer.patch(), seed_patch());
+}
+
+#[tokio::test]
+async fn a_v1beta1_review_is_answered_as_v1beta1() {
+    let webhook = Webhook::start("v1beta1", &committed("server-ecdsa"), &[]);
+    let body = sample_with(|r| r["apiVersion"] = json!("admission.k8s.io/v1beta1"));
+    let answer = webhook.client().post(body).await.expect("an answer");
+    assert_eq!(answer.json["apiVersion"], "admission.k8s.io/v1beta1");
+    assert_eq!(answer.patch(), seed_patch());
+}
+
+#[tokio::test]
+async fn an_opted_out_pod_and_an_update_get_no_patch() {
+    let webhook = Webhook::start("no-patch", &committed("server-ecdsa"), &[]);
+    let mut connection = webhook.client().connect().await.expect("a connection");
+    let opted_out = sample_with(|r| {
+        r["request"]["object"]["metadata"]["labels"] =
+            json!({ "apiserver-proxy.networking.gardener.cloud/inject": "disable" })
+    });
+    let update = sample_with(|r| r["request"]["operation"] = json!("UPDATE"));
+    for body in [opted_out, update] {
+        let answer = connection
+            .post(body)
+            .await
+            .expect("an answer on the same connection");
+        assert_eq!(answer.status, StatusCode::OK);
+        assert_eq!(
+            answer.json["response"],
+            json!({ "uid": "3c1e0b1a-9f4d-4c55-8a1e-7d2f6b9c0a11", "allowed": true })
+        );
+    }
+}
+
+#[rstest]
+#[case::empty_body(Method::POST, PATH, Some("application/json"), b"".to_vec(), StatusCode::BAD_REQUEST, "the body is empty")]
+#[case::invalid_json(Method::POST, PATH, Some("application/json"), b"{\"apiVersion\":".to_vec(), StatusCode::BAD_REQUEST, "EOF while parsing")]
+#[case::not_a_review(Method::POST, PATH, Some("application/json"), br#"{"apiVersion":"v1","kind":"Pod"}"#.to_vec(), StatusCode::BAD_REQUEST, "expected kind AdmissionReview")]
+#[case::no_request(Method::POST, PATH, Some("application/json"), br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#.to_vec(), StatusCode::BAD_REQUEST, "has no request")]
+#[case::wrong_content_type(
+    Method::POST,
+    PATH,
+    Some("text/plain"),
+    sample(),
+    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+    "expected application/json"
+)]
+#[case::no_content_type(
+    Method::POST,
+    PATH,
+    None,
+    sample(),
+    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+    "no Content-Type"
+)]
+#[case::get(Method::GET, PATH, None, vec![], StatusCode::METHOD_NOT_ALLOWED, "expected POST")]
+#[case::put(
+    Method::PUT,
+    PATH,
+    Some("application/json"),
+    sample(),
+    StatusCode::METHOD_NOT_ALLOWED,
+    "expected POST"
+)]
+#[case::unknown_path(
+    Method::POST,
+    "/mutate",
+    Some("application/json"),
+    sample(),
+    StatusCode::NOT_FOUND,
+    "no such path \"/mutate\""
+)]
+#[case::root(Method::GET, "/", None, vec![], StatusCode::NOT_FOUND, "no such path")]
+#[tokio::test]
+async fn bad_requests_get_a_4xx_status_that_says_what_was_wrong(
+    #[case] method: Method,
+    #[case] path: &str,
+    #[case] content_type: Option<&str>,
+    #[case] body: Vec<u8>,
+    #[case] status: StatusCode,
+    #[case] message: &str,
+) {
+    let webhook = Webhook::start("bad-request", &committed("server-ecdsa"), &[]);
+    let mut connection = webhook.client().connect().await.expect("a connection");
+    let mut request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "localhost");
+    if let Some(content_type) = content_type {
+        request = request.header("content-type", content_type);
+    }
+    let request = request
+        .body(Full::new(Bytes::from(body)))
+        .expect("a request");
+    let answer = connection.send(request).await.expect("an answer");
+    assert_eq!(answer.status, status);
+    assert_eq!(answer.json["kind"], "Status");
+    assert_eq!(answer.json["code"], status.as_u16());
+    let got = answer.json["message"].as_str().expect("a message");
+    assert!(got.contains(message), "{got:?} does not say {message:?}");
+    // The connection survives a refusal that read the whole request.
+    if status != StatusCode::METHOD_NOT_ALLOWED && status != StatusCode::NOT_FOUND {
+        let answer = connection.post(sample()).await.expect("a second answer");
+        assert_eq!(answer.status, StatusCode::OK);
+    }
+}
+
+#[tokio::test]
+async fn a_body_declared_over_7_mib_gets_413_without_being_sent() {
+    let webhook = Webhook::start("too-large", &committed("server-ecdsa"), &[]);
+    let mut tls = webhook.client().tls().await.expect("a TLS connection");
+    let head = format!(
+        "POST {PATH} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{{",
+        7 * 1024 * 1024 + 1
+    );
+    tls.write_all(head.as_bytes())
+        .await
+        .expect("the head is sent");
+    let mut response = Vec::new();
+    let _ = tokio::time::timeout(BOUND, tls.read_to_end(&mut response)).await;
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 413"), "{response}");
+    assert!(response.contains("larger than 7340032 bytes"), "{response}");
+}
+
+/// Three clients that stop half-way (before the TLS handshake, inside the request head, inside
+/// the body) are cut off by the read timeout, while another client is served meanwhile.
+#[tokio::test]
+async fn slow_clients_are_cut_off_while_others_are_served() {
+    let webhook = Webhook::start("slow", &committed("server-ecdsa"), &[]);
+    let client = webhook.client();
+
+    let mut no_handshake = tokio::net::TcpStream::connect(("127.0.0.1", webhook.port))
+        .await
+        .expect("a TCP connection");
+    let mut half_head = client.tls().await.expect("a TLS connection");
+    half_head
+        .write_all(format!("POST {PATH} HTTP/1.1\r\nHost: localhost\r\n").as_bytes())
+        .await
+        .expect("half a head");
+    let mut half_body = client.tls().await.expect("a TLS connection");
+    half_body
+        .write_all(
+            format!(
+                "POST {PATH} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+                 Content-Length: 100\r\n\r\n{{\"apiVersion\""
+            )
+            .as_bytes(),
+        )
+        .await
+        .expect("half a body");
+
+    let answer = client.post(sample()).await.expect("served meanwhile");
+    assert_eq!(answer.status, StatusCode::OK);
+
+    let mut buffer = Vec::new();
+    let read = tokio::time::timeout(BOUND, no_handshake.read_to_end(&mut buffer)).await;
+    assert!(
+        read.is_ok(),
+        "a client that never starts TLS is never cut off"
+    );
+    let read = tokio::time::timeout(BOUND, half_head.read_to_end(&mut buffer)).await;
+    assert!(
+        read.is_ok(),
+        "a client that never finishes its head is never cut off"
+    );
+    let mut response = Vec::new();
+    let read = tokio::time::timeout(BOUND, half_body.read_to_end(&mut response)).await;
+    assert!(
+        read.is_ok(),
+        "a client that never finishes its body is never cut off"
+    );
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 408"), "{response}");
+
+    let answer = client.post(sample()).await.expect("still serving");
+    assert_eq!(answer.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn plain_http_on_the_tls_port_fails_the_handshake_and_the_server_keeps_serving() {
+    let webhook = Webhook::start("plain-http", &committed("server-ecdsa"), &[]);
+    let mut plain = tokio::net::TcpStream::connect(("127.0.0.1", webhook.port))
+        .await
+        .expect("a TCP connection");
+    plain
+        .write_all(format!("POST {PATH} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
+        .await
+        .expect("a plain request");
+    let mut response = Vec::new();
+    let _ = tokio::time::timeout(BOUND, plain.read_to_end(&mut response)).await;
+    assert!(
+        !response.starts_with(b"HTTP/"),
+        "plain HTTP got an HTTP answer"
+    );
+    let answer = webhook
+        .client()
+        .post(sample())
+        .await
+        .expect("still serving");
+    assert_eq!(answer.status, StatusCode::OK);
+    assert!(webhook.log().contains("TLS handshake failed"));
+}
+
+#[rstest]
+#[case::rsa_pkcs1_tls13("server-rsa-pkcs1", &rustls::version::TLS13)]
+#[case::rsa_pkcs8_tls12("server-rsa-pkcs8", &rustls::version::TLS12)]
+#[case::ecdsa_tls12("server-ecdsa", &rustls::version::TLS12)]
+#[case::ecdsa_tls13("server-ecdsa", &rustls::version::TLS13)]
+#[tokio::test]
+async fn serves_rsa_and_ecdsa_keys_over_tls_1_2_and_1_3(
+    #[case] pair: &str,
+    #[case] version: &'static rustls::SupportedProtocolVersion,
+) {
+    let webhook = Webhook::start(pair, &committed(pair), &[]);
+    let client = Client::with_config(webhook.port, &[version], None);
+    let connection = client.connect().await.expect("a connection");
+    assert_eq!(
+        connection.server_cert,
+        cert_der(&committed(pair).join("tls.crt"))
+    );
+    let answer = client.post(sample()).await.expect("an answer");
+    assert_eq!(answer.patch(), seed_patch());
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Layout {
+    /// tls.crt and tls.key are rewritten in place (each replaced by a rename).
+    InPlace,
+    /// A Kubernetes secret volume: tls.crt -> ..data/tls.crt, ..data -> ..<timestamp>; an update
+    /// renames a new ..data over the old one.
+    SecretVolume,
+}
+
+fn install_first_pair(dir: &Path, layout: Layout) {
+    match layout {
+        Layout::InPlace => put_pair("server-ecdsa", dir),
+        Layout::SecretVolume => {
+            put_pair("server-ecdsa", &dir.join("..2024_01_01_00_00_00.1"));
+            std::os::unix::fs::symlink("..2024_01_01_00_00_00.1", dir.join("..data"))
+                .expect("..data");
+            for file in ["tls.crt", "tls.key"] {
+                std::os::unix::fs::symlink(format!("..data/{file}"), dir.join(file))
+                    .expect("a link");
+            }
+        }
+    }
+}
+
+fn rotate_to(new_pair: &Path, dir: &Path, layout: Layout) {
+    match layout {
+        Layout::InPlace => {
+            for file in ["tls.crt", "tls.key"] {
+                let staged = dir.join(format!(".{file}.new"));
+                std::fs::copy(new_pair.join(file), &staged).expect("a copy");
+                std::fs::rename(&staged, dir.join(file)).expect("a rename");
+            }
+        }
+        Layout::SecretVolume => {
+            let version = dir.join("..2024_01_02_00_00_00.2");
+            std::fs::create_dir_all(&version).expect("a new version");
+            for file in ["tls.crt", "tls.key"] {
+                std::fs::copy(new_pair.join(file), version.join(file)).expect("a copy");
+            }
+            std::os::unix::fs::symlink("..2024_01_02_00_00_00.2", dir.join("..data_tmp"))
+                .expect("..data_tmp");
+            std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).expect("the swap");
+        }
+    }
+}
+
+/// A client calls without pause, on a new connection each time, while the pair is rotated: no
+/// call fails, and the new certificate is served within a few seconds.
+#[rstest]
+#[case::in_place(Layout::InPlace)]
+#[case::secret_volume_data_swap(Layout::SecretVolume)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_certificate_is_served_without_a_failed_request(#[case] layout: Layout) {
+    let dir = TempDir::new(&format!("rotation-{layout:?}"));
+    install_first_pair(dir.path(), layout);
+    let webhook = Webhook::start(&format!("rotation-{layout:?}"), dir.path(), &[]);
+    let new_pair = TempDir::new(&format!("rotation-{layout:?}-new"));
+    issue_server_pair(new_pair.path(), "rsa-pkcs8");
+    let new_cert = cert_der(&new_pair.path().join("tls.crt"));
+    let old_cert = cert_der(&committed("server-ecdsa").join("tls.crt"));
+
+    let client = webhook.client();
+    let mut kept_alive = client.connect().await.expect("a long-lived connection");
+    let wanted = new_cert.clone();
+    let caller = tokio::spawn(async move {
+        let mut calls = 0;
+        loop {
+            calls += 1;
+            let mut connection = client.connect().await?;
+            let answer = connection.post(sample()).await?;
+            if answer.status != StatusCode::OK {
+                return Err(format!("call {calls} got {}", answer.status));
+            }
+            if connection.server_cert == wanted {
+                return Ok::<_, String>(calls);
+            }
+            if calls > 20_000 {
+                return Err("the new certificate was never served".to_owned());
+            }
+        }
+    });
+    let answer = kept_alive.post(sample()).await.expect("an answer");
+    assert_eq!(answer.status, StatusCode::OK);
+    rotate_to(new_pair.path(), dir.path(), layout);
+    let calls = tokio::time::timeout(BOUND, caller)
+        .await
+        .unwrap_or_else(|_| panic!("the caller never finished:\n{}", webhook.log()))
+        .expect("the caller does not panic")
+        .expect("no call failed");
+    assert!(calls > 0);
+    // The connection opened before the rotation keeps working on its old certificate.
+    assert_eq!(kept_alive.server_cert, old_cert);
+    let answer = kept_alive
+        .post(sample())
+        .await
+        .expect("an answer after the rotation");
+    assert_eq!(answer.status, StatusCode::OK);
+    assert!(webhook.log().contains("reloaded the serving certificate"));
+}
+
+#[tokio::test]
+async fn a_broken_new_pair_is_refused_and_the_old_one_stays() {
+    let dir = TempDir::new("broken-pair");
+    put_pair("server-ecdsa", dir.path());
+    let webhook = Webhook::start("broken-pair", dir.path(), &[]);
+    // The key of another certificate: a rotation that replaced only one file.
+    std::fs::copy(
+        committed("server-rsa-pkcs8").join("tls.key"),
+        dir.path().join("tls.key"),
+    )
+    .expect("a copy");
+    eventually("the refusal is logged", || async {
+        webhook
+            .log()
+            .contains("refused the changed serving certificate")
+    })
+    .await;
+    assert!(webhook.log().contains("does not serve certificate"));
+    let connection = webhook.client().connect().await.expect("a connection");
+    assert_eq!(
+        connection.server_cert,
+        cert_der(&committed("server-ecdsa").join("tls.crt"))
+    );
+    let answer = webhook.client().post(sample()).await.expect("an answer");
+    assert_eq!(answer.status, StatusCode::OK);
+}
+
+#[derive(Debug, Clone, Copy)]
+enum ClientCert {
+    None,
+    SignedByClientCa,
+    SignedByAnotherCa,
+}
+
+#[rstest]
+#[case::no_certificate(ClientCert::None, false)]
+#[case::wrong_ca(ClientCert::SignedByAnotherCa, false)]
+#[case::good_certificate(ClientCert::SignedByClientCa, true)]
+#[tokio::test]
+async fn with_a_client_ca_only_clients_it_signed_are_served(
+    #[case] cert: ClientCert,
+    #[case] served: bool,
+) {
+    let dir = TempDir::new(&format!("client-ca-{cert:?}"));
+    put_pair("server-ecdsa", dir.path());
+    std::fs::copy(testdata("certs/client-ca.crt"), dir.path().join("ca.crt")).expect("a copy");
+    let webhook = Webhook::start(
+        &format!("client-ca-{cert:?}"),
+        dir.path(),
+        &["--client-ca-name=ca.crt"],
+    );
+    let pair = match cert {
+        ClientCert::None => None,
+        ClientCert::SignedByClientCa => Some(testdata("certs/client")),
+        ClientCert::SignedByAnotherCa => Some(testdata("certs/client-wrong-ca")),
+    };
+    let versions = [&rustls::version::TLS13, &rustls::version::TLS12];
+    let client = Client::with_config(webhook.port, &versions, pair.as_deref());
+    let result = client.post(sample()).await;
+    assert_eq!(result.is_ok(), served, "{result:?}");
+    if !served {
+        eventually("the refusal is logged", || async {
+            webhook.log().contains("TLS handshake failed")
+        })
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn without_a_client_ca_a_client_certificate_is_not_needed_nor_refused() {
+    let webhook = Webhook::start("no-client-ca", &committed("server-ecdsa"), &[]);
+    let versions = [&rustls::version::TLS13, &rustls::version::TLS12];
+    let with_cert = Client::with_config(webhook.port, &versions, Some(&testdata("certs/client")));
+    for client in [webhook.client(), with_cert] {
+        let answer = client.post(sample()).await.expect("an answer");
+        assert_eq!(answer.status, StatusCode::OK);
+    }
+}
+
+#[tokio::test]
+async fn an_empty_host_serves_ipv4_and_ipv6_loopback() {
+    let webhook = Webhook::start_on("all-addresses", &committed("server-ecdsa"), "", &[]);
+    let answer = webhook.client().post(sample()).await.expect("IPv4");
+    assert_eq!(answer.status, StatusCode::OK);
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("no IPv6 loopback here: only IPv4 was tried");
+        return;
+    }
+    let answer = webhook
+        .client()
+        .at_host("::1")
+        .post(sample())
+        .await
+        .expect("IPv6");
+    assert_eq!(answer.status, StatusCode::OK);
+}
+
+/// SIGTERM while a request is half sent: the request is still answered, then the process exits 0.
+#[tokio::test]
+async fn sigterm_finishes_the_request_in_flight_then_exits_zero() {
+    let mut webhook = Webhook::start("sigterm", &committed("server-ecdsa"), &[]);
+    let body = sample();
+    let (first, rest) = body.split_at(body.len() / 2);
+    let mut tls = webhook.client().tls().await.expect("a TLS connection");
+    let head = format!(
+        "POST {PATH} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n",
+        body.len()
+    );
+    tls.write_all(head.as_bytes()).await.expect("the head");
+    tls.write_all(first).await.expect("half the body");
+    // The server must have read the head before the signal: a connection whose request has not
+    // begun counts as idle, and idle connections are closed at once.
+    #[allow(clippy::disallowed_methods)] // The test's own pacing, not code under test.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    webhook.sigterm();
+    eventually("the shutdown starts", || async {
+        webhook.log().contains("shutting down")
+    })
+    .await;
+    tls.write_all(rest).await.expect("the rest of the body");
+    let mut response = Vec::new();
+    tokio::time::timeout(BOUND, tls.read_to_end(&mut response))
+        .await
+        .expect("the answer comes")
+        .expect("the answer is read");
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("JSONPatch"), "{response}");
+    assert!(webhook.wait().success(), "{}", webhook.log());
+    assert!(webhook.log().contains("stopped"));
+}
+
+fn run_with(args: &[&str]) -> std::process::Output {
+    Command::new(binary(WEBHOOK))
+        .args(args)
+        .output()
+        .expect("the webhook runs")
+}
+
+#[rstest]
+#[case::bad_port(&["--apiserver-fqdn=foo.bar", "--cert-dir=/tmp", "--port=x"], "'x'")]
+#[case::port_zero(&["--apiserver-fqdn=foo.bar", "--cert-dir=/tmp", "--port=0"], "1 to 65535")]
+#[case::port_too_big(&["--apiserver-fqdn=foo.bar", "--cert-dir=/tmp", "--port", "65536"], "65536")]
+#[case::bad_fqdn(&["--apiserver-fqdn=localhost", "--cert-dir=/tmp"], "at least two labels")]
+#[case::missing_fqdn(&["--cert-dir=/tmp"], "--apiserver-fqdn")]
+#[case::missing_cert_dir(&["--apiserver-fqdn=foo.bar"], "--cert-dir")]
+#[case::unknown_flag(&["--apiserver-fqdn=foo.bar", "--cert-dir=/tmp", "--frobnicate"], "--frobnicate")]
+fn bad_flags_exit_non_zero_with_one_line_naming_them(#[case] args: &[&str], #[case] named: &str) {
+    let output = run_with(args);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains(named), "{stderr}");
+}
+
+#[test]
+fn help_shows_the_flags_and_defaults_and_exits_zero() {
+    let output = run_with(&["--help"]);
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for expected in [
+        "--apiserver-fqdn",
+        "--cert-dir",
+        "[default: tls.crt]",
+        "[default: tls.key]",
+        "--client-ca-name",
+        "--host",
+        "[default: 9443]",
+    ] {
+        assert!(help.contains(expected), "--help lacks {expected}:\n{help}");
+    }
+}
+
+#[rstest]
+#[case::missing_certificate(&["--cert-dir=/nonexistent"], "cannot read /nonexistent/tls.crt")]
+#[case::missing_client_ca(&["--client-ca-name=nope.crt"], "client CA: cannot read")]
+#[case::key_of_another_pair(&["--key-name=../server-rsa-pkcs8/tls.key"], "does not serve certificate")]
+fn a_start_up_failure_exits_non_zero_with_one_error_line(
+    #[case] args: &[&str],
+    #[case] message: &str,
+) {
+    let cert_dir = format!("--cert-dir={}", committed("server-ecdsa").display());
+    let output = run_with(
+        &[
+            &[
+                "--apiserver-fqdn=foo.bar",
+                "--host=127.0.0.1",
+                "--port=1",
+                &cert_dir,
+            ],
+            args,
+        ]
+        .concat(),
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with('E')).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(errors[0].contains(message), "{stderr}");
+    assert!(!stderr.contains("serving https://"), "{stderr}");
+}
+
+#[test]
+fn a_port_in_use_exits_non_zero_naming_the_address() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let port = taken.local_addr().expect("an address").port();
+    let output = run_with(&[
+        "--apiserver-fqdn=foo.bar",
+        &format!("--cert-dir={}", committed("server-ecdsa").display()),
+        "--host=127.0.0.1",
+        &format!("--port={port}"),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{stderr}"
+    );
+}

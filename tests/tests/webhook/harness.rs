@@ -1,0 +1,356 @@
+//! The pod webhook as a process on 127.0.0.1, and a TLS client that verifies it against the test
+//! CA: the same view the API server has.
+
+use std::fs::File;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use blackbox_tests::{binary, wait_until};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper::{Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::ClientConfig;
+use serde_json::Value;
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+
+pub const WEBHOOK: &str = "apiserver-proxy-pod-webhook";
+pub const PATH: &str = "/webhook/pod-apiserver-env";
+pub const FQDN: &str = "foo.bar.";
+
+pub fn testdata(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../testdata")
+        .join(path)
+}
+
+pub fn sample() -> Vec<u8> {
+    std::fs::read(testdata("admission/pod-create-v1.json")).expect("the sample review")
+}
+
+/// The sample review, changed by `change`.
+pub fn sample_with(change: impl FnOnce(&mut Value)) -> Vec<u8> {
+    let mut review: Value = serde_json::from_slice(&sample()).expect("JSON");
+    change(&mut review);
+    serde_json::to_vec(&review).expect("JSON")
+}
+
+/// A directory of its own, removed on drop.
+#[derive(Debug)]
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("webhook-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("a temporary directory");
+        Self(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Copies `tls.crt` and `tls.key` of a committed pair (`server-ecdsa`, ...) into `dir`.
+pub fn put_pair(pair: &str, dir: &Path) {
+    std::fs::create_dir_all(dir).expect("the directory");
+    for file in ["tls.crt", "tls.key"] {
+        std::fs::copy(testdata(&format!("certs/{pair}/{file}")), dir.join(file)).expect("a copy");
+    }
+}
+
+/// Issues a fresh server pair signed by the test CA into `dir`, with the committed recipe.
+pub fn issue_server_pair(dir: &Path, key_type: &str) {
+    let status = Command::new("bash")
+        .arg(testdata("certs/gen-certs.sh"))
+        .args(["leaf", &dir.display().to_string(), key_type, "server"])
+        .status()
+        .expect("openssl runs");
+    assert!(status.success(), "gen-certs.sh leaf failed");
+}
+
+/// The DER of the first certificate in a PEM file.
+pub fn cert_der(path: &Path) -> Vec<u8> {
+    CertificateDer::from_pem_file(path)
+        .expect("a PEM certificate")
+        .to_vec()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// A running webhook; killed on drop if a test did not stop it.
+#[derive(Debug)]
+pub struct Webhook {
+    child: Option<Child>,
+    pub port: u16,
+    log: PathBuf,
+    /// Holds the log (and the certificates, when the test made them there) until the end.
+    _dir: TempDir,
+}
+
+impl Webhook {
+    /// Starts the webhook on 127.0.0.1 with `--cert-dir=cert_dir` and `extra` flags, and waits
+    /// until it says it is serving.
+    pub fn start(name: &str, cert_dir: &Path, extra: &[&str]) -> Self {
+        Self::start_on(name, cert_dir, "127.0.0.1", extra)
+    }
+
+    pub fn start_on(name: &str, cert_dir: &Path, host: &str, extra: &[&str]) -> Self {
+        let dir = TempDir::new(&format!("{name}-log"));
+        let log = dir.path().join("stderr.log");
+        let port = free_port();
+        let child = Command::new(binary(WEBHOOK))
+            .arg(format!("--apiserver-fqdn={FQDN}"))
+            .arg(format!("--cert-dir={}", cert_dir.display()))
+            .arg(format!("--host={host}"))
+            .arg(format!("--port={port}"))
+            .args(extra)
+            .stdin(Stdio::null())
+            .stderr(File::create(&log).expect("a log file"))
+            .spawn()
+            .expect("the webhook starts");
+        let webhook = Self {
+            child: Some(child),
+            port,
+            log,
+            _dir: dir,
+        };
+        wait_until("the webhook serves", || {
+            webhook.log().contains("serving https://")
+        });
+        webhook
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn sigterm(&self) {
+        let child = self.child.as_ref().expect("running");
+        let pid = Pid::from_raw(i32::try_from(child.id()).expect("a pid"));
+        kill(pid, Signal::SIGTERM).expect("SIGTERM delivered");
+    }
+
+    /// Waits for the exit, for at most 20 s.
+    pub fn wait(&mut self) -> ExitStatus {
+        let child = self.child.as_mut().expect("running");
+        for _ in 0..2000 {
+            if let Some(status) = child.try_wait().expect("the child's status") {
+                self.child = None;
+                return status;
+            }
+            #[allow(clippy::disallowed_methods)] // The test's own pacing.
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("the webhook did not exit within 20 s:\n{}", self.log());
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(self.port)
+    }
+}
+
+impl Drop for Webhook {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A TLS client that trusts the test CA only.
+#[derive(Debug, Clone)]
+pub struct Client {
+    port: u16,
+    host: String,
+    config: Arc<ClientConfig>,
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+impl Client {
+    pub fn new(port: u16) -> Self {
+        Self::with_config(
+            port,
+            &[&rustls::version::TLS13, &rustls::version::TLS12],
+            None,
+        )
+    }
+
+    /// A client with the given TLS versions and, if any, the client pair in `client_pair` (a
+    /// directory with tls.crt and tls.key).
+    pub fn with_config(
+        port: u16,
+        versions: &[&'static rustls::SupportedProtocolVersion],
+        client_pair: Option<&Path>,
+    ) -> Self {
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from(cert_der(&testdata("certs/ca.crt"))))
+            .expect("the test CA");
+        let builder = ClientConfig::builder_with_provider(provider())
+            .with_protocol_versions(versions)
+            .expect("versions")
+            .with_root_certificates(roots);
+        let mut config = match client_pair {
+            None => builder.with_no_client_auth(),
+            Some(dir) => {
+                let chain = CertificateDer::pem_file_iter(dir.join("tls.crt"))
+                    .expect("a certificate")
+                    .collect::<Result<Vec<_>, _>>()
+                    .expect("PEM");
+                let key = PrivateKeyDer::from_pem_file(dir.join("tls.key")).expect("a key");
+                builder
+                    .with_client_auth_cert(chain, key)
+                    .expect("a client pair")
+            }
+        };
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        // Every connection a full handshake: a resumed session shows the certificate of the
+        // session it resumes, not the one the server serves now.
+        config.resumption = rustls::client::Resumption::disabled();
+        Self {
+            port,
+            host: "127.0.0.1".to_owned(),
+            config: Arc::new(config),
+        }
+    }
+
+    /// The same client, connecting to another loopback address (`::1`).
+    pub fn at_host(mut self, host: &str) -> Self {
+        self.host = host.to_owned();
+        self
+    }
+
+    /// A new TCP connection and TLS handshake.
+    pub async fn tls(&self) -> std::io::Result<TlsStream<TcpStream>> {
+        let tcp = TcpStream::connect((self.host.as_str(), self.port)).await?;
+        let name = ServerName::try_from("localhost").expect("a name");
+        TlsConnector::from(Arc::clone(&self.config))
+            .connect(name, tcp)
+            .await
+    }
+
+    /// A new connection, ready for requests (keep-alive).
+    pub async fn connect(&self) -> Result<Connection, String> {
+        let tls = self.tls().await.map_err(|e| format!("TLS: {e}"))?;
+        let server_cert = tls
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .map(|cert| cert.to_vec())
+            .unwrap_or_default();
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .map_err(|e| format!("HTTP handshake: {e}"))?;
+        tokio::spawn(connection);
+        Ok(Connection {
+            sender,
+            server_cert,
+        })
+    }
+
+    /// One request on a new connection.
+    pub async fn post(&self, body: Vec<u8>) -> Result<Answer, String> {
+        self.connect().await?.post(body).await
+    }
+}
+
+#[derive(Debug)]
+pub struct Connection {
+    sender: SendRequest<Full<Bytes>>,
+    /// The DER of the certificate the server presented.
+    pub server_cert: Vec<u8>,
+}
+
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub json: Value,
+}
+
+impl Connection {
+    pub async fn post(&mut self, body: Vec<u8>) -> Result<Answer, String> {
+        let request = Request::post(format!("{PATH}?timeout=10s"))
+            .header("content-type", "application/json")
+            .header("host", "localhost")
+            .body(Full::new(Bytes::from(body)))
+            .expect("a request");
+        self.send(request).await
+    }
+
+    pub async fn send(&mut self, request: Request<Full<Bytes>>) -> Result<Answer, String> {
+        let response = self
+            .sender
+            .send_request(request)
+            .await
+            .map_err(|e| format!("request: {e}"))?;
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| format!("body: {e}"))?
+            .to_bytes();
+        let json = serde_json::from_slice(&body)
+            .map_err(|e| format!("the answer is not JSON: {e}: {body:?}"))?;
+        Ok(Answer { status, json })
+    }
+}
+
+impl Answer {
+    /// The JSON Patch, decoded from its base64 string.
+    pub fn patch(&self) -> Value {
+        use base64::Engine as _;
+        let patch = self.json["response"]["patch"]
+            .as_str()
+            .expect("the patch is a base64 string");
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(patch)
+            .expect("base64");
+        serde_json::from_slice(&bytes).expect("the patch is JSON")
+    }
+}
+
+/// Polls `check` every 20 ms until it holds, for at most 20 s; the bound only keeps a broken test
+/// from hanging.
+pub async fn eventually<F, Fut>(what: &str, check: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let mut ticks = tokio::time::interval(Duration::from_millis(20));
+    for _ in 0..1000 {
+        ticks.tick().await;
+        if check().await {
+            return;
+        }
+    }
+    panic!("timed out waiting until {what}");
+}
