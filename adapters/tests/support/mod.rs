@@ -19,11 +19,16 @@ where
     let outcome = thread
         .spawn(move || {
             if let Err(errno) = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET) {
-                skip(name, &format!("cannot create a network namespace: {errno} (run as root)"));
+                skip(
+                    name,
+                    &format!("cannot create a network namespace: {errno} (run as root)"),
+                );
                 return;
             }
             sh("ip link set lo up");
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
             runtime.expect("a tokio runtime").block_on(test());
         })
         .expect("a test thread")
@@ -44,7 +49,11 @@ pub fn skip(name: &str, why: &str) {
 /// Runs a shell command in the calling thread's network namespace and returns its stdout. Panics
 /// with the command's stderr when it fails.
 pub fn sh(command: &str) -> String {
-    let output = Command::new("sh").arg("-c").arg(command).output().expect("sh runs");
+    let output = Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .output()
+        .expect("sh runs");
     assert!(
         output.status.success(),
         "`{command}` failed with {}: {}",
@@ -56,7 +65,11 @@ pub fn sh(command: &str) -> String {
 
 /// Like [`sh`], but returns the exit status and both outputs instead of asserting success.
 pub fn try_sh(command: &str) -> (bool, String, String) {
-    let output = Command::new("sh").arg("-c").arg(command).output().expect("sh runs");
+    let output = Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .output()
+        .expect("sh runs");
     (
         output.status.success(),
         String::from_utf8_lossy(&output.stdout).into_owned(),
