@@ -7,7 +7,7 @@ mod support;
 use std::path::PathBuf;
 use std::pin::pin;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use adapters::iptables::{rule_events, Backend, IptablesRules, Tools};
 use domain::ports::{NetEvent, RuleError, RuleManager};
@@ -16,6 +16,7 @@ use domain::sidecar::rules::{desired_rules, IpFamily, Rule, RuleReconciler, Rule
 use futures::StreamExt;
 use rstest::rstest;
 use support::{in_netns, sh};
+use tokio::time::Instant;
 
 const PORT: u16 = 443;
 
@@ -278,6 +279,7 @@ fn a_held_lock_delays_a_change_until_released() {
         let holder = LockHolder::take(&host).await;
         let hold = Duration::from_secs(2);
         let released = tokio::spawn(async move {
+            #[allow(clippy::disallowed_methods)] // The other program's pace, not code under test.
             tokio::time::sleep(hold).await;
             holder.release().await;
         });

@@ -135,3 +135,8 @@ pub trait RuleManager: Send + Sync {
 pub trait SyncObserver: Send + Sync {
     fn sync_finished(&self, report: &SyncReport<'_>);
 }
+
+/// Nobody is listening (metrics are off).
+impl SyncObserver for () {
+    fn sync_finished(&self, _: &SyncReport<'_>) {}
+}

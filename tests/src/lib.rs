@@ -1,4 +1,7 @@
-//! Shared harness of the black-box tests: find the built binaries and run them.
+//! The test harness: find the built binaries, run tests in network namespaces of their own.
+//! Used by the black-box tests of this crate and by the kernel tier in `adapters/tests`.
+
+pub mod netns;
 
 use std::path::PathBuf;
 
@@ -26,4 +29,17 @@ pub fn skip(name: &str, why: &str) {
         panic!("{name}: REQUIRE_PRIVILEGED=1 but the test cannot run: {why}");
     }
     eprintln!("SKIPPED {name}: {why}");
+}
+
+/// Polls `check` every 5 ms until it holds, for at most 10 s; the bound only keeps a broken test
+/// from hanging, it asserts nothing about speed.
+pub fn wait_until(what: &str, check: impl Fn() -> bool) {
+    for _ in 0..2000 {
+        if check() {
+            return;
+        }
+        #[allow(clippy::disallowed_methods)] // The test's own pacing, not code under test.
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    panic!("timed out waiting until {what}");
 }

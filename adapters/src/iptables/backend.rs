@@ -73,7 +73,7 @@ impl Backend {
             Ordering::Equal => match tools.run("iptables", &["-V"]).await {
                 Ok(version) => Backend::from_version(&version),
                 Err(error) => {
-                    tracing::debug!(%error, "no default iptables; choosing nft");
+                    tracing::debug!(cause = %error, "no default iptables; choosing nft");
                     Backend::Nft
                 }
             },
@@ -97,7 +97,7 @@ async fn dump(tools: &Tools, backend: Backend, args: &[&str]) -> String {
     for family in IpFamily::ALL {
         match tools.run(backend.save(family), args).await {
             Ok(text) => all.push_str(&text),
-            Err(error) => tracing::debug!(%error, "backend detection sees nothing here"),
+            Err(error) => tracing::debug!(cause = %error, "backend detection sees nothing here"),
         }
     }
     all

@@ -42,7 +42,7 @@ pub fn rule_events(backend: Backend) -> impl Stream<Item = NetEvent> {
         Backend::Nft => match subscribe() {
             Ok(socket) => nft_events(socket).left_stream(),
             Err(error) => {
-                tracing::warn!(%error, period = ?LEGACY_POLL, "cannot listen for nf_tables changes; looking at the rules periodically instead");
+                tracing::warn!(cause = %error, period = ?LEGACY_POLL, "cannot listen for nf_tables changes; looking at the rules periodically instead");
                 polled(LEGACY_POLL).right_stream()
             }
         },
@@ -72,7 +72,7 @@ fn nft_events(socket: TokioSocket) -> impl Stream<Item = NetEvent> {
                 NetEvent::EventsLost
             }
             Err(error) => {
-                tracing::warn!(%error, "the nf_tables event socket failed; resubscribing");
+                tracing::warn!(cause = %error, "the nf_tables event socket failed; resubscribing");
                 socket = resubscribe().await;
                 NetEvent::EventsLost
             }
@@ -85,12 +85,14 @@ fn nft_events(socket: TokioSocket) -> impl Stream<Item = NetEvent> {
 async fn resubscribe() -> TokioSocket {
     let mut pause = RESUBSCRIBE_FIRST;
     loop {
+        // Outside the sync loop and its Clock: a plain pause between attempts.
+        #[allow(clippy::disallowed_methods)]
         tokio::time::sleep(pause).await;
         match subscribe() {
             Ok(socket) => return socket,
             Err(error) => {
                 pause = (pause * 2).min(RESUBSCRIBE_MAX);
-                tracing::warn!(%error, retry_in = ?pause, "cannot resubscribe to nf_tables events");
+                tracing::warn!(cause = %error, retry_in = ?pause, "cannot resubscribe to nf_tables events");
             }
         }
     }

@@ -1,0 +1,215 @@
+//! Kernel tier: the rtnetlink adapter and the address reconciler against the real kernel, each
+//! test in a fresh network namespace.
+
+mod support;
+
+use std::time::Duration;
+
+use adapters::clock::TokioClock;
+use adapters::netlink::events::network_events;
+use adapters::netlink::Netlink;
+use domain::ports::{AddressManager, MockRuleManager, NetError, NetEvent};
+use domain::sidecar::address::AddressReconciler;
+use domain::sidecar::desired::DesiredAddress;
+use domain::sidecar::reconciler::Sidecar;
+use domain::sidecar::run::{run, Schedule};
+use futures::StreamExt;
+use support::{in_netns, sh, try_sh};
+
+fn desired(address: &str, interface: &str) -> DesiredAddress {
+    DesiredAddress {
+        address: address.parse().expect("a valid address"),
+        interface: interface.parse().expect("a valid interface name"),
+    }
+}
+
+fn reconciler(address: &str, interface: &str) -> AddressReconciler<Netlink> {
+    AddressReconciler::new(
+        Netlink::connect().expect("a netlink socket"),
+        desired(address, interface),
+    )
+}
+
+/// Polls `check` every 5 ms for up to 5 s; the bound only keeps a broken test from hanging.
+async fn eventually(what: &str, check: impl Fn() -> bool) {
+    for _ in 0..1000 {
+        if check() {
+            return;
+        }
+        tokio::task::yield_now().await;
+        #[allow(clippy::disallowed_methods)] // The test's own pacing, not code under test.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
+#[test]
+fn ipv4_address_is_added_to_lo_with_global_scope() {
+    in_netns("ipv4_address_is_added_to_lo_with_global_scope", || async {
+        reconciler("10.96.0.2", "lo").sync().await.unwrap();
+        let shown = sh("ip -d addr show dev lo");
+        assert!(
+            shown.contains("inet 10.96.0.2/32 scope global lo"),
+            "{shown}"
+        );
+    });
+}
+
+#[test]
+fn ipv6_address_is_added_to_lo_with_global_scope() {
+    in_netns("ipv6_address_is_added_to_lo_with_global_scope", || async {
+        sh("sysctl -qw net.ipv6.conf.lo.disable_ipv6=0");
+        reconciler("fd00::2", "lo").sync().await.unwrap();
+        let shown = sh("ip -d addr show dev lo");
+        assert!(shown.contains("inet6 fd00::2/128 scope global"), "{shown}");
+    });
+}
+
+#[test]
+fn adding_twice_is_not_an_error_and_keeps_one_copy() {
+    in_netns(
+        "adding_twice_is_not_an_error_and_keeps_one_copy",
+        || async {
+            let net = Netlink::connect().unwrap();
+            let address = "10.96.0.2".parse().unwrap();
+            net.add_address(1, &address).await.unwrap();
+            net.add_address(1, &address).await.unwrap();
+            assert_eq!(sh("ip addr show dev lo").matches("10.96.0.2/32").count(), 1);
+            assert_eq!(net.links_holding(&address).await.unwrap(), vec![1]);
+        },
+    );
+}
+
+#[test]
+fn missing_interface_is_created_or_the_kernel_refusal_is_explained() {
+    in_netns(
+        "missing_interface_is_created_or_the_kernel_refusal_is_explained",
+        || async {
+            // Real nodes have the dummy link type; the CI kernel has not (CONFIG_DUMMY unset).
+            let (has_dummy, _, _) = try_sh("ip link add probe0 type dummy && ip link del probe0");
+            let result = reconciler("10.96.0.2", "proxy0").sync().await;
+            if has_dummy {
+                result.unwrap();
+                let shown = sh("ip -d addr show dev proxy0");
+                assert!(
+                    shown.contains("dummy")
+                        && shown.contains("UP")
+                        && shown.contains("10.96.0.2/32"),
+                    "{shown}"
+                );
+            } else {
+                let error = result.unwrap_err();
+                assert_eq!(
+                    error.cause,
+                    NetError::LinkTypeUnsupported {
+                        kind: "dummy".into(),
+                        name: "proxy0".into()
+                    }
+                );
+                let message = error.to_string();
+                assert!(
+                    message.contains("proxy0") && message.contains("--interface"),
+                    "{message}"
+                );
+            }
+        },
+    );
+}
+
+#[test]
+fn address_is_moved_from_a_veth_to_lo() {
+    in_netns("address_is_moved_from_a_veth_to_lo", || async {
+        sh("ip link add v0 type veth peer name v1 && ip link set v0 up && ip addr add 10.96.0.2/32 dev v0");
+        reconciler("10.96.0.2", "lo").sync().await.unwrap();
+        assert!(sh("ip addr show dev lo").contains("10.96.0.2/32"));
+        assert!(!sh("ip addr show dev v0").contains("10.96.0.2"));
+    });
+}
+
+#[test]
+fn a_link_that_is_down_is_set_up() {
+    in_netns("a_link_that_is_down_is_set_up", || async {
+        sh("ip link add v0 type veth peer name v1");
+        reconciler("10.96.0.2", "v0").sync().await.unwrap();
+        assert!(
+            sh("ip link show dev v0").contains(",UP"),
+            "{}",
+            sh("ip link show dev v0")
+        );
+    });
+}
+
+#[test]
+fn cleanup_leaves_lo_and_foreign_addresses_alone_and_runs_twice() {
+    in_netns(
+        "cleanup_leaves_lo_and_foreign_addresses_alone_and_runs_twice",
+        || async {
+            sh("ip addr add 10.0.0.9/32 dev lo");
+            let mut reconciler = reconciler("10.96.0.2", "lo");
+            reconciler.sync().await.unwrap();
+            reconciler.cleanup().await.unwrap();
+            reconciler.cleanup().await.unwrap();
+            let shown = sh("ip addr show dev lo");
+            assert!(
+                shown.contains("10.0.0.9/32") && !shown.contains("10.96.0.2"),
+                "{shown}"
+            );
+            assert!(shown.contains("127.0.0.1/8"), "{shown}");
+        },
+    );
+}
+
+#[test]
+fn events_report_removal_of_the_address() {
+    in_netns("events_report_removal_of_the_address", || async {
+        sh("ip addr add 10.96.0.2/32 dev lo");
+        let mut events = Box::pin(network_events().unwrap());
+        sh("ip addr del 10.96.0.2/32 dev lo");
+        let removed = NetEvent::AddressRemoved {
+            index: 1,
+            address: "10.96.0.2".parse().unwrap(),
+        };
+        loop {
+            let event = tokio::time::timeout(Duration::from_secs(5), events.next()).await;
+            if event.expect("an event within 5 s") == Some(removed.clone()) {
+                break;
+            }
+        }
+    });
+}
+
+#[test]
+fn the_loop_repairs_deletion_and_link_down_without_waiting_for_the_interval() {
+    in_netns(
+        "the_loop_repairs_deletion_and_link_down_without_waiting_for_the_interval",
+        || async {
+            // No rules in this tier: the rule reconciler is off.
+            let mut sidecar: Sidecar<Netlink, MockRuleManager> =
+                Sidecar::new(reconciler("10.96.0.2", "lo"), None);
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let events = network_events().unwrap();
+            let test = async {
+                let on_lo = || try_sh("ip addr show dev lo").1.contains("10.96.0.2/32");
+                eventually("the start sync added the address", on_lo).await;
+                for _ in 0..5 {
+                    sh("ip addr del 10.96.0.2/32 dev lo");
+                    eventually("the address is back", on_lo).await;
+                }
+                sh("ip link set lo down");
+                eventually("lo is up again", || {
+                    try_sh("ip link show dev lo").1.contains(",UP")
+                })
+                .await;
+                stop.send(()).unwrap();
+            };
+            // An hour-long interval: only events can explain a repair within the test's bounds.
+            let schedule = Schedule::new(Duration::from_secs(3600));
+            let shutdown = async {
+                let _ = stopped.await;
+            };
+            let clock = TokioClock::default();
+            let looping = run(&mut sidecar, &clock, &(), schedule, events, shutdown);
+            tokio::join!(looping, test);
+        },
+    );
+}

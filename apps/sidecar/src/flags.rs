@@ -1,0 +1,160 @@
+//! The flags of the original `apiserver-proxy-sidecar --help`, same names, defaults and meaning.
+
+use std::time::Duration;
+
+use adapters::cli::parse_go_bool;
+use adapters::logging::KlogFlags;
+use clap::Parser;
+use domain::duration::{format_go_duration, parse_go_duration};
+use domain::sidecar::desired::{InterfaceName, ProxyAddress};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "apiserver-proxy-sidecar",
+    about = "Keeps the API server proxy's address on a node-local interface, and optionally the iptables rules that skip conntrack for it.",
+    disable_version_flag = true
+)]
+pub struct Flags {
+    /// [optional] indicates whether created interface and iptables should be removed on exit.
+    #[arg(long, default_value = "false", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = parse_go_bool)]
+    pub cleanup: bool,
+
+    /// [optional] indicates if the sidecar should run as a daemon
+    #[arg(long, default_value = "true", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = parse_go_bool)]
+    pub daemon: bool,
+
+    /// [optional] name of the interface to add address to.
+    #[arg(long, value_name = "string", default_value = "lo")]
+    pub interface: InterfaceName,
+
+    /// ip-address on which the proxy is listening.
+    #[arg(long = "ip-address", value_name = "string", required = true)]
+    pub ip_address: ProxyAddress,
+
+    /// [optional] port on which the proxy is listening.
+    #[arg(long, value_name = "string", default_value = "443", value_parser = parse_port)]
+    pub port: u16,
+
+    /// [optional] indicates whether iptables rules should be setup.
+    #[arg(long = "setup-iptables", default_value = "false", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = parse_go_bool)]
+    pub setup_iptables: bool,
+
+    /// [optional] interval to check for iptables rules.
+    #[arg(long = "sync-interval", value_name = "duration", default_value = "1m0s", value_parser = parse_sync_interval)]
+    pub sync_interval: Duration,
+
+    #[command(flatten)]
+    pub klog: KlogFlags,
+}
+
+fn parse_port(value: &str) -> Result<u16, String> {
+    match value.parse::<u16>() {
+        Ok(port) if port > 0 => Ok(port),
+        _ => Err("expected a port number from 1 to 65535".to_owned()),
+    }
+}
+
+fn parse_sync_interval(value: &str) -> Result<Duration, String> {
+    match parse_go_duration(value) {
+        Ok(interval) if interval.is_zero() => {
+            Err("expected a positive duration such as 30s, 1m0s, 500ms".to_owned())
+        }
+        Ok(interval) => Ok(interval),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+impl Flags {
+    /// The flags as one log line, so the start of every log says what the process was asked.
+    pub fn summary(&self) -> String {
+        format!(
+            "ip-address={} interface={} port={} setup-iptables={} sync-interval={} daemon={} cleanup={}",
+            self.ip_address.ip(),
+            self.interface,
+            self.port,
+            self.setup_iptables,
+            format_go_duration(self.sync_interval),
+            self.daemon,
+            self.cleanup
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::error::ErrorKind;
+    use rstest::rstest;
+
+    fn parse(args: &[&str]) -> Result<Flags, clap::Error> {
+        Flags::try_parse_from(
+            std::iter::once("apiserver-proxy-sidecar").chain(args.iter().copied()),
+        )
+    }
+
+    #[test]
+    fn defaults_are_the_originals() {
+        let flags = parse(&["--ip-address=10.96.0.2"]).expect("valid");
+        assert_eq!(flags.interface.as_str(), "lo");
+        assert_eq!(flags.port, 443);
+        assert_eq!(flags.sync_interval, Duration::from_secs(60));
+        assert!(flags.daemon);
+        assert!(!flags.cleanup);
+        assert!(!flags.setup_iptables);
+    }
+
+    #[rstest]
+    #[case(&["--cleanup"], true, true)]
+    #[case(&["--cleanup=true"], true, true)]
+    #[case(&["--cleanup=false"], false, true)]
+    #[case(&["--daemon=false"], false, false)]
+    #[case(&["--daemon=0", "--cleanup=1"], true, false)]
+    fn booleans_take_go_forms(#[case] args: &[&str], #[case] cleanup: bool, #[case] daemon: bool) {
+        let flags = parse(&[args, &["--ip-address", "10.96.0.2"]].concat()).expect("valid");
+        assert_eq!((flags.cleanup, flags.daemon), (cleanup, daemon));
+    }
+
+    #[rstest]
+    #[case("30s", 30_000)]
+    #[case("1m0s", 60_000)]
+    #[case("1h2m3.5s", 3_723_500)]
+    #[case("500ms", 500)]
+    fn sync_interval_is_a_go_duration(#[case] text: &str, #[case] millis: u64) {
+        let flags = parse(&["--ip-address=10.96.0.2", "--sync-interval", text]).expect("valid");
+        assert_eq!(flags.sync_interval, Duration::from_millis(millis));
+    }
+
+    #[rstest]
+    #[case(&["--ip-address=10.96.0.2", "--sync-interval=0s"], "--sync-interval", "positive")]
+    #[case(&["--ip-address=10.96.0.2", "--sync-interval=1x"], "1x", "Go duration")]
+    #[case(&["--ip-address=10.96.0.2/32"], "10.96.0.2/32", "plain IPv4 or IPv6")]
+    #[case(&["--ip-address=fe80::1%eth0"], "fe80::1%eth0", "no zone")]
+    #[case(&["--ip-address=10.96.0.2", "--interface=abcdefghijklmnop"], "abcdefghijklmnop", "1 to 15 bytes")]
+    #[case(&["--ip-address=10.96.0.2", "--port=0"], "--port", "1 to 65535")]
+    #[case(&["--ip-address=10.96.0.2", "--port=https"], "https", "port number")]
+    #[case(&["--ip-address=10.96.0.2", "--cleanup=yes"], "yes", "boolean")]
+    fn bad_values_name_the_flag_value_and_expectation(
+        #[case] args: &[&str],
+        #[case] named: &str,
+        #[case] expected: &str,
+    ) {
+        let error = parse(args).expect_err("invalid");
+        let line = adapters::cli::one_line(&error);
+        assert!(line.contains(named) && line.contains(expected), "{line}");
+        assert!(!line.contains('\n'));
+    }
+
+    #[test]
+    fn ip_address_is_required() {
+        assert_eq!(
+            parse(&[]).expect_err("missing").kind(),
+            ErrorKind::MissingRequiredArgument
+        );
+    }
+
+    #[test]
+    fn unknown_flags_are_refused_by_name() {
+        let error = parse(&["--ip-address=10.96.0.2", "--frobnicate"]).expect_err("unknown");
+        assert!(adapters::cli::one_line(&error).contains("--frobnicate"));
+    }
+}

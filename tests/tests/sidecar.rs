@@ -1,0 +1,212 @@
+//! Black-box tier: the built `apiserver-proxy-sidecar` with real flags, inside network namespaces
+//! of its own.
+
+use std::process::{Child, Command, Output, Stdio};
+
+use blackbox_tests::netns::{in_netns, sh, try_sh};
+use blackbox_tests::{binary, wait_until};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use rstest::rstest;
+
+const SIDECAR: &str = "apiserver-proxy-sidecar";
+
+fn sidecar(args: &[&str]) -> Command {
+    let mut command = Command::new(binary(SIDECAR));
+    command.args(args);
+    command
+}
+
+fn output(args: &[&str]) -> Output {
+    sidecar(args).output().expect("the sidecar runs")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn start(args: &[&str]) -> Child {
+    sidecar(args)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the sidecar starts")
+}
+
+fn terminate(child: Child) -> Output {
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).expect("SIGTERM delivered");
+    child.wait_with_output().expect("the sidecar exits")
+}
+
+fn on_lo(address: &str) -> bool {
+    try_sh("ip addr show dev lo").1.contains(address)
+}
+
+#[rstest]
+#[case::prefix(&["--ip-address=10.96.0.2/32"], "10.96.0.2/32")]
+#[case::zone(&["--ip-address=fe80::1%eth0"], "fe80::1%eth0")]
+#[case::zero_interval(&["--ip-address=10.96.0.2", "--sync-interval=0s"], "--sync-interval")]
+#[case::bad_interval(&["--ip-address=10.96.0.2", "--sync-interval=1x"], "1x")]
+#[case::long_interface(&["--ip-address=10.96.0.2", "--interface=abcdefghijklmnop"], "abcdefghijklmnop")]
+#[case::bad_bool(&["--ip-address=10.96.0.2", "--cleanup=yes"], "yes")]
+#[case::bad_port(&["--ip-address=10.96.0.2", "--port=70000"], "70000")]
+#[case::unknown(&["--ip-address=10.96.0.2", "--frobnicate"], "--frobnicate")]
+#[case::missing_address(&[], "--ip-address")]
+fn bad_flags_exit_non_zero_with_one_line_naming_them(#[case] args: &[&str], #[case] named: &str) {
+    let output = output(args);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = stderr(&output);
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains(named), "{stderr}");
+}
+
+#[test]
+fn help_lists_every_flag_of_the_original_with_its_default() {
+    let output = output(&["--help"]);
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for flag in [
+        "--add_dir_header",
+        "--alsologtostderr",
+        "--cleanup",
+        "--daemon",
+        "--interface",
+        "--ip-address",
+        "--log_backtrace_at",
+        "--log_dir",
+        "--log_file",
+        "--log_file_max_size",
+        "--logtostderr",
+        "--port",
+        "--setup-iptables",
+        "--skip_headers",
+        "--skip_log_headers",
+        "--stderrthreshold",
+        "--sync-interval",
+        "-v, --v",
+        "--vmodule",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from --help:\n{help}");
+    }
+    for default in [
+        "[default: lo]",
+        "[default: 443]",
+        "[default: 1m0s]",
+        "[default: true]",
+        "[default: 1800]",
+        "[default: 2]",
+    ] {
+        assert!(
+            help.contains(default),
+            "{default} missing from --help:\n{help}"
+        );
+    }
+}
+
+#[test]
+fn one_shot_adds_the_address_with_global_scope_and_exits_zero() {
+    in_netns(
+        "one_shot_adds_the_address_with_global_scope_and_exits_zero",
+        || async {
+            let output = output(&["--daemon=false", "--ip-address=10.96.0.2"]);
+            assert!(output.status.success(), "{}", stderr(&output));
+            let shown = sh("ip -d addr show dev lo");
+            assert!(
+                shown.contains("inet 10.96.0.2/32 scope global lo"),
+                "{shown}"
+            );
+            // klog's header: severity, date, time, pid, file:line.
+            let first = stderr(&output)
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            let header = first.split(']').next().unwrap_or_default();
+            assert!(
+                header.starts_with('I') && header.contains(".rs:"),
+                "{first}"
+            );
+        },
+    );
+}
+
+#[test]
+fn one_shot_with_cleanup_leaves_nothing() {
+    in_netns("one_shot_with_cleanup_leaves_nothing", || async {
+        let output = output(&["--daemon=false", "--cleanup", "--ip-address=10.96.0.2"]);
+        assert!(output.status.success(), "{}", stderr(&output));
+        assert!(!on_lo("10.96.0.2"));
+        assert!(on_lo("127.0.0.1/8"), "lo keeps its own address");
+    });
+}
+
+#[test]
+fn one_shot_that_fails_exits_non_zero_with_the_reason() {
+    in_netns(
+        "one_shot_that_fails_exits_non_zero_with_the_reason",
+        || async {
+            let (has_dummy, _, _) = try_sh("ip link add probe0 type dummy && ip link del probe0");
+            let output = output(&[
+                "--daemon=false",
+                "--interface=proxy0",
+                "--ip-address=10.96.0.2",
+            ]);
+            if has_dummy {
+                assert!(output.status.success(), "{}", stderr(&output));
+            } else {
+                assert_eq!(output.status.code(), Some(1));
+                let stderr = stderr(&output);
+                assert!(
+                    stderr.contains("cannot create a link of type \"dummy\""),
+                    "{stderr}"
+                );
+            }
+        },
+    );
+}
+
+#[test]
+fn daemon_repairs_deletion_and_cleans_up_on_sigterm() {
+    in_netns(
+        "daemon_repairs_deletion_and_cleans_up_on_sigterm",
+        || async {
+            let child = start(&["--ip-address=10.96.0.2", "--cleanup=true"]);
+            wait_until("the address is added", || on_lo("10.96.0.2/32"));
+            for _ in 0..3 {
+                sh("ip addr del 10.96.0.2/32 dev lo");
+                wait_until("the address is back", || on_lo("10.96.0.2/32"));
+            }
+            let output = terminate(child);
+            assert!(output.status.success(), "{}", stderr(&output));
+            assert!(!on_lo("10.96.0.2"), "cleanup removed the address");
+            assert!(stderr(&output).contains("was missing on lo: added it"));
+        },
+    );
+}
+
+#[test]
+fn daemon_without_cleanup_leaves_the_address_on_sigterm() {
+    in_netns(
+        "daemon_without_cleanup_leaves_the_address_on_sigterm",
+        || async {
+            let child = start(&["--ip-address=10.96.0.2"]);
+            wait_until("the address is added", || on_lo("10.96.0.2/32"));
+            let output = terminate(child);
+            assert!(output.status.success(), "{}", stderr(&output));
+            assert!(on_lo("10.96.0.2/32"));
+        },
+    );
+}
+
+#[test]
+fn daemon_keeps_an_ipv6_address() {
+    in_netns("daemon_keeps_an_ipv6_address", || async {
+        sh("sysctl -qw net.ipv6.conf.lo.disable_ipv6=0");
+        let child = start(&["--ip-address=fd00::2", "--cleanup"]);
+        wait_until("the address is added", || on_lo("fd00::2/128"));
+        sh("ip addr del fd00::2/128 dev lo");
+        wait_until("the address is back", || on_lo("fd00::2/128"));
+        let output = terminate(child);
+        assert!(output.status.success(), "{}", stderr(&output));
+        assert!(!on_lo("fd00::2"));
+    });
+}
