@@ -1,0 +1,73 @@
+"""Shared pieces of the benchmark scripts: throwaway namespaces, process figures, result files.
+
+Every benchmark runs its programs inside network namespaces it creates itself and removes at the
+end; traffic never leaves them or loopback.
+"""
+
+import json
+import os
+import statistics
+import subprocess
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "target" / "bench"
+RELEASE = ROOT / "target" / "release"
+
+
+def sh(command, check=True):
+    return subprocess.run(command, shell=True, check=check, capture_output=True, text=True)
+
+
+class Netns:
+    """A network namespace with lo up, deleted (with every process in it) on exit."""
+
+    def __init__(self, name):
+        self.name = f"{name}-{os.getpid()}"
+
+    def __enter__(self):
+        sh(f"ip netns add {self.name}")
+        sh(f"ip -n {self.name} link set lo up")
+        return self
+
+    def __exit__(self, *_):
+        sh(f"ip netns pids {self.name} | xargs -r kill -TERM", check=False)
+        time.sleep(0.3)
+        sh(f"ip netns pids {self.name} | xargs -r kill -KILL", check=False)
+        sh(f"ip netns del {self.name}", check=False)
+
+    def run(self, command, check=True):
+        return sh(f"ip netns exec {self.name} {command}", check=check)
+
+    def popen(self, args, **kwargs):
+        return subprocess.Popen(["ip", "netns", "exec", self.name, *args], **kwargs)
+
+
+def rss_kib(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def cpu_seconds(pid):
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def summary_ms(samples):
+    return {
+        "n": len(samples),
+        "median_ms": round(statistics.median(samples) * 1000, 3),
+        "max_ms": round(max(samples) * 1000, 3),
+    }
+
+
+def write(name, figures, markdown_rows):
+    """Writes target/bench/NAME.json and NAME.md (a table section for README)."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(figures, indent=2) + "\n")
+    table = ["| figure | value |", "| --- | --- |", *(f"| {k} | {v} |" for k, v in markdown_rows)]
+    (RESULTS / f"{name}.md").write_text("\n".join(table) + "\n")
+    print("\n".join(table))

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the system packages the tests, the demo and the benchmarks need, when missing.
+# Idempotent and quiet when everything is there; needs root (apt-get) otherwise.
+set -euo pipefail
+
+packages=()
+command -v ip >/dev/null || packages+=(iproute2)
+command -v iptables >/dev/null || packages+=(iptables)
+command -v openssl >/dev/null || packages+=(openssl)
+command -v python3 >/dev/null || packages+=(python3)
+command -v curl >/dev/null || packages+=(curl)
+command -v jq >/dev/null || packages+=(jq)
+for extra in "$@"; do
+  command -v "$extra" >/dev/null || packages+=("$extra")
+done
+
+if [ ${#packages[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "deps: missing ${packages[*]} and not root: install them, or the privileged tiers will skip" >&2
+  exit 0
+fi
+echo "deps: installing ${packages[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
