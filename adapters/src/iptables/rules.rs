@@ -20,10 +20,6 @@ impl IptablesRules {
         Self { backend, tools }
     }
 
-    pub fn backend(&self) -> Backend {
-        self.backend
-    }
-
     /// `iptables -w N -t TABLE <operation> CHAIN [position] ARGS...`
     async fn change(
         &self,
