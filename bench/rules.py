@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import RELEASE, Netns, summary_ms, write
+from common import RELEASE, RESULTS, Netns, summary_ms, write
 
 ADDRESS = "10.96.0.2"
 SIDECAR = str(RELEASE / "apiserver-proxy-sidecar")
@@ -37,7 +37,11 @@ echo $(($(date +%s%N) - start))'"""
 
 
 def time_until_ours(ns, backend, change=":"):
-    return int(ns.run(CHANGE_AND_TIME.format(backend=backend, change=change)).stdout) / 1e9
+    timed = ns.run(CHANGE_AND_TIME.format(backend=backend, change=change), check=False)
+    if timed.returncode != 0:
+        raise RuntimeError(f"{backend}: the sidecar's rules were not back within 15 s after `{change}`"
+                           " (does this build manage them with --setup-iptables? see target/bench/rules-{backend}.log)")
+    return int(timed.stdout) / 1e9
 
 
 def iptables_execs(pid, seconds, trace):
@@ -54,7 +58,8 @@ def measure(backend, flushes, idle_seconds, work):
         if backend == "legacy":
             # What the kubelet leaves on a legacy node; the sidecar's detection follows it.
             ns.run("iptables-legacy -t mangle -N KUBE-IPTABLES-HINT")
-        log = open(work / f"{backend}.log", "w")
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        log = open(RESULTS / f"rules-{backend}.log", "w")
         sidecar = ns.popen([SIDECAR, f"--ip-address={ADDRESS}", "--setup-iptables"], stderr=log)
         time_until_ours(ns, backend)  # the first sync wrote them
         latencies = []
@@ -66,7 +71,7 @@ def measure(backend, flushes, idle_seconds, work):
         sidecar.terminate()
         sidecar.wait(10)
         log.close()
-    errors = [line for line in (work / f"{backend}.log").read_text().splitlines() if line.startswith("E")]
+    errors = [line for line in (RESULTS / f"rules-{backend}.log").read_text().splitlines() if line.startswith("E")]
     if errors:
         raise RuntimeError(f"{backend}: the sidecar logged errors:\n" + "\n".join(errors))
     return summary_ms(latencies), round(spawned * 60 / idle_seconds, 1)
