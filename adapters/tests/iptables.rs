@@ -328,26 +328,27 @@ fn a_lock_held_past_the_wait_is_lock_busy_and_the_next_sync_succeeds() {
     });
 }
 
-#[tokio::test]
-async fn a_missing_binary_names_what_to_install() {
-    let rules = IptablesRules::new(
-        Backend::Nft,
-        Tools::default().with_env("PATH", "/nonexistent"),
-    );
-    let error = rules
-        .list_ours(IpFamily::V6)
-        .await
-        .expect_err("no tools on PATH");
-    assert_eq!(
-        error,
-        RuleError::BinaryMissing {
-            binary: "ip6tables-nft-save".into()
-        }
-    );
-    assert!(
-        error.to_string().contains("install the iptables package"),
-        "{error}"
-    );
+#[test]
+fn a_missing_binary_names_what_to_install() {
+    // In a namespace all the same: were PATH ignored, the listing would run on this one.
+    in_netns("a_missing_binary_names_what_to_install", || async {
+        let tools = Tools::default().with_env("PATH", "/nonexistent");
+        let rules = IptablesRules::new(Backend::Nft, tools);
+        let error = rules
+            .list_ours(IpFamily::V6)
+            .await
+            .expect_err("no tools on PATH");
+        assert_eq!(
+            error,
+            RuleError::BinaryMissing {
+                binary: "ip6tables-nft-save".into()
+            }
+        );
+        assert!(
+            error.to_string().contains("install the iptables package"),
+            "{error}"
+        );
+    });
 }
 
 #[test]
