@@ -29,5 +29,8 @@ demo: deps release
 
 # Figures for README (target/bench/*.md), then copied into README by a script, never by hand.
 bench: deps release
+	bash scripts/deps.sh strace
 	python3 bench/sidecar.py
+	python3 bench/rules.py
+	bash bench/webhook.sh
 	python3 bench/update_readme.py

@@ -3,7 +3,7 @@
 from common import RESULTS, ROOT
 
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
-SECTIONS = [("sidecar", "Sidecar")]
+SECTIONS = [("sidecar", "Sidecar"), ("rules", "iptables rules"), ("webhook", "Pod webhook")]
 
 
 def main():

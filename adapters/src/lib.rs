@@ -5,6 +5,8 @@
 //! - [`netlink`]: rtnetlink `AddressManager` (links and addresses) and the link/address event
 //!   stream.
 //! - [`http`]: the pod webhook's HTTPS server (hyper, tokio-rustls), with certificate reloading.
+//! - [`iptables`]: the `RuleManager` over the iptables CLI (nft or legacy, as the host uses), and
+//!   the stream of nf_tables change events (a timer for legacy) that triggers repair.
 //! - [`cli`]: Go/pflag flag forms and one-line flag errors.
 //! - [`clock`]: the domain's `Clock` on tokio's timer.
 //! - [`logging`]: klog-compatible logging and the klog flags both binaries accept.
@@ -14,6 +16,7 @@
 pub mod cli;
 pub mod clock;
 pub mod http;
+pub mod iptables;
 pub mod logging;
 pub mod metrics;
 pub mod netlink;

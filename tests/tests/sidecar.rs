@@ -313,3 +313,73 @@ fn readiness_fails_while_the_address_cannot_be_added_and_recovers() {
         },
     );
 }
+
+fn our_rules(save: &str) -> usize {
+    try_sh(&format!("{save} 2>/dev/null"))
+        .1
+        .lines()
+        .filter(|line| line.contains("apiserver-proxy"))
+        .count()
+}
+
+#[test]
+fn setup_iptables_keeps_the_five_rules_repairs_a_flush_and_cleans_up() {
+    in_netns(
+        "setup_iptables_keeps_the_five_rules_repairs_a_flush_and_cleans_up",
+        || async {
+            if !try_sh("command -v iptables-save").0 {
+                skip(
+                    "setup_iptables_keeps_the_five_rules_repairs_a_flush_and_cleans_up",
+                    "iptables is not installed (make deps)",
+                );
+                return;
+            }
+            // A foreign rule in one of our chains must survive everything.
+            sh("iptables -t filter -A INPUT -p udp --dport 53 -j ACCEPT");
+            let child = start(&["--ip-address=10.96.0.2", "--setup-iptables", "--cleanup"]);
+            wait_until("the five rules are in place", || {
+                our_rules("iptables-save") == 5
+            });
+            let save = sh("iptables-save");
+            for rule in [
+                "-A PREROUTING -d 10.96.0.2/32 -p tcp -m tcp --dport 443",
+                "-A OUTPUT -d 10.96.0.2/32 -p tcp -m tcp --dport 443",
+                "-A OUTPUT -s 10.96.0.2/32 -p tcp -m tcp --sport 443",
+                "-A INPUT -d 10.96.0.2/32 -p tcp -m tcp --dport 443",
+                "-A OUTPUT -s 10.96.0.2/32 -p tcp -m tcp --sport 443",
+            ] {
+                assert!(save.contains(rule), "{rule} missing:\n{save}");
+            }
+            sh("iptables -t raw -F");
+            wait_until("the flushed rules are back", || {
+                our_rules("iptables-save") == 5
+            });
+            let output = terminate(child);
+            assert!(output.status.success(), "{}", stderr(&output));
+            assert_eq!(our_rules("iptables-save"), 0, "cleanup removed our rules");
+            assert!(
+                sh("iptables-save -t filter").contains("--dport 53 -j ACCEPT"),
+                "the foreign rule stays"
+            );
+        },
+    );
+}
+
+#[test]
+fn setup_iptables_uses_ip6tables_for_ipv6() {
+    in_netns("setup_iptables_uses_ip6tables_for_ipv6", || async {
+        if !try_sh("command -v ip6tables-save").0 {
+            skip(
+                "setup_iptables_uses_ip6tables_for_ipv6",
+                "iptables is not installed (make deps)",
+            );
+            return;
+        }
+        sh("sysctl -qw net.ipv6.conf.lo.disable_ipv6=0");
+        let output = output(&["--daemon=false", "--ip-address=fd00::2", "--setup-iptables"]);
+        assert!(output.status.success(), "{}", stderr(&output));
+        assert_eq!(our_rules("ip6tables-save"), 5);
+        assert!(sh("ip6tables-save").contains("-d fd00::2/128 -p tcp -m tcp --dport 443"));
+        assert_eq!(our_rules("iptables-save"), 0);
+    });
+}

@@ -8,15 +8,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use adapters::clock::TokioClock;
+use adapters::iptables::{rule_events, Backend, IptablesRules, Tools};
 use adapters::metrics::server;
 use adapters::metrics::sidecar::SidecarMetrics;
 use adapters::netlink::{events::network_events, Netlink};
 use anyhow::Context;
-use domain::ports::{NetEvent, RuleError, RuleManager};
+use domain::ports::NetEvent;
 use domain::sidecar::address::AddressReconciler;
 use domain::sidecar::desired::DesiredAddress;
 use domain::sidecar::reconciler::Sidecar;
-use domain::sidecar::rules::{IpFamily, Rule};
+use domain::sidecar::rules::RuleReconciler;
 use domain::sidecar::run::{run, sync_once, Schedule, Trigger};
 use futures::stream::{self, BoxStream, StreamExt};
 
@@ -54,13 +55,16 @@ async fn serve(flags: Flags) -> anyhow::Result<ExitCode> {
         address: flags.ip_address,
         interface: flags.interface.clone(),
     };
-    let mut sidecar: Sidecar<Netlink, NoRules> =
-        Sidecar::new(AddressReconciler::new(net, desired), None);
-    if flags.setup_iptables {
-        tracing::warn!(
-            "--setup-iptables is accepted, but this build does not manage the rules yet"
-        );
-    }
+    let backend = match flags.setup_iptables {
+        true => Some(Backend::detect(&Tools::default()).await),
+        false => None,
+    };
+    let rules = backend.map(|backend| {
+        tracing::info!(?backend, "keeping the conntrack-bypass rules");
+        let manager = IptablesRules::new(backend, Tools::default());
+        RuleReconciler::new(manager, &flags.ip_address, flags.port)
+    });
+    let mut sidecar = Sidecar::new(AddressReconciler::new(net, desired), rules);
     let clock = TokioClock::default();
     let metrics = match flags.metrics_bind_address.0 {
         Some(address) => Some(serve_metrics(address, flags.sync_interval).await?),
@@ -81,7 +85,7 @@ async fn serve(flags: Flags) -> anyhow::Result<ExitCode> {
         &clock,
         &metrics,
         Schedule::new(flags.sync_interval),
-        events(),
+        events(backend),
         signals.next(),
     )
     .await;
@@ -112,19 +116,23 @@ async fn serve_metrics(
     Ok(metrics)
 }
 
-/// The network events, or none if the kernel refuses the subscription: the interval then remains
-/// the safety net.
-fn events() -> BoxStream<'static, NetEvent> {
-    match network_events() {
+/// The network events, and the rule events when rules are kept. If the kernel refuses the
+/// address subscription, the interval remains the safety net.
+fn events(rules: Option<Backend>) -> BoxStream<'static, NetEvent> {
+    let network = match network_events() {
         Ok(events) => events.boxed(),
         Err(error) => {
             tracing::warn!(cause = %error, "cannot subscribe to netlink events; relying on --sync-interval alone");
             stream::pending().boxed()
         }
+    };
+    match rules {
+        Some(backend) => stream::select(network, rule_events(backend)).boxed(),
+        None => network,
     }
 }
 
-async fn cleanup(sidecar: &mut Sidecar<Netlink, NoRules>) -> bool {
+async fn cleanup(sidecar: &mut Sidecar<Netlink, IptablesRules>) -> bool {
     match sidecar.cleanup().await {
         Ok(()) => {
             tracing::info!("cleanup done: removed what this process added");
@@ -136,22 +144,5 @@ async fn cleanup(sidecar: &mut Sidecar<Netlink, NoRules>) -> bool {
             }
             false
         }
-    }
-}
-
-/// Stands in for the iptables adapter until it lands: never constructed.
-#[derive(Debug)]
-enum NoRules {}
-
-#[async_trait::async_trait]
-impl RuleManager for NoRules {
-    async fn list_ours(&self, _: IpFamily) -> Result<Vec<Rule>, RuleError> {
-        match *self {}
-    }
-    async fn insert(&self, _: IpFamily, _: &Rule) -> Result<(), RuleError> {
-        match *self {}
-    }
-    async fn delete(&self, _: IpFamily, _: &Rule) -> Result<(), RuleError> {
-        match *self {}
     }
 }
