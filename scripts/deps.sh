@@ -14,6 +14,14 @@ for extra in "$@"; do
   command -v "$extra" >/dev/null || packages+=("$extra")
 done
 
+# The reference OpenMetrics parser that the black-box tests check /metrics with.
+if command -v python3 >/dev/null && ! python3 -c 'import prometheus_client' 2>/dev/null; then
+  if [ "$(id -u)" -eq 0 ] || [ -n "${VIRTUAL_ENV:-}" ]; then
+    echo "deps: installing the Python prometheus-client (OpenMetrics parser for the tests)"
+    python3 -m pip install -q --disable-pip-version-check prometheus-client 2>&1 | grep -v "WARNING: Running pip as" || true
+  fi
+fi
+
 if [ ${#packages[@]} -eq 0 ]; then
   exit 0
 fi
