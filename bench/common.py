@@ -5,6 +5,7 @@ end; traffic never leaves them or loopback.
 """
 
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -44,11 +45,24 @@ class Netns:
         return subprocess.Popen(["ip", "netns", "exec", self.name, *args], **kwargs)
 
 
-def rss_kib(pid):
+def _status_kib(pid, field):
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for {pid}")
+    raise RuntimeError(f"no {field} for {pid}")
+
+
+def rss_kib(pid):
+    return _status_kib(pid, "VmRSS")
+
+
+def hwm_kib(pid):
+    """The peak RSS of the process so far."""
+    return _status_kib(pid, "VmHWM")
+
+
+def fd_count(pid):
+    return len(list(Path(f"/proc/{pid}/fd").iterdir()))
 
 
 def cpu_seconds(pid):
@@ -64,10 +78,29 @@ def summary_ms(samples):
     }
 
 
-def write(name, figures, markdown_rows):
-    """Writes target/bench/NAME.json and NAME.md (a table section for README)."""
+def percentile_ms(samples_s, pct):
+    """The nearest-rank percentile of samples in seconds, in milliseconds."""
+    ordered = sorted(samples_s)
+    if not ordered:
+        return None
+    rank = max(0, math.ceil(pct / 100 * len(ordered)) - 1)
+    return round(ordered[rank] * 1000, 3)
+
+
+def write(name, figures, rows):
+    """Writes target/bench/NAME.json (the figures, and the rows as `table`) and NAME.md.
+
+    A row is `(figure, value)`, or `(figure, ours, limit baseline, ratio)` where a baseline
+    exists; bench/update_readme.py joins every NAME.json's rows into the one table."""
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{name}.json").write_text(json.dumps(figures, indent=2) + "\n")
-    table = ["| figure | value |", "| --- | --- |", *(f"| {k} | {v} |" for k, v in markdown_rows)]
-    (RESULTS / f"{name}.md").write_text("\n".join(table) + "\n")
-    print("\n".join(table))
+    rows = [list(row) + [""] * (4 - len(row)) for row in rows]
+    (RESULTS / f"{name}.json").write_text(json.dumps({**figures, "table": rows}, indent=2) + "\n")
+    table = markdown_table(rows)
+    (RESULTS / f"{name}.md").write_text(table)
+    print(table, end="")
+
+
+def markdown_table(rows):
+    lines = ["| figure | value | limit baseline | ratio to baseline |", "| --- | --- | --- | ---: |"]
+    lines += ["| " + " | ".join("" if cell is None else str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
