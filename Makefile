@@ -27,10 +27,13 @@ test: deps lint build
 demo: deps release
 	@bash scripts/demo.sh
 
-# Figures for README (target/bench/*.md), then copied into README by a script, never by hand.
+# Figures for README: one table (target/bench/summary.{json,md}), copied into README by a script,
+# never by hand. One benchmark at a time: they share the 2 cores.
 bench: deps release
-	bash scripts/deps.sh strace
+	bash scripts/deps.sh strace wrk hey
+	python3 bench/webhook.py
+	python3 bench/patch.py
 	python3 bench/sidecar.py
+	python3 bench/sync.py
 	python3 bench/rules.py
-	bash bench/webhook.sh
 	python3 bench/update_readme.py

@@ -90,9 +90,9 @@ def main():
             figures[backend] = {"repair_after_raw_flush": repair, "iptables_processes_per_idle_minute": per_minute}
             trigger = "nf_tables event" if backend == "nft" else f"{LEGACY_POLL:g} s poll"
             rows += [
-                (f"{backend}: rules back after `iptables -t raw -F` (median / max of {repair['n']}; {trigger})",
+                (f"sidecar, {backend}: rules back after `iptables -t raw -F` (median / max of {repair['n']}; {trigger})",
                  f"{repair['median_ms']} ms / {repair['max_ms']} ms"),
-                (f"{backend}: iptables processes per idle minute (`--sync-interval=1m0s`)", f"{per_minute}"),
+                (f"sidecar, {backend}: iptables processes per idle minute (`--sync-interval=1m0s`)", f"{per_minute}"),
             ]
     write("rules", figures, rows)
 

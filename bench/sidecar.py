@@ -78,11 +78,11 @@ def main():
         "idle_seconds": idle_seconds,
     }
     write("sidecar", figures, [
-        (f"address repair after `ip addr del` (median / max of {repair['n']}, default `--sync-interval=1m0s`)",
+        (f"sidecar address repair after `ip addr del` (median / max of {repair['n']}, default `--sync-interval=1m0s`)",
          f"{repair['median_ms']} ms / {repair['max_ms']} ms"),
-        ("exec to address present (includes `ip netns exec`)", f"{figures['startup_to_address_ms']} ms"),
-        ("idle RSS", f"{rss / 1024:.1f} MiB"),
-        (f"CPU time over {idle_seconds} s idle", f"{cpu_idle:.3f} s"),
+        ("sidecar exec to address present (includes `ip netns exec`)", f"{figures['startup_to_address_ms']} ms"),
+        ("sidecar idle RSS", f"{rss / 1024:.1f} MiB"),
+        (f"sidecar CPU time over {idle_seconds} s idle", f"{cpu_idle:.3f} s"),
     ])
 
 

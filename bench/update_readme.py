@@ -1,22 +1,41 @@
-"""Copies the benchmark tables of target/bench/*.md into README.md, between the bench markers."""
+"""Joins the rows of every benchmark (target/bench/NAME.json) into one table, written as
+target/bench/summary.json and summary.md and copied into README.md between the bench markers.
+Never edit the README's figures by hand: run `make bench`."""
 
-from common import RESULTS, ROOT
+import json
+import os
+import platform
+import subprocess
+
+from common import RESULTS, ROOT, markdown_table
 
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
-SECTIONS = [("sidecar", "Sidecar"), ("rules", "iptables rules"), ("webhook", "Pod webhook")]
+# In the order of the table; a benchmark that did not run is left out, and said so.
+SECTIONS = ["webhook", "patch", "sidecar", "sync", "rules"]
 
 
 def main():
+    rows, missing = [], []
+    for name in SECTIONS:
+        path = RESULTS / f"{name}.json"
+        if path.exists():
+            rows += json.loads(path.read_text())["table"]
+        else:
+            missing.append(name)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    load = open("/proc/loadavg").read().split()[0]
+    note = (f"Measured at commit {commit} on {platform.machine()} with {len(os.sched_getaffinity(0))} cores,"
+            f" load average {load} when the table was written.")
+    if missing:
+        note += f" Not run: {', '.join(missing)}."
+    (RESULTS / "summary.json").write_text(json.dumps({"note": note, "table": rows}, indent=2) + "\n")
+    table = markdown_table(rows)
+    (RESULTS / "summary.md").write_text(f"{note}\n\n{table}")
+    print(table, end="")
     readme = ROOT / "README.md"
-    text = readme.read_text()
-    head, rest = text.split(BEGIN, 1)
+    head, rest = readme.read_text().split(BEGIN, 1)
     _, tail = rest.split(END, 1)
-    parts = []
-    for name, title in SECTIONS:
-        table = RESULTS / f"{name}.md"
-        if table.exists():
-            parts.append(f"**{title}**\n\n{table.read_text().strip()}\n")
-    readme.write_text(f"{head}{BEGIN}\n{chr(10).join(parts)}{END}{tail}")
+    readme.write_text(f"{head}{BEGIN}\n{note}\n\n{table}{END}{tail}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,67 @@
+//! The cost of one review, decode to encoded answer, without HTTP or TLS: the seed's sample, and
+//! a Pod with 50 containers and large fields this program does not know. Prints
+//! `ALLOCATIONS <case> <allocations> <bytes>` per review (a counting global allocator), which
+//! bench/patch.py reads beside criterion's estimates.
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use domain::webhook::fqdn::ApiserverFqdn;
+use domain::webhook::review::review;
+use serde_json::{json, Value};
+use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
+use std::alloc::System;
+use std::hint::black_box;
+
+#[global_allocator]
+static ALLOCATOR: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+const SAMPLE: &str = include_str!("../../testdata/admission/pod-create-v1.json");
+
+/// The sample's review around a Pod of 50 containers, each with ten variables, and about 2 KiB
+/// of unknown fields per container and 20 KiB on the Pod: what the patch must leave alone.
+fn large_review() -> Vec<u8> {
+    let filler = "x".repeat(1024);
+    let containers: Vec<Value> = (0..50)
+        .map(|i| {
+            let env: Vec<Value> = (0..10)
+                .map(|j| json!({ "name": format!("VAR_{j}"), "value": format!("value-{i}-{j}") }))
+                .collect();
+            json!({
+                "name": format!("c{i}"),
+                "image": "registry.example/app:1",
+                "env": env,
+                "x-unknown": { "blob": filler, "nested": { "list": [1, 2, 3], "blob": filler } },
+            })
+        })
+        .collect();
+    let mut review: Value = serde_json::from_str(SAMPLE).expect("the sample is JSON");
+    let object = &mut review["request"]["object"];
+    object["spec"]["containers"] = Value::Array(containers);
+    object["x-unknown"] = (0..20)
+        .map(|i| (format!("k{i}"), Value::String(filler.clone())))
+        .collect::<serde_json::Map<_, _>>()
+        .into();
+    serde_json::to_vec(&review).expect("serialises")
+}
+
+fn reviews(c: &mut Criterion) {
+    let fqdn: ApiserverFqdn = "foo.bar.".parse().expect("a valid FQDN");
+    let cases = [("seed_sample", SAMPLE.as_bytes().to_vec()), ("pod_50_containers", large_review())];
+    for (name, body) in &cases {
+        let region = Region::new(ALLOCATOR);
+        let answer = review(body, &fqdn).expect("a review").to_json();
+        let change = region.change();
+        black_box(answer);
+        println!(
+            "ALLOCATIONS {name} {} {} {}",
+            change.allocations + change.reallocations,
+            change.bytes_allocated,
+            body.len()
+        );
+        c.bench_function(name, |b| {
+            b.iter(|| review(black_box(body), &fqdn).map(|answer| answer.to_json()))
+        });
+    }
+}
+
+criterion_group!(benches, reviews);
+criterion_main!(benches);
