@@ -45,7 +45,10 @@ fn large_review() -> Vec<u8> {
 
 fn reviews(c: &mut Criterion) {
     let fqdn: ApiserverFqdn = "foo.bar.".parse().expect("a valid FQDN");
-    let cases = [("seed_sample", SAMPLE.as_bytes().to_vec()), ("pod_50_containers", large_review())];
+    let cases = [
+        ("seed_sample", SAMPLE.as_bytes().to_vec()),
+        ("pod_50_containers", large_review()),
+    ];
     for (name, body) in &cases {
         let region = Region::new(ALLOCATOR);
         let answer = review(body, &fqdn).expect("a review").to_json();

@@ -2,6 +2,7 @@
 //! Used by the black-box tests of this crate and by the kernel tier in `adapters/tests`.
 
 pub mod netns;
+pub mod sidecar;
 
 use std::path::PathBuf;
 

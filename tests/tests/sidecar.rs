@@ -1,45 +1,10 @@
 //! Black-box tier: the built `apiserver-proxy-sidecar` with real flags, inside network namespaces
 //! of its own.
 
-use std::process::{Child, Command, Output, Stdio};
-
 use blackbox_tests::netns::{in_netns, sh, try_sh};
-use blackbox_tests::{binary, check_openmetrics, http_get, metric, skip, wait_until};
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use blackbox_tests::sidecar::{on_lo, our_rules, output, start, stderr, terminate};
+use blackbox_tests::{check_openmetrics, http_get, metric, skip, wait_until};
 use rstest::rstest;
-
-const SIDECAR: &str = "apiserver-proxy-sidecar";
-
-fn sidecar(args: &[&str]) -> Command {
-    let mut command = Command::new(binary(SIDECAR));
-    command.args(args);
-    command
-}
-
-fn output(args: &[&str]) -> Output {
-    sidecar(args).output().expect("the sidecar runs")
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn start(args: &[&str]) -> Child {
-    sidecar(args)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the sidecar starts")
-}
-
-fn terminate(child: Child) -> Output {
-    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).expect("SIGTERM delivered");
-    child.wait_with_output().expect("the sidecar exits")
-}
-
-fn on_lo(address: &str) -> bool {
-    try_sh("ip addr show dev lo").1.contains(address)
-}
 
 #[rstest]
 #[case::prefix(&["--ip-address=10.96.0.2/32"], "10.96.0.2/32")]
@@ -312,14 +277,6 @@ fn readiness_fails_while_the_address_cannot_be_added_and_recovers() {
             terminate(child);
         },
     );
-}
-
-fn our_rules(save: &str) -> usize {
-    try_sh(&format!("{save} 2>/dev/null"))
-        .1
-        .lines()
-        .filter(|line| line.contains("apiserver-proxy"))
-        .count()
 }
 
 #[test]

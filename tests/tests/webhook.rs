@@ -369,24 +369,60 @@ async fn a_rotated_certificate_is_served_without_a_failed_request(#[case] layout
     assert!(webhook.log().contains("reloaded the serving certificate"));
 }
 
+/// A certificate fault on disk: what a bad rotation, a full disk or an operator's slip leaves.
+#[derive(Debug, Clone, Copy)]
+enum CertFault {
+    /// The key of another certificate: a rotation that replaced only one file.
+    MismatchedKey,
+    CertDeleted,
+    KeyTruncated,
+    CertGarbage,
+}
+
+impl CertFault {
+    fn inflict(self, dir: &Path) {
+        let (cert, key) = (dir.join("tls.crt"), dir.join("tls.key"));
+        match self {
+            CertFault::MismatchedKey => {
+                std::fs::copy(committed("server-rsa-pkcs8").join("tls.key"), &key).expect("a copy");
+            }
+            CertFault::CertDeleted => std::fs::remove_file(&cert).expect("deleted"),
+            CertFault::KeyTruncated => {
+                let pem = std::fs::read(&key).expect("the key");
+                std::fs::write(&key, &pem[..pem.len() / 2]).expect("truncated");
+            }
+            CertFault::CertGarbage => {
+                std::fs::write(&cert, [0xde, 0xad, 0xbe, 0xef].repeat(64)).expect("garbage")
+            }
+        }
+    }
+}
+
+/// Every fault is refused with a line that names the file and what is wrong, and the last good
+/// pair goes on being served; a good pair afterwards is taken again.
+#[rstest]
+#[case::key_of_another_certificate(CertFault::MismatchedKey, "does not serve certificate")]
+#[case::certificate_deleted(CertFault::CertDeleted, "cannot read")]
+#[case::key_truncated(CertFault::KeyTruncated, "tls.key")]
+#[case::certificate_replaced_by_garbage(CertFault::CertGarbage, "holds no certificate")]
 #[tokio::test]
-async fn a_broken_new_pair_is_refused_and_the_old_one_stays() {
-    let dir = TempDir::new("broken-pair");
+async fn a_broken_new_pair_is_refused_and_the_old_one_stays(
+    #[case] fault: CertFault,
+    #[case] says: &str,
+) {
+    let name = format!("broken-pair-{fault:?}");
+    let dir = TempDir::new(&name);
     put_pair("server-ecdsa", dir.path());
-    let webhook = Webhook::start("broken-pair", dir.path(), &[]);
-    // The key of another certificate: a rotation that replaced only one file.
-    std::fs::copy(
-        committed("server-rsa-pkcs8").join("tls.key"),
-        dir.path().join("tls.key"),
-    )
-    .expect("a copy");
+    let webhook = Webhook::start(&name, dir.path(), &[]);
+    fault.inflict(dir.path());
     eventually("the refusal is logged", || async {
         webhook
             .log()
             .contains("refused the changed serving certificate")
     })
     .await;
-    assert!(webhook.log().contains("does not serve certificate"));
+    let log = webhook.log();
+    assert!(log.contains(says), "{log}");
     let connection = webhook.client().connect().await.expect("a connection");
     assert_eq!(
         connection.server_cert,
@@ -394,6 +430,17 @@ async fn a_broken_new_pair_is_refused_and_the_old_one_stays() {
     );
     let answer = webhook.client().post(sample()).await.expect("an answer");
     assert_eq!(answer.status, StatusCode::OK);
+    // Repaired: a good pair is served again.
+    put_pair("server-rsa-pkcs8", dir.path());
+    let wanted = cert_der(&committed("server-rsa-pkcs8").join("tls.crt"));
+    eventually("the good pair is served", || async {
+        webhook
+            .client()
+            .connect()
+            .await
+            .is_ok_and(|connection| connection.server_cert == wanted)
+    })
+    .await;
 }
 
 #[derive(Debug, Clone, Copy)]
