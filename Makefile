@@ -1,7 +1,7 @@
 # Every target installs what it needs (scripts/deps.sh) on a fresh machine of this kind.
 CARGO ?= cargo
 
-.PHONY: all build release deps lint test demo bench clean-demo
+.PHONY: all build release deps lint test demo bench fuzz soak clean-demo
 
 all: build
 
@@ -36,4 +36,17 @@ bench: deps release
 	python3 bench/sidecar.py
 	python3 bench/sync.py
 	python3 bench/rules.py
+	python3 bench/update_readme.py
+
+# Every fuzz target for FUZZ_SECONDS (default 60) each; see docs/testing.md.
+fuzz:
+	bash scripts/fuzz.sh
+
+# Run once, by hand, not in CI: the webhook for 10 minutes under mixed load with rotations, the
+# sidecar through 10,000 random faults and a 30 s xtables lock. Figures go into README's table.
+soak: deps release build
+	bash scripts/deps.sh wrk hey
+	python3 bench/soak.py
+	SOAK_FAULTS=10000 FAULT_LOCK_SECONDS=30 $(CARGO) test -p blackbox-tests --test faults -- \
+		random_faults_between_syncs a_held_xtables_lock --nocapture
 	python3 bench/update_readme.py

@@ -11,7 +11,7 @@ from common import RESULTS, ROOT, markdown_table
 
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 # In the order of the table; a benchmark that did not run is left out, and said so.
-SECTIONS = ["webhook", "patch", "sidecar", "sync", "rules"]
+SECTIONS = ["webhook", "patch", "sidecar", "sync", "rules", "soak", "fuzz"]
 
 
 def main():

@@ -1,7 +1,5 @@
 //! `apiserver-proxy-pod-webhook`: flags -> certificates and listener -> serve until a signal.
 
-mod flags;
-
 use std::process::ExitCode;
 
 use adapters::http::admission::PATH;
@@ -9,7 +7,7 @@ use adapters::http::server::Server;
 use adapters::signals::Signals;
 use anyhow::Context;
 
-use crate::flags::Flags;
+use apiserver_proxy_pod_webhook::flags::Flags;
 
 const PROGRAM: &str = "apiserver-proxy-pod-webhook";
 

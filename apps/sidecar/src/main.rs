@@ -1,7 +1,5 @@
 //! `apiserver-proxy-sidecar`: flags -> desired state -> adapters -> the domain's sync loop.
 
-mod flags;
-
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -21,7 +19,7 @@ use domain::sidecar::rules::RuleReconciler;
 use domain::sidecar::run::{run, sync_once, Schedule, Trigger};
 use futures::stream::{self, BoxStream, StreamExt};
 
-use crate::flags::Flags;
+use apiserver_proxy_sidecar::flags::Flags;
 
 const PROGRAM: &str = "apiserver-proxy-sidecar";
 

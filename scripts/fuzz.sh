@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Runs every fuzz target for FUZZ_SECONDS (default 60) each, one after the other, from the
+# committed seeds (fuzz/seeds/TARGET; new finds go to fuzz/corpus/TARGET, not committed), and
+# writes the executions and crashes of each to target/bench/fuzz.json for the README's table.
+#
+# cargo-fuzz needs nightly flags; RUSTC_BOOTSTRAP=1 lets the stable toolchain accept them.
+set -euo pipefail
+cd "$(dirname "$0")/../fuzz"
+seconds="${FUZZ_SECONDS:-60}"
+targets="${FUZZ_TARGETS:-review_bytes review_json duration fqdn flags}"
+export RUSTC_BOOTSTRAP=1
+command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
+cargo fuzz build -O
+rows=()
+status=0
+for target in $targets; do
+  mkdir -p "corpus/$target"
+  log="$(mktemp)"
+  if cargo fuzz run -O "$target" "corpus/$target" "seeds/$target" -- -max_total_time="$seconds" \
+      -rss_limit_mb=2048 >"$log" 2>&1; then
+    crashes=0
+  else
+    crashes=1
+    status=1
+    grep -A20 "ERROR\|panicked" "$log" | head -40 >&2
+  fi
+  runs=$(grep -o "Done [0-9]* runs" "$log" | awk '{ print $2 }' | tail -1)
+  rows+=("[\"fuzz $target (${seconds} s)\", \"${runs:-?} executions, $crashes crashes\", \"\", \"\"]")
+  echo "fuzz $target: ${runs:-?} executions in ${seconds} s, $crashes crashes"
+  rm -f "$log"
+done
+mkdir -p ../target/bench
+( IFS=,; echo "{\"seconds_per_target\": $seconds, \"table\": [${rows[*]}]}" ) >../target/bench/fuzz.json
+exit $status
