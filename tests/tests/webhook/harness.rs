@@ -5,6 +5,7 @@ use std::fs::File;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -50,8 +51,12 @@ pub fn sample_with(change: impl FnOnce(&mut Value)) -> Vec<u8> {
 pub struct TempDir(pub PathBuf);
 
 impl TempDir {
+    /// Unique per call: parallel cases of one rstest table share their `name`.
     pub fn new(name: &str) -> Self {
-        let path = std::env::temp_dir().join(format!("webhook-{name}-{}", std::process::id()));
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let unique = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("webhook-{name}-{}-{unique}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).expect("a temporary directory");
         Self(path)
@@ -93,11 +98,21 @@ pub fn cert_der(path: &Path) -> Vec<u8> {
         .to_vec()
 }
 
+/// A free port below the kernel's ephemeral range (32768 and up), so that no client connection
+/// of a concurrent test can take it as its source port between this check and the webhook's bind.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port()
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    loop {
+        let draw = std::process::id()
+            .wrapping_mul(7919)
+            .wrapping_add(NEXT.fetch_add(31, Ordering::Relaxed));
+        let port = 20_000 + u16::try_from(draw % 10_000).expect("below 10,000");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && TcpListener::bind(("::1", port)).is_ok()
+        {
+            return port;
+        }
+    }
 }
 
 /// A running webhook; killed on drop if a test did not stop it.
@@ -117,7 +132,25 @@ impl Webhook {
         Self::start_on(name, cert_dir, "127.0.0.1", extra)
     }
 
+    /// Retries on another port when the chosen one was taken meanwhile (a concurrent test's
+    /// listener), so that tests do not fail by chance.
     pub fn start_on(name: &str, cert_dir: &Path, host: &str, extra: &[&str]) -> Self {
+        for _ in 0..5 {
+            match Self::try_start_on(name, cert_dir, host, extra) {
+                Ok(webhook) => return webhook,
+                Err(log) if log.contains("in use") => continue,
+                Err(log) => panic!("the webhook did not start:\n{log}"),
+            }
+        }
+        panic!("no free port after 5 attempts");
+    }
+
+    fn try_start_on(
+        name: &str,
+        cert_dir: &Path,
+        host: &str,
+        extra: &[&str],
+    ) -> Result<Self, String> {
         let dir = TempDir::new(&format!("{name}-log"));
         let log = dir.path().join("stderr.log");
         let port = free_port();
@@ -131,16 +164,22 @@ impl Webhook {
             .stderr(File::create(&log).expect("a log file"))
             .spawn()
             .expect("the webhook starts");
-        let webhook = Self {
+        let mut webhook = Self {
             child: Some(child),
             port,
             log,
             _dir: dir,
         };
-        wait_until("the webhook serves", || {
-            webhook.log().contains("serving https://")
+        // Serving, or an error line (klog's `E` severity) before it exits.
+        wait_until("the webhook serves or fails", || {
+            let log = webhook.log();
+            log.contains("serving https://") || log.lines().any(|line| line.starts_with('E'))
         });
-        webhook
+        if webhook.log().contains("serving https://") {
+            return Ok(webhook);
+        }
+        webhook.wait();
+        Err(webhook.log())
     }
 
     pub fn log(&self) -> String {
