@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use blackbox_tests::{binary, wait_until};
+use blackbox_tests::{binary, http_get, wait_until};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
@@ -98,6 +98,24 @@ pub fn cert_der(path: &Path) -> Vec<u8> {
         .to_vec()
 }
 
+/// The certificate's NotAfter as a Unix time, as openssl and date read it (independent of the
+/// webhook's own parser).
+pub fn not_after_unix(cert: &Path) -> f64 {
+    let script = format!(
+        "date -u +%s -d \"$(openssl x509 -noout -enddate -in '{}' | cut -d= -f2)\"",
+        cert.display()
+    );
+    let output = Command::new("sh")
+        .args(["-c", &script])
+        .output()
+        .expect("sh runs");
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .expect("a number of seconds")
+}
+
 /// A free port below the kernel's ephemeral range (32768 and up), so that no client connection
 /// of a concurrent test can take it as its source port between this check and the webhook's bind.
 fn free_port() -> u16 {
@@ -120,6 +138,8 @@ fn free_port() -> u16 {
 pub struct Webhook {
     child: Option<Child>,
     pub port: u16,
+    /// `--metrics-bind-address` on 127.0.0.1: every test webhook serves its metrics.
+    pub metrics_port: u16,
     log: PathBuf,
     /// Holds the log (and the certificates, when the test made them there) until the end.
     _dir: TempDir,
@@ -154,11 +174,13 @@ impl Webhook {
         let dir = TempDir::new(&format!("{name}-log"));
         let log = dir.path().join("stderr.log");
         let port = free_port();
+        let metrics_port = free_port();
         let child = Command::new(binary(WEBHOOK))
             .arg(format!("--apiserver-fqdn={FQDN}"))
             .arg(format!("--cert-dir={}", cert_dir.display()))
             .arg(format!("--host={host}"))
             .arg(format!("--port={port}"))
+            .arg(format!("--metrics-bind-address=127.0.0.1:{metrics_port}"))
             .args(extra)
             .stdin(Stdio::null())
             .stderr(File::create(&log).expect("a log file"))
@@ -167,6 +189,7 @@ impl Webhook {
         let mut webhook = Self {
             child: Some(child),
             port,
+            metrics_port,
             log,
             _dir: dir,
         };
@@ -208,6 +231,13 @@ impl Webhook {
 
     pub fn client(&self) -> Client {
         Client::new(self.port)
+    }
+
+    /// The exposition on the metrics port.
+    pub fn scrape(&self) -> String {
+        let (status, text) = http_get(self.metrics_port, "/metrics").expect("/metrics answers");
+        assert_eq!(status, 200, "{text}");
+        text
     }
 }
 
@@ -345,6 +375,26 @@ impl Connection {
     }
 
     pub async fn send(&mut self, request: Request<Full<Bytes>>) -> Result<Answer, String> {
+        let (status, body) = self.send_raw(request).await?;
+        let json = serde_json::from_slice(&body)
+            .map_err(|e| format!("the answer is not JSON: {e}: {body:?}"))?;
+        Ok(Answer { status, json })
+    }
+
+    /// A GET of `path` (a probe): the status and the body as text.
+    pub async fn get(&mut self, path: &str) -> Result<(StatusCode, String), String> {
+        let request = Request::get(path)
+            .header("host", "localhost")
+            .body(Full::new(Bytes::new()))
+            .expect("a request");
+        let (status, body) = self.send_raw(request).await?;
+        Ok((status, String::from_utf8_lossy(&body).into_owned()))
+    }
+
+    async fn send_raw(
+        &mut self,
+        request: Request<Full<Bytes>>,
+    ) -> Result<(StatusCode, Bytes), String> {
         let response = self
             .sender
             .send_request(request)
@@ -357,9 +407,7 @@ impl Connection {
             .await
             .map_err(|e| format!("body: {e}"))?
             .to_bytes();
-        let json = serde_json::from_slice(&body)
-            .map_err(|e| format!("the answer is not JSON: {e}: {body:?}"))?;
-        Ok(Answer { status, json })
+        Ok((status, body))
     }
 }
 
