@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every fuzz target for FUZZ_SECONDS (default 60) each, one after the other, from the
 # committed seeds (fuzz/seeds/TARGET; new finds go to fuzz/corpus/TARGET, not committed), and
-# writes the executions and crashes of each to target/bench/fuzz.json for the README's table.
+# writes the executions and crashes of each to target/bench/fuzz/TARGET.json, joined into
+# target/bench/fuzz.json for the README's table (a target not run keeps its last figures).
 #
 # cargo-fuzz needs nightly flags; RUSTC_BOOTSTRAP=1 lets the stable toolchain accept them.
 set -euo pipefail
@@ -11,7 +12,6 @@ targets="${FUZZ_TARGETS:-review_bytes review_json duration fqdn flags}"
 export RUSTC_BOOTSTRAP=1
 command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
 cargo fuzz build -O
-rows=()
 status=0
 for target in $targets; do
   mkdir -p "corpus/$target"
@@ -25,10 +25,12 @@ for target in $targets; do
     grep -A20 "ERROR\|panicked" "$log" | head -40 >&2
   fi
   runs=$(grep -o "Done [0-9]* runs" "$log" | awk '{ print $2 }' | tail -1)
-  rows+=("[\"fuzz $target (${seconds} s)\", \"${runs:-?} executions, $crashes crashes\", \"\", \"\"]")
+  mkdir -p ../target/bench/fuzz
+  echo "[\"fuzz $target (${seconds} s)\", \"${runs:-?} executions, $crashes crashes\", \"\", \"\"]" \
+    >"../target/bench/fuzz/$target.json"
   echo "fuzz $target: ${runs:-?} executions in ${seconds} s, $crashes crashes"
   rm -f "$log"
 done
-mkdir -p ../target/bench
-( IFS=,; echo "{\"seconds_per_target\": $seconds, \"table\": [${rows[*]}]}" ) >../target/bench/fuzz.json
+rows=(../target/bench/fuzz/*.json)
+( IFS=,; echo "{\"table\": [$(cat "${rows[@]}" | paste -sd,)]}" ) >../target/bench/fuzz.json
 exit $status
