@@ -47,6 +47,7 @@ fuzz:
 soak: deps release build
 	bash scripts/deps.sh wrk hey
 	python3 bench/soak.py
+	python3 bench/update_readme.py
 	SOAK_FAULTS=10000 FAULT_LOCK_SECONDS=30 $(CARGO) test -p blackbox-tests --test faults -- \
-		random_faults_between_syncs a_held_xtables_lock --nocapture
+		random_faults_between_syncs a_held_xtables_lock --include-ignored --nocapture
 	python3 bench/update_readme.py
