@@ -21,7 +21,7 @@ use hyper::StatusCode;
 
 /// Polls `check` every 50 ms for at most 20 s; on timeout the failure shows `container`'s log.
 /// The bound only keeps a broken test from hanging.
-fn eventually(what: &str, container: &Container, check: impl Fn() -> bool) {
+fn wait_for(what: &str, container: &Container, check: impl Fn() -> bool) {
     for _ in 0..400 {
         if check() {
             return;
@@ -148,10 +148,10 @@ fn sidecar_image_keeps_the_address_and_the_five_rules_with_only_net_admin_and_ne
     }
     let pod = pod(&[]);
     let sidecar = sidecar(&pod, &["--ip-address=10.96.0.2"]);
-    eventually("the address is on lo", &sidecar, || {
+    wait_for("the address is on lo", &sidecar, || {
         on_lo(&pod, "inet 10.96.0.2/32 scope global lo")
     });
-    eventually("the five rules are in place", &sidecar, || {
+    wait_for("the five rules are in place", &sidecar, || {
         our_rules(&pod, "iptables-nft-save") == five_rules("10.96.0.2/32")
     });
     assert_eq!(sidecar.inspect("{{.HostConfig.Privileged}}"), "false");
@@ -159,7 +159,7 @@ fn sidecar_image_keeps_the_address_and_the_five_rules_with_only_net_admin_and_ne
     assert_eq!(proc_status(&sidecar, "CapEff:"), "0000000000003000");
 
     pod.sh(&["ip", "addr", "del", "10.96.0.2/32", "dev", "lo"]);
-    eventually("the deleted address is back", &sidecar, || {
+    wait_for("the deleted address is back", &sidecar, || {
         on_lo(&pod, "inet 10.96.0.2/32 scope global lo")
     });
 }
@@ -171,7 +171,7 @@ fn sidecar_image_leaves_nothing_of_ours_after_docker_stop() {
     }
     let pod = pod(&[]);
     let sidecar = sidecar(&pod, &["--ip-address=10.96.0.2"]);
-    eventually("the five rules are in place", &sidecar, || {
+    wait_for("the five rules are in place", &sidecar, || {
         our_rules(&pod, "iptables-nft-save").len() == 5
     });
     assert_eq!(sidecar.stop(), 0, "{}", sidecar.logs());
@@ -199,7 +199,7 @@ fn a_proxy_in_the_same_namespace_serves_on_the_proxy_address() {
     }
     let pod = pod(&[]);
     let sidecar = sidecar(&pod, &["--ip-address=10.96.0.2"]);
-    eventually("the address is on lo", &sidecar, || {
+    wait_for("the address is on lo", &sidecar, || {
         on_lo(&pod, "10.96.0.2/32")
     });
     let network = pod.network();
@@ -215,7 +215,7 @@ fn a_proxy_in_the_same_namespace_serves_on_the_proxy_address() {
             LISTENER,
         ],
     );
-    eventually("the proxy listens", &proxy, || {
+    wait_for("the proxy listens", &proxy, || {
         proxy.logs().contains("listening")
     });
     let greeting = pod.sh(&["bash", "-c", "exec 3<>/dev/tcp/10.96.0.2/443 && cat <&3"]);
@@ -229,10 +229,10 @@ fn sidecar_image_keeps_an_ipv6_address_and_its_ip6tables_rules() {
     }
     let pod = pod(&["--sysctl", "net.ipv6.conf.lo.disable_ipv6=0"]);
     let sidecar = sidecar(&pod, &["--ip-address=fd00::2"]);
-    eventually("the address is on lo", &sidecar, || {
+    wait_for("the address is on lo", &sidecar, || {
         on_lo(&pod, "inet6 fd00::2/128 scope global")
     });
-    eventually("the five ip6tables rules are in place", &sidecar, || {
+    wait_for("the five ip6tables rules are in place", &sidecar, || {
         our_rules(&pod, "ip6tables-nft-save") == five_rules("fd00::2/128")
     });
     assert_eq!(our_rules(&pod, "iptables-nft-save"), Vec::<String>::new());
@@ -253,7 +253,7 @@ fn sidecar_image_writes_through_the_legacy_backend_when_the_node_uses_it() {
         "KUBE-IPTABLES-HINT",
     ]);
     let sidecar = sidecar(&pod, &["--ip-address=10.96.0.2"]);
-    eventually("the five legacy rules are in place", &sidecar, || {
+    wait_for("the five legacy rules are in place", &sidecar, || {
         our_rules(&pod, "iptables-legacy-save") == five_rules("10.96.0.2/32")
     });
     assert_eq!(our_rules(&pod, "iptables-nft-save"), Vec::<String>::new());
@@ -285,7 +285,7 @@ fn webhook(cert_dir: &Path, port: u16) -> Container {
             &port,
         ],
     );
-    eventually("the webhook serves", &webhook, || {
+    wait_for("the webhook serves", &webhook, || {
         webhook.logs().contains("serving https://")
     });
     webhook
