@@ -147,7 +147,13 @@ fn sidecar_image_keeps_the_address_and_the_five_rules_with_only_net_admin_and_ne
         return;
     }
     let pod = pod(&[]);
-    let sidecar = sidecar(&pod, &["--ip-address=10.96.0.2"]);
+    let sidecar = sidecar(
+        &pod,
+        &[
+            "--ip-address=10.96.0.2",
+            "--metrics-bind-address=0.0.0.0:16910",
+        ],
+    );
     wait_for("the address is on lo", &sidecar, || {
         on_lo(&pod, "inet 10.96.0.2/32 scope global lo")
     });
@@ -157,6 +163,18 @@ fn sidecar_image_keeps_the_address_and_the_five_rules_with_only_net_admin_and_ne
     assert_eq!(sidecar.inspect("{{.HostConfig.Privileged}}"), "false");
     // CAP_NET_ADMIN is bit 12, CAP_NET_RAW bit 13: nothing else is effective.
     assert_eq!(proc_status(&sidecar, "CapEff:"), "0000000000003000");
+
+    // The DaemonSet's probes, as the kubelet sends them.
+    for path in ["/healthz", "/readyz"] {
+        let request = format!(
+            "exec 3<>/dev/tcp/127.0.0.1/16910 && printf 'GET {path} HTTP/1.0\\r\\n\\r\\n' >&3 && cat <&3"
+        );
+        let answer = pod.sh(&["bash", "-c", &request]);
+        assert!(
+            answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.0 200"),
+            "{path}: {answer}"
+        );
+    }
 
     pod.sh(&["ip", "addr", "del", "10.96.0.2/32", "dev", "lo"]);
     wait_for("the deleted address is back", &sidecar, || {
@@ -308,6 +326,12 @@ async fn webhook_image_runs_as_non_root_and_answers_the_seed_sample_with_the_see
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(answer.json["response"]["allowed"], true);
     assert_eq!(answer.patch(), seed_patch());
+    // The Deployment's probes: HTTPS on the serving port.
+    let mut connection = Client::new(port).connect().await.expect("a connection");
+    for path in ["/healthz", "/readyz"] {
+        let (status, body) = connection.get(path).await.expect("an answer");
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+    }
 }
 
 #[tokio::test]

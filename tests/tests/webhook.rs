@@ -7,7 +7,7 @@ mod harness;
 use std::process::Command;
 use std::time::Duration;
 
-use blackbox_tests::binary;
+use blackbox_tests::{binary, check_openmetrics, http_get, metric, skip};
 use bytes::Bytes;
 use harness::*;
 use http_body_util::Full;
@@ -236,7 +236,12 @@ async fn plain_http_on_the_tls_port_fails_the_handshake_and_the_server_keeps_ser
         .await
         .expect("still serving");
     assert_eq!(answer.status, StatusCode::OK);
-    assert!(webhook.log().contains("TLS handshake failed"));
+    // tokio-rustls drops the stream inside the failed accept, so the client can see the close
+    // before the server has written its log line.
+    eventually("the failed handshake is logged", || async {
+        webhook.log().contains("TLS handshake failed")
+    })
+    .await;
 }
 
 #[rstest]
@@ -312,6 +317,22 @@ async fn a_rotated_certificate_is_served_without_a_failed_request(#[case] layout
         .expect("an answer after the rotation");
     assert_eq!(answer.status, StatusCode::OK);
     assert!(webhook.log().contains("reloaded the serving certificate"));
+    // One reload (a look that caught the rotation half done may also count one refusal), and
+    // the gauge follows the new certificate; the log names the new expiry.
+    eventually("the reload is counted", || async {
+        metric(&webhook.scrape(), RELOADS_OK) == Some(1.0)
+    })
+    .await;
+    assert_eq!(
+        metric(&webhook.scrape(), EXPIRY),
+        Some(not_after_unix(&new_pair.path().join("tls.crt")))
+    );
+    let log = webhook.log();
+    let reloaded = log
+        .lines()
+        .find(|line| line.contains("reloaded the serving certificate"))
+        .expect("the reload is logged");
+    assert!(reloaded.contains("not_after"), "{reloaded}");
 }
 
 #[tokio::test]
@@ -339,6 +360,17 @@ async fn a_broken_new_pair_is_refused_and_the_old_one_stays() {
     );
     let answer = webhook.client().post(sample()).await.expect("an answer");
     assert_eq!(answer.status, StatusCode::OK);
+    // The copy may be seen half-written, and refused twice; never served.
+    eventually("the refusal is counted", || async {
+        metric(&webhook.scrape(), RELOADS_FAILED).is_some_and(|n| n >= 1.0)
+    })
+    .await;
+    let text = webhook.scrape();
+    assert_eq!(metric(&text, RELOADS_OK), Some(0.0));
+    assert_eq!(
+        metric(&text, EXPIRY),
+        Some(not_after_unix(&committed("server-ecdsa").join("tls.crt")))
+    );
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -447,6 +479,119 @@ async fn sigterm_finishes_the_request_in_flight_then_exits_zero() {
     assert!(webhook.log().contains("stopped"));
 }
 
+const RELOADS_OK: &str = "apiserver_proxy_webhook_certificate_reloads_total{result=\"ok\"}";
+const RELOADS_FAILED: &str = "apiserver_proxy_webhook_certificate_reloads_total{result=\"failed\"}";
+const EXPIRY: &str = "apiserver_proxy_webhook_certificate_expiration_timestamp_seconds";
+const LATENCY_COUNT: &str = "apiserver_proxy_webhook_request_duration_seconds_count";
+
+fn requests(outcome: &str, version: &str) -> String {
+    format!("apiserver_proxy_webhook_requests_total{{outcome=\"{outcome}\",version=\"{version}\"}}")
+}
+
+/// How much each `apiserver_proxy_webhook_requests_total` series moved between two scrapes,
+/// for the series that moved.
+fn moved(before: &str, after: &str) -> Vec<(String, f64)> {
+    let series = |text: &str| -> Vec<(String, f64)> {
+        text.lines()
+            .filter(|line| line.starts_with("apiserver_proxy_webhook_requests_total{"))
+            .filter_map(|line| {
+                let (name, value) = line.rsplit_once(' ')?;
+                Some((name.to_owned(), value.parse().ok()?))
+            })
+            .collect()
+    };
+    let before = series(before);
+    series(after)
+        .into_iter()
+        .filter_map(|(name, value)| {
+            let was = before
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map_or(0.0, |(_, v)| *v);
+            (value != was).then_some((name, value - was))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn metrics_count_a_patched_request_and_a_bad_request_exactly_once() {
+    let webhook = Webhook::start("metrics", &committed("server-ecdsa"), &["-v=2"]);
+    let mut connection = webhook.client().connect().await.expect("a connection");
+    let start = webhook.scrape();
+
+    let answer = connection.post(sample()).await.expect("an answer");
+    assert_eq!(answer.status, StatusCode::OK);
+    let patched = webhook.scrape();
+    assert_eq!(moved(&start, &patched), [(requests("patched", "v1"), 1.0)]);
+
+    let empty = Request::post(PATH)
+        .header("host", "localhost")
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::new()))
+        .expect("a request");
+    let answer = connection.send(empty).await.expect("an answer");
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    let refused = webhook.scrape();
+    assert_eq!(
+        moved(&patched, &refused),
+        [(requests("bad_request", "unknown"), 1.0)]
+    );
+    assert_eq!(
+        metric(&refused, LATENCY_COUNT)
+            .zip(metric(&start, LATENCY_COUNT))
+            .map(|(a, b)| a - b),
+        Some(2.0)
+    );
+    assert_eq!(
+        metric(&refused, "apiserver_proxy_webhook_requests_in_flight"),
+        Some(0.0)
+    );
+    match check_openmetrics(&refused) {
+        Ok(()) => {}
+        Err(why) if why.contains("No module named") => skip("openmetrics parser", &why),
+        Err(why) => panic!("the exposition does not parse: {why}\n{refused}"),
+    }
+    // The review's log line names the Pod by namespace and name.
+    let log = webhook.log();
+    let line = log
+        .lines()
+        .find(|line| line.contains("outcome=\"patched\""))
+        .unwrap_or_else(|| panic!("no review line at -v=2:\n{log}"));
+    assert!(line.contains("team-a/foo"), "{line}");
+}
+
+#[tokio::test]
+async fn health_and_readiness_answer_200_over_tls_and_on_the_metrics_port_uncounted() {
+    let webhook = Webhook::start("probes", &committed("server-ecdsa"), &[]);
+    let before = webhook.scrape();
+    let mut connection = webhook.client().connect().await.expect("a connection");
+    for path in ["/healthz", "/readyz", "/livez"] {
+        let (status, body) = connection.get(path).await.expect("an answer over TLS");
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "ok\n"), "{path}");
+        let (status, _) = http_get(webhook.metrics_port, path).expect("an answer");
+        assert_eq!(status, 200, "{path} on the metrics port");
+    }
+    assert_eq!(moved(&before, &webhook.scrape()), []);
+    // The admission route's refusals are unchanged around the probes.
+    let (status, _) = connection.get("/metrics").await.expect("an answer");
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "metrics only on the metrics port"
+    );
+}
+
+#[tokio::test]
+async fn the_expiry_gauge_is_the_served_certificates_not_after() {
+    let webhook = Webhook::start("expiry", &committed("server-rsa-pkcs8"), &[]);
+    let cert = committed("server-rsa-pkcs8").join("tls.crt");
+    assert_eq!(
+        metric(&webhook.scrape(), EXPIRY),
+        Some(not_after_unix(&cert))
+    );
+    assert!(webhook.log().contains("loaded the serving certificate"));
+}
+
 fn run_with(args: &[&str]) -> std::process::Output {
     Command::new(binary(WEBHOOK))
         .args(args)
@@ -483,6 +628,7 @@ fn help_shows_the_flags_and_defaults_and_exits_zero() {
         "--client-ca-name",
         "--host",
         "[default: 9443]",
+        "--metrics-bind-address",
     ] {
         assert!(help.contains(expected), "--help lacks {expected}:\n{help}");
     }

@@ -10,8 +10,8 @@ use hyper::header::{HeaderValue, ALLOW, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 
 use domain::webhook::fqdn::ApiserverFqdn;
-use domain::webhook::outcome::Outcome;
-use domain::webhook::review::{review, ReviewError};
+use domain::webhook::outcome::{Outcome, OutcomeKind, ReviewReport};
+use domain::webhook::review::review;
 
 pub const PATH: &str = "/webhook/pod-apiserver-env";
 
@@ -21,12 +21,37 @@ pub const MAX_BODY_BYTES: usize = 7 * 1024 * 1024;
 
 const JSON: &str = "application/json";
 
-/// Answers one request. Never fails: every error is an answer.
+/// Answers one request, and says what to count it as. Never fails: every error is an answer.
 pub async fn handle<B>(
     request: Request<B>,
     fqdn: &ApiserverFqdn,
     body_timeout: Duration,
-) -> Response<Full<Bytes>>
+) -> (Response<Full<Bytes>>, ReviewReport)
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let body = match read_body(request, body_timeout).await {
+        Ok(body) => body,
+        Err(refusal) => return (refusal, ReviewReport::REFUSED),
+    };
+    let result = review(&body, fqdn);
+    let report = ReviewReport::of(&result);
+    let response = match result {
+        Ok(answer) => {
+            log_outcome(&answer.outcome, answer.uid(), &answer.object);
+            json_response(StatusCode::OK, answer.to_json())
+        }
+        Err(cause) => refuse(StatusCode::BAD_REQUEST, cause.to_string()),
+    };
+    (response, report)
+}
+
+/// The body of a POST of JSON to [`PATH`], or the error answer for anything else.
+async fn read_body<B>(
+    request: Request<B>,
+    body_timeout: Duration,
+) -> Result<Bytes, Response<Full<Bytes>>>
 where
     B: Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -34,7 +59,7 @@ where
     let (parts, body) = request.into_parts();
     if parts.uri.path() != PATH {
         let message = format!("no such path {:?}: expected {PATH}", parts.uri.path());
-        return refuse(StatusCode::NOT_FOUND, message);
+        return Err(refuse(StatusCode::NOT_FOUND, message));
     }
     if parts.method != Method::POST {
         let message = format!("method {} is not allowed: expected POST", parts.method);
@@ -42,10 +67,10 @@ where
         response
             .headers_mut()
             .insert(ALLOW, HeaderValue::from_static("POST"));
-        return response;
+        return Err(response);
     }
     if let Err(message) = check_content_type(parts.headers.get(CONTENT_TYPE)) {
-        return refuse(StatusCode::UNSUPPORTED_MEDIA_TYPE, message);
+        return Err(refuse(StatusCode::UNSUPPORTED_MEDIA_TYPE, message));
     }
     let declared = parts
         .headers
@@ -53,36 +78,22 @@ where
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<u64>().ok());
     if declared.is_some_and(|len| len > MAX_BODY_BYTES as u64) {
-        return too_large();
+        return Err(too_large());
     }
-    let body = match tokio::time::timeout(
-        body_timeout,
-        Limited::new(body, MAX_BODY_BYTES).collect(),
-    )
-    .await
-    {
-        Ok(Ok(collected)) => collected.to_bytes(),
-        Ok(Err(cause)) if cause.is::<LengthLimitError>() => return too_large(),
-        Ok(Err(cause)) => {
-            return refuse(
-                StatusCode::BAD_REQUEST,
-                format!("cannot read the body: {cause}"),
-            )
-        }
+    match tokio::time::timeout(body_timeout, Limited::new(body, MAX_BODY_BYTES).collect()).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(cause)) if cause.is::<LengthLimitError>() => Err(too_large()),
+        Ok(Err(cause)) => Err(refuse(
+            StatusCode::BAD_REQUEST,
+            format!("cannot read the body: {cause}"),
+        )),
         Err(_) => {
             let message = format!(
                 "the body did not arrive within {}s: expected the whole review at once",
                 body_timeout.as_secs()
             );
-            return refuse(StatusCode::REQUEST_TIMEOUT, message);
+            Err(refuse(StatusCode::REQUEST_TIMEOUT, message))
         }
-    };
-    match review(&body, fqdn) {
-        Ok(answer) => {
-            log_outcome(&answer.outcome, answer.uid(), &answer.object);
-            json_response(StatusCode::OK, answer.to_json())
-        }
-        Err(cause) => refuse(StatusCode::BAD_REQUEST, cause.to_string()),
     }
 }
 
@@ -122,7 +133,7 @@ fn too_large() -> Response<Full<Bytes>> {
 
 fn refuse(status: StatusCode, message: String) -> Response<Full<Bytes>> {
     tracing::warn!(
-        outcome = ReviewError::OUTCOME,
+        outcome = OutcomeKind::BadRequest.as_str(),
         status = status.as_u16(),
         cause = %message,
         "refused a request"

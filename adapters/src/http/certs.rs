@@ -8,6 +8,9 @@ use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::sign::CertifiedKey;
 use rustls::RootCertStore;
+use time::OffsetDateTime;
+
+use super::not_after::{not_after, NotAfterError};
 
 /// Why a certificate, key or CA file cannot be used. Each names the file.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +39,17 @@ pub enum CertError {
     },
     #[error("{path} holds a CA certificate that cannot be used: {cause}")]
     BadCa { path: PathBuf, cause: rustls::Error },
+    /// Cannot happen to a certificate rustls accepted (webpki parsed the same field), short of a
+    /// bug in the DER walk; kept as an error so that such a bug refuses a pair, never panics.
+    #[error("{path}: {cause}")]
+    NoExpiry { path: PathBuf, cause: NotAfterError },
+}
+
+/// A usable pair, and when its certificate expires.
+#[derive(Debug, Clone)]
+pub struct ServingPair {
+    pub key: Arc<CertifiedKey>,
+    pub not_after: OffsetDateTime,
 }
 
 /// Where the serving certificate (with its chain) and its key are: `--cert-dir` joined with
@@ -56,9 +70,17 @@ impl CertPaths {
     }
 
     /// Reads and checks the pair: the chain parses, the key parses (RSA PKCS#1 or PKCS#8,
-    /// ECDSA SEC1 or PKCS#8, Ed25519) and is the key of the first certificate.
-    pub fn load(&self, provider: &CryptoProvider) -> Result<CertifiedKey, CertError> {
+    /// ECDSA SEC1 or PKCS#8, Ed25519) and is the key of the first certificate, whose NotAfter is
+    /// read for the metrics and the log.
+    pub fn load(&self, provider: &CryptoProvider) -> Result<ServingPair, CertError> {
         let chain = read_certificates(&self.cert)?;
+        let leaf = chain.first().ok_or_else(|| CertError::NoCertificate {
+            path: self.cert.clone(),
+        })?;
+        let not_after = not_after(leaf).map_err(|cause| CertError::NoExpiry {
+            path: self.cert.clone(),
+            cause,
+        })?;
         let key_pem = read(&self.key)?;
         let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|cause| match cause {
             pem::Error::NoItemsFound => CertError::NoKey {
@@ -70,10 +92,15 @@ impl CertPaths {
             },
         })?;
         // `from_der` also compares the key's public half with the certificate's.
-        CertifiedKey::from_der(chain, key, provider).map_err(|cause| CertError::Unusable {
-            cert: self.cert.clone(),
-            key: self.key.clone(),
-            cause,
+        let key =
+            CertifiedKey::from_der(chain, key, provider).map_err(|cause| CertError::Unusable {
+                cert: self.cert.clone(),
+                key: self.key.clone(),
+                cause,
+            })?;
+        Ok(ServingPair {
+            key: Arc::new(key),
+            not_after,
         })
     }
 }

@@ -6,9 +6,13 @@
 //! - [`tls`]: the rustls configuration (TLS 1.2/1.3, client certificates).
 //! - [`certs`]: reading certificate, key and client CA from PEM.
 //! - [`reload`]: serves the last good certificate pair and reloads it when its files change.
+//! - [`not_after`]: when a certificate expires, for the metrics, the log and readiness.
+//! - [`routes`]: what the TLS port serves: the probes, and the admission route, counted.
 
 pub mod admission;
 pub mod certs;
+pub mod not_after;
 pub mod reload;
+pub mod routes;
 pub mod server;
 pub mod tls;

@@ -15,8 +15,11 @@ use std::time::Duration;
 use rustls::crypto::CryptoProvider;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
+use time::OffsetDateTime;
 
-use super::certs::{CertError, CertPaths};
+use super::certs::{CertError, CertPaths, ServingPair};
+use super::not_after::rfc3339;
+use crate::metrics::webhook::WebhookMetrics;
 
 /// How often the files are looked at. A rotated certificate is served within this time.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -27,7 +30,7 @@ pub enum Reload {
     /// The files are as they were at the last look.
     Unchanged,
     /// The files changed and the new pair is served from now on.
-    Reloaded,
+    Reloaded { not_after: OffsetDateTime },
     /// The files changed but the new pair is unusable: the last good pair is still served.
     /// Not retried until the files change again.
     Refused(CertError),
@@ -60,7 +63,7 @@ fn stamp(path: &Path) -> Option<FileStamp> {
 pub struct ReloadingCertResolver {
     paths: CertPaths,
     provider: Arc<CryptoProvider>,
-    current: RwLock<Arc<CertifiedKey>>,
+    current: RwLock<ServingPair>,
     /// The files as they were when last read, good or not.
     seen: Mutex<PairStamp>,
 }
@@ -73,7 +76,7 @@ impl ReloadingCertResolver {
         Ok(Self {
             paths,
             provider,
-            current: RwLock::new(Arc::new(current)),
+            current: RwLock::new(current),
             seen: Mutex::new(seen),
         })
     }
@@ -93,45 +96,60 @@ impl ReloadingCertResolver {
         }
         match self.paths.load(&self.provider) {
             Ok(pair) => {
+                let not_after = pair.not_after;
                 *self
                     .current
                     .write()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(pair);
-                Reload::Reloaded
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()) = pair;
+                Reload::Reloaded { not_after }
             }
             Err(cause) => Reload::Refused(cause),
         }
     }
 
-    /// Checks every [`POLL_INTERVAL`], for ever, logging each reload and each refusal.
-    pub async fn watch(self: Arc<Self>) {
+    /// Checks every [`POLL_INTERVAL`], for ever, logging and counting each reload and each
+    /// refusal.
+    pub async fn watch(self: Arc<Self>, metrics: Arc<WebhookMetrics>) {
         let mut ticks = tokio::time::interval(POLL_INTERVAL);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;
             match self.check() {
                 Reload::Unchanged => {}
-                Reload::Reloaded => tracing::info!(
-                    cert = %self.paths.cert.display(),
-                    key = %self.paths.key.display(),
-                    "reloaded the serving certificate"
-                ),
-                Reload::Refused(cause) => tracing::error!(
-                    %cause,
-                    "refused the changed serving certificate: still serving the last good one"
-                ),
+                Reload::Reloaded { not_after } => {
+                    metrics.certificate_reloaded(not_after);
+                    tracing::info!(
+                        cert = %self.paths.cert.display(),
+                        key = %self.paths.key.display(),
+                        not_after = %rfc3339(not_after),
+                        "reloaded the serving certificate"
+                    );
+                }
+                Reload::Refused(cause) => {
+                    metrics.certificate_refused();
+                    tracing::error!(
+                        %cause,
+                        "refused the changed serving certificate: still serving the last good one"
+                    );
+                }
             }
         }
     }
 
     /// The pair handshakes get now.
     pub fn current(&self) -> Arc<CertifiedKey> {
-        Arc::clone(
-            &self
-                .current
-                .read()
-                .unwrap_or_else(|poisoned| poisoned.into_inner()),
-        )
+        Arc::clone(&self.serving().key)
+    }
+
+    /// When the certificate served now expires.
+    pub fn not_after(&self) -> OffsetDateTime {
+        self.serving().not_after
+    }
+
+    fn serving(&self) -> std::sync::RwLockReadGuard<'_, ServingPair> {
+        self.current
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

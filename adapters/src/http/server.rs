@@ -20,10 +20,13 @@ use domain::ports::Clock as _;
 use domain::webhook::fqdn::ApiserverFqdn;
 
 use crate::clock::TokioClock;
+use crate::metrics::webhook::WebhookMetrics;
 
 use super::certs::{load_client_roots, CertError, CertPaths};
+use super::not_after::rfc3339;
 use super::reload::ReloadingCertResolver;
-use super::{admission, tls};
+use super::routes::Routes;
+use super::tls;
 
 /// A client gets this long for its TLS handshake, for its request head, and for its body: the
 /// API server's webhook timeout is 10 s by default and 30 s at most, so a client slower than
@@ -73,18 +76,28 @@ pub struct Server {
     listener: TcpListener,
     acceptor: TlsAcceptor,
     certs: Arc<ReloadingCertResolver>,
-    fqdn: Arc<ApiserverFqdn>,
+    routes: Arc<Routes>,
+    metrics: Arc<WebhookMetrics>,
 }
 
 impl Server {
     /// Loads the certificates and binds; everything that can fail at start-up fails here, before
-    /// a single connection is accepted.
-    pub fn bind(config: Config) -> Result<Self, StartError> {
+    /// a single connection is accepted. Requests and certificate changes are counted in
+    /// `metrics`.
+    pub fn bind(config: Config, metrics: Arc<WebhookMetrics>) -> Result<Self, StartError> {
         let provider = tls::provider();
         let paths = CertPaths::in_dir(&config.cert_dir, &config.cert_name, &config.key_name);
+        let cert = paths.cert.clone();
         let certs = ReloadingCertResolver::load(paths, Arc::clone(&provider))
             .map_err(StartError::Certificate)?;
         let certs = Arc::new(certs);
+        let not_after = certs.not_after();
+        metrics.certificate_loaded(not_after);
+        tracing::info!(
+            cert = %cert.display(),
+            not_after = %rfc3339(not_after),
+            "loaded the serving certificate"
+        );
         let client_roots = match config.client_ca_name.as_str() {
             "" => None,
             name => {
@@ -97,7 +110,8 @@ impl Server {
             listener,
             acceptor: TlsAcceptor::from(Arc::new(tls)),
             certs,
-            fqdn: Arc::new(config.fqdn),
+            routes: Arc::new(Routes::new(config.fqdn, Arc::clone(&metrics), READ_TIMEOUT)),
+            metrics,
         })
     }
 
@@ -108,7 +122,7 @@ impl Server {
     /// Serves until `shutdown` completes, then stops accepting and lets the requests in flight
     /// finish, for at most [`SHUTDOWN_GRACE`].
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        let reload = tokio::spawn(Arc::clone(&self.certs).watch());
+        let reload = tokio::spawn(Arc::clone(&self.certs).watch(Arc::clone(&self.metrics)));
         let graceful = GracefulShutdown::new();
         tokio::pin!(shutdown);
         loop {
@@ -120,7 +134,7 @@ impl Server {
                             stream,
                             peer,
                             self.acceptor.clone(),
-                            Arc::clone(&self.fqdn),
+                            Arc::clone(&self.routes),
                             graceful.watcher(),
                         );
                         tokio::spawn(connection);
@@ -156,7 +170,7 @@ impl std::fmt::Debug for Server {
         f.debug_struct("Server")
             .field("listener", &self.listener)
             .field("certs", &self.certs)
-            .field("fqdn", &self.fqdn)
+            .field("routes", &self.routes)
             .finish_non_exhaustive()
     }
 }
@@ -165,7 +179,7 @@ async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
     acceptor: TlsAcceptor,
-    fqdn: Arc<ApiserverFqdn>,
+    routes: Arc<Routes>,
     watcher: Watcher,
 ) {
     // Reviews are small request/response pairs: Nagle would only add latency.
@@ -184,8 +198,8 @@ async fn serve_connection(
         }
     };
     let service = service_fn(move |request| {
-        let fqdn = Arc::clone(&fqdn);
-        async move { Ok::<_, Infallible>(admission::handle(request, &fqdn, READ_TIMEOUT).await) }
+        let routes = Arc::clone(&routes);
+        async move { Ok::<_, Infallible>(routes.answer(request).await) }
     });
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())

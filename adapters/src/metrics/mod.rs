@@ -1,7 +1,10 @@
 //! Prometheus metrics and health endpoints, over plain HTTP on an opt-in address.
 
+use prometheus_client::registry::Registry;
+
 pub mod server;
 pub mod sidecar;
+pub mod webhook;
 
 /// What a program exposes on its metrics address.
 pub trait Exposition: Send + Sync + 'static {
@@ -11,4 +14,12 @@ pub trait Exposition: Send + Sync + 'static {
     fn healthy(&self) -> Result<(), String>;
     /// `Ok` when the process's work is in place; `Err(why)` otherwise.
     fn ready(&self) -> Result<(), String>;
+}
+
+/// The OpenMetrics text of `registry`.
+fn encode(registry: &Registry) -> String {
+    let mut text = String::new();
+    // Writing into a String cannot fail.
+    let _ = prometheus_client::encoding::text::encode(&mut text, registry);
+    text
 }

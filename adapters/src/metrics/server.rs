@@ -18,6 +18,14 @@ use super::Exposition;
 const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
+/// The health paths: `/healthz` and its newer name `/livez` (liveness), `/readyz` (readiness).
+const PROBES: [&str; 3] = ["/healthz", "/livez", "/readyz"];
+
+/// Whether `path` is one of the health probes, which the webhook also serves on its TLS port.
+pub fn is_probe(path: &str) -> bool {
+    PROBES.contains(&path)
+}
+
 /// Answers one request from what `exposition` says.
 pub fn respond<E: Exposition + ?Sized>(
     exposition: &E,

@@ -155,10 +155,7 @@ impl SyncObserver for SidecarMetrics {
 
 impl Exposition for SidecarMetrics {
     fn metrics(&self) -> String {
-        let mut text = String::new();
-        // Writing into a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
-        text
+        super::encode(&self.registry)
     }
 
     fn healthy(&self) -> Result<(), String> {

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use adapters::cli::parse_port;
+use adapters::cli::{parse_port, BindAddress};
 use adapters::http::server::Config;
 use adapters::logging::KlogFlags;
 use clap::Parser;
@@ -46,6 +46,14 @@ pub struct Flags {
     #[arg(long, value_name = "int", default_value = "9443", value_parser = parse_port)]
     pub port: u16,
 
+    /// [optional] address (e.g. 127.0.0.1:9090) to serve /metrics, /healthz and /readyz on, over plain HTTP. Empty: off. /healthz and /readyz are also served on the TLS port.
+    #[arg(
+        long = "metrics-bind-address",
+        value_name = "string",
+        default_value = ""
+    )]
+    pub metrics_bind_address: BindAddress,
+
     #[command(flatten)]
     pub klog: KlogFlags,
 }
@@ -54,14 +62,18 @@ impl Flags {
     /// The flags as one log line, so the start of every log says what the process was asked.
     pub fn summary(&self) -> String {
         format!(
-            "apiserver-fqdn={} cert-dir={} cert-name={} key-name={} client-ca-name={:?} host={:?} port={}",
+            "apiserver-fqdn={} cert-dir={} cert-name={} key-name={} client-ca-name={:?} host={:?} port={} metrics-bind-address={:?}",
             self.apiserver_fqdn,
             self.cert_dir.display(),
             self.cert_name,
             self.key_name,
             self.client_ca_name,
             self.host,
-            self.port
+            self.port,
+            self.metrics_bind_address
+                .0
+                .map(|address| address.to_string())
+                .unwrap_or_default()
         )
     }
 
@@ -120,6 +132,23 @@ mod tests {
             ),
             ("a.b", 8443, "127.0.0.1", "s.crt", "s.key", "ca.crt")
         );
+    }
+
+    #[test]
+    fn metrics_are_opt_in() {
+        assert_eq!(
+            parse(&REQUIRED).expect("valid").metrics_bind_address.0,
+            None
+        );
+        let flags = parse(&[&REQUIRED[..], &["--metrics-bind-address=127.0.0.1:9090"]].concat())
+            .expect("valid");
+        assert_eq!(
+            flags.metrics_bind_address.0,
+            Some("127.0.0.1:9090".parse().expect("an address"))
+        );
+        let error = parse(&[&REQUIRED[..], &["--metrics-bind-address=9090"]].concat())
+            .expect_err("no host");
+        assert!(adapters::cli::one_line(&error).contains("host:port"));
     }
 
     #[test]

@@ -3,9 +3,12 @@
 mod flags;
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use adapters::http::admission::PATH;
 use adapters::http::server::Server;
+use adapters::metrics::server;
+use adapters::metrics::webhook::WebhookMetrics;
 use adapters::signals::Signals;
 use anyhow::Context;
 
@@ -41,11 +44,19 @@ fn main() -> ExitCode {
 async fn serve(flags: Flags) -> anyhow::Result<()> {
     tracing::info!("starting {PROGRAM}: {}", flags.summary());
     let mut signals = Signals::install()?;
-    let server = Server::bind(flags.server_config())?;
+    let metrics_address = flags.metrics_bind_address.0;
+    let metrics = Arc::new(WebhookMetrics::new());
+    let server = Server::bind(flags.server_config(), Arc::clone(&metrics))?;
+    if let Some(address) = metrics_address {
+        let bound = server::serve(address, metrics)
+            .await
+            .with_context(|| format!("cannot serve metrics on --metrics-bind-address={address}"))?;
+        tracing::info!("serving /metrics, /healthz and /readyz on http://{bound}");
+    }
     let address = server
         .local_addr()
         .context("cannot read the bound address")?;
-    tracing::info!(%address, "serving https://{address}{PATH}");
+    tracing::info!(%address, "serving https://{address}{PATH} (and /healthz, /readyz)");
     server.run(signals.next()).await;
     tracing::info!("stopped");
     Ok(())

@@ -27,12 +27,40 @@ pub enum ReviewError {
     )]
     NotAReview { api_version: String, kind: String },
     #[error("the AdmissionReview has no request: expected .request with the uid and the object to review")]
-    NoRequest,
+    NoRequest { version: ReviewVersion },
 }
 
 impl ReviewError {
-    /// The metric label and log field of an error answer, beside [`Outcome::as_str`].
-    pub const OUTCOME: &'static str = "bad_request";
+    /// The review's version, when the body got as far as naming one.
+    pub fn version(&self) -> ReviewVersion {
+        match self {
+            ReviewError::NoRequest { version } => *version,
+            _ => ReviewVersion::Unknown,
+        }
+    }
+}
+
+/// The AdmissionReview version of a request, as far as it could be read: a metric label, so that
+/// an operator sees when the API server still sends `v1beta1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReviewVersion {
+    V1 = 0,
+    V1beta1 = 1,
+    /// Not a review, or not read as far as its version (wrong path, method, content type, ...).
+    Unknown = 2,
+}
+
+impl ReviewVersion {
+    /// Every version, in discriminant order (metrics index a table by it).
+    pub const ALL: [Self; 3] = [Self::V1, Self::V1beta1, Self::Unknown];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReviewVersion::V1 => "v1",
+            ReviewVersion::V1beta1 => "v1beta1",
+            ReviewVersion::Unknown => "unknown",
+        }
+    }
 }
 
 /// The answer to a decodable review, with what was decided.
@@ -40,6 +68,8 @@ impl ReviewError {
 pub struct Answer {
     review: ReviewOut,
     pub outcome: Outcome,
+    /// The request's version, which the answer repeats.
+    pub version: ReviewVersion,
     /// `namespace/name` of the object (or `generateName` when it has no name yet), for the log.
     pub object: String,
 }
@@ -123,9 +153,9 @@ pub fn review(body: &[u8], fqdn: &ApiserverFqdn) -> Result<Answer, ReviewError> 
         });
     }
     let incoming: ReviewIn = serde_json::from_value(json).map_err(undecodable)?;
-    let api_version = match (incoming.api_version.as_deref(), incoming.kind.as_deref()) {
-        (Some(ADMISSION_V1), Some(REVIEW_KIND)) => ADMISSION_V1,
-        (Some(ADMISSION_V1BETA1), Some(REVIEW_KIND)) => ADMISSION_V1BETA1,
+    let (api_version, version) = match (incoming.api_version.as_deref(), incoming.kind.as_deref()) {
+        (Some(ADMISSION_V1), Some(REVIEW_KIND)) => (ADMISSION_V1, ReviewVersion::V1),
+        (Some(ADMISSION_V1BETA1), Some(REVIEW_KIND)) => (ADMISSION_V1BETA1, ReviewVersion::V1beta1),
         (api_version, kind) => {
             return Err(ReviewError::NotAReview {
                 api_version: api_version.unwrap_or_default().to_owned(),
@@ -133,7 +163,7 @@ pub fn review(body: &[u8], fqdn: &ApiserverFqdn) -> Result<Answer, ReviewError> 
             })
         }
     };
-    let request = incoming.request.ok_or(ReviewError::NoRequest)?;
+    let request = incoming.request.ok_or(ReviewError::NoRequest { version })?;
     let (outcome, patch) = decide(&request, fqdn);
     let patch = patch.map(|operations| {
         let json = serde_json::to_vec(&operations).expect("a patch of JSON values serialises");
@@ -142,6 +172,7 @@ pub fn review(body: &[u8], fqdn: &ApiserverFqdn) -> Result<Answer, ReviewError> 
     Ok(Answer {
         object: describe(&request),
         outcome,
+        version,
         review: ReviewOut {
             api_version,
             kind: REVIEW_KIND,

@@ -5,10 +5,11 @@ use std::fs::File;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use blackbox_tests::{binary, wait_until};
+use blackbox_tests::{binary, http_get, wait_until};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
@@ -50,8 +51,12 @@ pub fn sample_with(change: impl FnOnce(&mut Value)) -> Vec<u8> {
 pub struct TempDir(pub PathBuf);
 
 impl TempDir {
+    /// Unique per call: parallel cases of one rstest table share their `name`.
     pub fn new(name: &str) -> Self {
-        let path = std::env::temp_dir().join(format!("webhook-{name}-{}", std::process::id()));
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let unique = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("webhook-{name}-{}-{unique}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).expect("a temporary directory");
         Self(path)
@@ -93,11 +98,39 @@ pub fn cert_der(path: &Path) -> Vec<u8> {
         .to_vec()
 }
 
+/// The certificate's NotAfter as a Unix time, as openssl and date read it (independent of the
+/// webhook's own parser).
+pub fn not_after_unix(cert: &Path) -> f64 {
+    let script = format!(
+        "date -u +%s -d \"$(openssl x509 -noout -enddate -in '{}' | cut -d= -f2)\"",
+        cert.display()
+    );
+    let output = Command::new("sh")
+        .args(["-c", &script])
+        .output()
+        .expect("sh runs");
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .expect("a number of seconds")
+}
+
+/// A free port below the kernel's ephemeral range (32768 and up), so that no client connection
+/// of a concurrent test can take it as its source port between this check and the webhook's bind.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port()
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    loop {
+        let draw = std::process::id()
+            .wrapping_mul(7919)
+            .wrapping_add(NEXT.fetch_add(31, Ordering::Relaxed));
+        let port = 20_000 + u16::try_from(draw % 10_000).expect("below 10,000");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && TcpListener::bind(("::1", port)).is_ok()
+        {
+            return port;
+        }
+    }
 }
 
 /// The seed's patch for the sample review with `--apiserver-fqdn=foo.bar.`.
@@ -160,6 +193,8 @@ pub fn rotate_to(new_pair: &Path, dir: &Path, layout: Layout) {
 pub struct Webhook {
     child: Option<Child>,
     pub port: u16,
+    /// `--metrics-bind-address` on 127.0.0.1: every test webhook serves its metrics.
+    pub metrics_port: u16,
     log: PathBuf,
     /// Holds the log (and the certificates, when the test made them there) until the end.
     _dir: TempDir,
@@ -172,30 +207,57 @@ impl Webhook {
         Self::start_on(name, cert_dir, "127.0.0.1", extra)
     }
 
+    /// Retries on another port when the chosen one was taken meanwhile (a concurrent test's
+    /// listener), so that tests do not fail by chance.
     pub fn start_on(name: &str, cert_dir: &Path, host: &str, extra: &[&str]) -> Self {
+        for _ in 0..5 {
+            match Self::try_start_on(name, cert_dir, host, extra) {
+                Ok(webhook) => return webhook,
+                Err(log) if log.contains("in use") => continue,
+                Err(log) => panic!("the webhook did not start:\n{log}"),
+            }
+        }
+        panic!("no free port after 5 attempts");
+    }
+
+    fn try_start_on(
+        name: &str,
+        cert_dir: &Path,
+        host: &str,
+        extra: &[&str],
+    ) -> Result<Self, String> {
         let dir = TempDir::new(&format!("{name}-log"));
         let log = dir.path().join("stderr.log");
         let port = free_port();
+        let metrics_port = free_port();
         let child = Command::new(binary(WEBHOOK))
             .arg(format!("--apiserver-fqdn={FQDN}"))
             .arg(format!("--cert-dir={}", cert_dir.display()))
             .arg(format!("--host={host}"))
             .arg(format!("--port={port}"))
+            .arg(format!("--metrics-bind-address=127.0.0.1:{metrics_port}"))
             .args(extra)
             .stdin(Stdio::null())
             .stderr(File::create(&log).expect("a log file"))
             .spawn()
             .expect("the webhook starts");
-        let webhook = Self {
+        let mut webhook = Self {
             child: Some(child),
             port,
+            metrics_port,
             log,
             _dir: dir,
         };
-        wait_until("the webhook serves", || {
-            webhook.log().contains("serving https://")
+        // Serving, or an error line (klog's `E` severity) before it exits.
+        wait_until("the webhook serves or fails", || {
+            let log = webhook.log();
+            log.contains("serving https://") || log.lines().any(|line| line.starts_with('E'))
         });
-        webhook
+        if webhook.log().contains("serving https://") {
+            return Ok(webhook);
+        }
+        webhook.wait();
+        Err(webhook.log())
     }
 
     pub fn log(&self) -> String {
@@ -224,6 +286,13 @@ impl Webhook {
 
     pub fn client(&self) -> Client {
         Client::new(self.port)
+    }
+
+    /// The exposition on the metrics port.
+    pub fn scrape(&self) -> String {
+        let (status, text) = http_get(self.metrics_port, "/metrics").expect("/metrics answers");
+        assert_eq!(status, 200, "{text}");
+        text
     }
 }
 
@@ -361,6 +430,26 @@ impl Connection {
     }
 
     pub async fn send(&mut self, request: Request<Full<Bytes>>) -> Result<Answer, String> {
+        let (status, body) = self.send_raw(request).await?;
+        let json = serde_json::from_slice(&body)
+            .map_err(|e| format!("the answer is not JSON: {e}: {body:?}"))?;
+        Ok(Answer { status, json })
+    }
+
+    /// A GET of `path` (a probe): the status and the body as text.
+    pub async fn get(&mut self, path: &str) -> Result<(StatusCode, String), String> {
+        let request = Request::get(path)
+            .header("host", "localhost")
+            .body(Full::new(Bytes::new()))
+            .expect("a request");
+        let (status, body) = self.send_raw(request).await?;
+        Ok((status, String::from_utf8_lossy(&body).into_owned()))
+    }
+
+    async fn send_raw(
+        &mut self,
+        request: Request<Full<Bytes>>,
+    ) -> Result<(StatusCode, Bytes), String> {
         let response = self
             .sender
             .send_request(request)
@@ -373,9 +462,7 @@ impl Connection {
             .await
             .map_err(|e| format!("body: {e}"))?
             .to_bytes();
-        let json = serde_json::from_slice(&body)
-            .map_err(|e| format!("the answer is not JSON: {e}: {body:?}"))?;
-        Ok(Answer { status, json })
+        Ok((status, body))
     }
 }
 

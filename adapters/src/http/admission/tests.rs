@@ -1,4 +1,5 @@
 use super::*;
+use domain::webhook::review::ReviewVersion;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use rstest::rstest;
@@ -26,7 +27,17 @@ where
     B: Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let response = handle(request, &fqdn(), Duration::from_secs(5)).await;
+    let (status, answer, _) = send_counted(request).await;
+    (status, answer)
+}
+
+/// The answer, and what the request counts as.
+async fn send_counted<B>(request: Request<B>) -> (StatusCode, Value, ReviewReport)
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (response, report) = handle(request, &fqdn(), Duration::from_secs(5)).await;
     let status = response.status();
     assert_eq!(response.headers()[CONTENT_TYPE], JSON);
     let body = response
@@ -35,7 +46,8 @@ where
         .await
         .expect("a full body")
         .to_bytes();
-    (status, serde_json::from_slice(&body).expect("a JSON body"))
+    let json = serde_json::from_slice(&body).expect("a JSON body");
+    (status, json, report)
 }
 
 #[rstest]
@@ -117,8 +129,9 @@ async fn what_cannot_be_a_review_gets_a_status_that_says_why(
     #[case] status: StatusCode,
     #[case] message: &str,
 ) {
-    let (got, answer) = send(post(path, content_type, body)).await;
+    let (got, answer, report) = send_counted(post(path, content_type, body)).await;
     assert_eq!(got, status);
+    assert_eq!(report.outcome, OutcomeKind::BadRequest);
     assert_eq!(answer["kind"], "Status");
     assert_eq!(answer["code"], status.as_u16());
     let got_message = answer["message"].as_str().expect("a message");
@@ -141,7 +154,8 @@ async fn other_methods_get_405_with_allow(#[case] method: Method) {
         .header(CONTENT_TYPE, JSON)
         .body(Full::new(Bytes::new()))
         .expect("a request");
-    let response = handle(request, &fqdn(), Duration::from_secs(5)).await;
+    let (response, report) = handle(request, &fqdn(), Duration::from_secs(5)).await;
+    assert_eq!(report, ReviewReport::REFUSED);
     assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(response.headers()[ALLOW], "POST");
 }
@@ -181,4 +195,25 @@ async fn a_body_that_does_not_arrive_times_out_with_408() {
     assert!(answer["message"]
         .as_str()
         .is_some_and(|m| m.contains("did not arrive within 5s")));
+}
+
+#[rstest]
+#[case::patched(PATH, SAMPLE, OutcomeKind::Patched, ReviewVersion::V1)]
+#[case::no_request(
+    PATH,
+    br#"{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1beta1"}"#,
+    OutcomeKind::BadRequest,
+    ReviewVersion::V1beta1
+)]
+#[case::not_json(PATH, b"{", OutcomeKind::BadRequest, ReviewVersion::Unknown)]
+#[case::unknown_path("/mutate", SAMPLE, OutcomeKind::BadRequest, ReviewVersion::Unknown)]
+#[tokio::test]
+async fn every_answer_says_what_it_counts_as(
+    #[case] path: &str,
+    #[case] body: &[u8],
+    #[case] outcome: OutcomeKind,
+    #[case] version: ReviewVersion,
+) {
+    let (_, _, report) = send_counted(post(path, Some(JSON), body)).await;
+    assert_eq!(report, ReviewReport { outcome, version });
 }

@@ -71,7 +71,7 @@ fn a_rewritten_pair_is_served_after_the_next_check() {
     put_pair("server-ecdsa", &dir.0);
     let resolver = resolver(&dir.0);
     put_pair("server-rsa-pkcs8", &dir.0);
-    assert!(matches!(resolver.check(), Reload::Reloaded));
+    assert!(matches!(resolver.check(), Reload::Reloaded { .. }));
     assert_eq!(served_cert(&resolver), committed_cert("server-rsa-pkcs8"));
 }
 
@@ -90,7 +90,7 @@ fn a_secret_volume_data_swap_is_served_after_the_next_check() {
     put_pair("server-rsa-pkcs1", &dir.0.join("..v2"));
     std::os::unix::fs::symlink("..v2", dir.0.join("..data_tmp")).expect("..data_tmp");
     std::fs::rename(dir.0.join("..data_tmp"), dir.0.join("..data")).expect("the swap");
-    assert!(matches!(resolver.check(), Reload::Reloaded));
+    assert!(matches!(resolver.check(), Reload::Reloaded { .. }));
     assert_eq!(served_cert(&resolver), committed_cert("server-rsa-pkcs1"));
 }
 
@@ -140,7 +140,7 @@ fn a_broken_pair_is_refused_and_the_last_good_one_stays(
         "a refused pair is not retried until it changes"
     );
     put_pair("server-rsa-pkcs1", &dir.0);
-    assert!(matches!(resolver.check(), Reload::Reloaded));
+    assert!(matches!(resolver.check(), Reload::Reloaded { .. }));
     assert_eq!(served_cert(&resolver), committed_cert("server-rsa-pkcs1"));
 }
 

@@ -1,4 +1,5 @@
 use super::*;
+use blackbox_tests::metric;
 use domain::ports::RuleError;
 use domain::sidecar::reconciler::SyncOutcome;
 use domain::sidecar::repair::Repair;
@@ -13,17 +14,12 @@ fn report<'a>(trigger: Trigger, outcome: &'a SyncOutcome, present: bool) -> Sync
     }
 }
 
-fn value(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-}
-
 #[test]
 fn counters_start_at_zero_for_every_kind() {
     let text = SidecarMetrics::new(Duration::from_secs(60)).metrics();
     for kind in ["address", "link", "rule"] {
         assert_eq!(
-            value(
+            metric(
                 &text,
                 &format!("apiserver_proxy_sidecar_repairs_total{{kind=\"{kind}\"}}")
             ),
@@ -33,7 +29,7 @@ fn counters_start_at_zero_for_every_kind() {
     }
     for kind in ["address", "rules"] {
         assert_eq!(
-            value(
+            metric(
                 &text,
                 &format!("apiserver_proxy_sidecar_errors_total{{kind=\"{kind}\"}}")
             ),
@@ -68,7 +64,7 @@ fn a_repairing_sync_moves_exactly_its_counters() {
     metrics.sync_finished(&report(Trigger::Event, &outcome, true));
     let text = metrics.metrics();
     assert_eq!(
-        value(
+        metric(
             &text,
             "apiserver_proxy_sidecar_syncs_total{trigger=\"event\",result=\"success\"}"
         ),
@@ -76,35 +72,35 @@ fn a_repairing_sync_moves_exactly_its_counters() {
         "{text}"
     );
     assert_eq!(
-        value(
+        metric(
             &text,
             "apiserver_proxy_sidecar_repairs_total{kind=\"address\"}"
         ),
         Some(1.0)
     );
     assert_eq!(
-        value(
+        metric(
             &text,
             "apiserver_proxy_sidecar_repairs_total{kind=\"rule\"}"
         ),
         Some(2.0)
     );
     assert_eq!(
-        value(
+        metric(
             &text,
             "apiserver_proxy_sidecar_repairs_total{kind=\"link\"}"
         ),
         Some(0.0)
     );
     assert_eq!(
-        value(&text, "apiserver_proxy_sidecar_address_present"),
+        metric(&text, "apiserver_proxy_sidecar_address_present"),
         Some(1.0)
     );
     assert_eq!(
-        value(&text, "apiserver_proxy_sidecar_sync_duration_seconds_count"),
+        metric(&text, "apiserver_proxy_sidecar_sync_duration_seconds_count"),
         Some(1.0)
     );
-    assert!(value(
+    assert!(metric(
         &text,
         "apiserver_proxy_sidecar_last_successful_sync_timestamp_seconds"
     )
@@ -127,21 +123,21 @@ fn a_failed_sync_counts_its_error_and_makes_the_sidecar_unready() {
     metrics.sync_finished(&report(Trigger::Start, &outcome, true));
     let text = metrics.metrics();
     assert_eq!(
-        value(
+        metric(
             &text,
             "apiserver_proxy_sidecar_errors_total{kind=\"rules\"}"
         ),
         Some(1.0)
     );
     assert_eq!(
-        value(
+        metric(
             &text,
             "apiserver_proxy_sidecar_syncs_total{trigger=\"start\",result=\"failure\"}"
         ),
         Some(1.0)
     );
     assert_eq!(
-        value(
+        metric(
             &text,
             "apiserver_proxy_sidecar_last_successful_sync_timestamp_seconds"
         ),
@@ -179,7 +175,7 @@ fn reports_reach_metrics_shared_with_the_server() {
     observer.sync_finished(&report(Trigger::Start, &SyncOutcome::default(), true));
     let text = shared.metrics();
     assert_eq!(
-        value(
+        metric(
             &text,
             "apiserver_proxy_sidecar_syncs_total{trigger=\"start\",result=\"success\"}"
         ),

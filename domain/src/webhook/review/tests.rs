@@ -200,8 +200,8 @@ fn names_the_object_for_the_log(
 #[case::a_pod(br#"{"apiVersion":"v1","kind":"Pod"}"#.to_vec(), ReviewError::NotAReview { api_version: "v1".into(), kind: "Pod".into() })]
 #[case::v1alpha1(br#"{"apiVersion":"admission.k8s.io/v1alpha1","kind":"AdmissionReview"}"#.to_vec(), ReviewError::NotAReview { api_version: "admission.k8s.io/v1alpha1".into(), kind: "AdmissionReview".into() })]
 #[case::wrong_kind(br#"{"apiVersion":"admission.k8s.io/v1","kind":"Review"}"#.to_vec(), ReviewError::NotAReview { api_version: "admission.k8s.io/v1".into(), kind: "Review".into() })]
-#[case::no_request(br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#.to_vec(), ReviewError::NoRequest)]
-#[case::null_request(br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":null}"#.to_vec(), ReviewError::NoRequest)]
+#[case::no_request(br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#.to_vec(), ReviewError::NoRequest { version: ReviewVersion::V1 })]
+#[case::null_request(br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":null}"#.to_vec(), ReviewError::NoRequest { version: ReviewVersion::V1 })]
 fn an_undecodable_body_gets_an_error_that_says_what_was_expected(
     #[case] body: Vec<u8>,
     #[case] expected: ReviewError,
