@@ -1,7 +1,8 @@
 # Every target installs what it needs (scripts/deps.sh) on a fresh machine of this kind.
 CARGO ?= cargo
 
-.PHONY: all build release deps lint test demo bench fuzz soak clean-demo
+.PHONY: all build release deps lint test demo demo-serve bench fuzz soak validate-manifests \
+	docker-engine docker-base docker-binaries docker-images images-for-test
 
 all: build
 
@@ -18,14 +19,49 @@ lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-# Every tier: domain unit tests, kernel tier (network namespaces), black-box binaries.
-# The black-box tests run the binaries cargo builds into target/debug, so build them first.
-test: deps lint build
+# Every tier: domain unit tests, kernel tier (network namespaces), black-box binaries, the
+# manifests, and the images. The black-box tests run the binaries cargo builds into target/debug
+# and the images docker-images builds, so build both first.
+test: deps lint build validate-manifests images-for-test
 	$(CARGO) test --workspace
+
+# deploy/ and the example overlay rendered with kubectl kustomize and checked against the
+# Kubernetes schemas, offline.
+validate-manifests: deps
+	python3 scripts/validate-manifests.py
+
+# A Docker engine (installed and started when missing; root): these machines have none by default.
+docker-engine:
+	@bash scripts/docker-engine.sh
+
+# The local bookworm base image (debootstrap + docker import), as no image registry is reachable.
+docker-base:
+	@bash scripts/docker-base.sh
+
+# Static release binaries for the images, built on the host into target/docker/ (see docs/images.md).
+HOST_TRIPLE := $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')
+docker-binaries:
+	RUSTFLAGS='-C target-feature=+crt-static' $(CARGO) build --release --locked --target $(HOST_TRIPLE) \
+		-p apiserver-proxy-sidecar -p apiserver-proxy-pod-webhook
+	mkdir -p target/docker
+	cp target/$(HOST_TRIPLE)/release/apiserver-proxy-sidecar target/$(HOST_TRIPLE)/release/apiserver-proxy-pod-webhook target/docker/
+
+# Both images from the Dockerfile, offline: local base, host-built binaries.
+docker-images: docker-base docker-binaries
+	@bash scripts/docker-images.sh
+
+# The images the image tests run; without root (no engine) those tests skip loudly instead.
+images-for-test:
+	@if [ "$$(id -u)" -eq 0 ]; then $(MAKE) --no-print-directory docker-images; \
+	else echo "images-for-test: not root, no Docker engine: the image tests will skip"; fi
 
 # The main job in one command: the sidecar in a throwaway network namespace, a repair, a cleanup.
 demo: deps release
 	@bash scripts/demo.sh
+
+# The same two programs, left running until Ctrl-C for a person to poke at.
+demo-serve: deps release
+	@bash scripts/demo.sh --serve
 
 # Figures for README: one table (target/bench/summary.{json,md}), copied into README by a script,
 # never by hand. One benchmark at a time: they share the 2 cores.

@@ -1,12 +1,29 @@
 #!/usr/bin/env bash
-# The main job, shown: the sidecar keeps the proxy address in a throwaway network namespace, a
-# stand-in proxy listens on it, a deletion is repaired, and cleanup leaves nothing behind.
-# Exits 0 by itself; on Ctrl-C or any failure it still removes the namespace and processes.
+# The main job, shown, without Kubernetes, in a throwaway network namespace: the sidecar keeps the
+# proxy address and its iptables rules, a stand-in proxy listens on the address, a deletion is
+# repaired; the pod webhook (test certificates from testdata/certs) patches the sample Pod; and
+# cleanup leaves nothing behind.
+#
+#   demo.sh           the tour, then exits 0
+#   demo.sh --serve   the tour, then both programs keep running until Ctrl-C
+#
+# On exit, Ctrl-C or any failure it removes the namespace and every process in it (and with the
+# namespace, every rule the sidecar wrote there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+SERVE=false
+case "${1:-}" in
+  --serve) SERVE=true ;;
+  "") ;;
+  *) echo "usage: $0 [--serve]" >&2; exit 2 ;;
+esac
+
 BIN=${BIN:-target/release}
 ADDRESS=10.96.0.2
+METRICS=127.0.0.1:9090
+WEBHOOK_PORT=9443
+FQDN=foo.bar.
 NS="apiserver-proxy-demo-$$"
 WORK=$(mktemp -d)
 
@@ -23,7 +40,14 @@ trap 'exit 130' INT TERM
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 in_ns() { ip netns exec "$NS" "$@"; }
 present() { in_ns ip addr show dev lo | grep -q "$ADDRESS/32"; }
+our_rules() { in_ns iptables-save | grep -e '--comment apiserver-proxy' || true; }
 wait_for() { for _ in $(seq 1 1000); do if "$@"; then return 0; fi; sleep 0.005; done; return 1; }
+webhook_serves() { grep -q "serving https://" "$WORK/webhook.log"; }
+review() {
+  in_ns curl -sS --cacert testdata/certs/ca.crt -H 'Content-Type: application/json' \
+    --data-binary @testdata/admission/pod-create-v1.json \
+    "https://localhost:$WEBHOOK_PORT/webhook/pod-apiserver-env"
+}
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "demo: needs root to create a network namespace" >&2
@@ -34,12 +58,16 @@ step "a throwaway network namespace: $NS"
 ip netns add "$NS"
 in_ns ip link set lo up
 
-step "apiserver-proxy-sidecar --ip-address=$ADDRESS --cleanup --v=2"
+step "apiserver-proxy-sidecar --ip-address=$ADDRESS --setup-iptables --cleanup --metrics-bind-address=$METRICS --v=2"
 # Not through in_ns: a backgrounded function would make $! a subshell, not the sidecar.
-ip netns exec "$NS" "$BIN/apiserver-proxy-sidecar" --ip-address="$ADDRESS" --cleanup --v=2 2>"$WORK/sidecar.log" &
+ip netns exec "$NS" "$BIN/apiserver-proxy-sidecar" --ip-address="$ADDRESS" --setup-iptables \
+  --cleanup --metrics-bind-address="$METRICS" --v=2 2>"$WORK/sidecar.log" &
 SIDECAR=$!
 wait_for present
 in_ns ip -d addr show dev lo | grep -E "inet6? " | sed 's/^/  /'
+wait_for sh -c "[ \$(ip netns exec $NS iptables-save | grep -c -e '--comment apiserver-proxy') -eq 5 ]"
+echo "  the five conntrack-bypass rules (iptables-save):"
+our_rules | sed 's/^/  /'
 
 step "a stand-in proxy listens on $ADDRESS:443; a client reaches it"
 in_ns python3 -m http.server --bind "$ADDRESS" 443 --directory "$WORK" >/dev/null 2>&1 &
@@ -53,11 +81,44 @@ wait_for present
 echo "  back after $(( ($(date +%s%N) - started) / 1000 )) µs (as seen by polling; the original waits up to 60 s)"
 grep -E "was missing" "$WORK/sidecar.log" | tail -1 | sed 's/^/  log: /'
 
+step "apiserver-proxy-pod-webhook --apiserver-fqdn=$FQDN --cert-dir=testdata/certs/server-ecdsa (TLS, test CA)"
+ip netns exec "$NS" "$BIN/apiserver-proxy-pod-webhook" --apiserver-fqdn="$FQDN" \
+  --cert-dir=testdata/certs/server-ecdsa --host=127.0.0.1 --port="$WEBHOOK_PORT" --v=2 \
+  2>"$WORK/webhook.log" &
+wait_for webhook_serves
+echo "  POST testdata/admission/pod-create-v1.json (a Pod CREATE) -> the answer:"
+answer=$(review)
+echo "$answer" | jq -c '.response | .patch = "<base64>"' | sed 's/^/  /'
+echo "  the patch, decoded:"
+echo "$answer" | jq -r .response.patch | base64 -d | jq . | sed 's/^/  /'
+
+if $SERVE; then
+  step "serving until Ctrl-C; in another shell, as root:"
+  cat <<EOF
+  ip netns exec $NS ip addr show dev lo
+  ip netns exec $NS iptables-save | grep apiserver-proxy
+  ip netns exec $NS ip addr del $ADDRESS/32 dev lo      # repaired at once
+  ip netns exec $NS curl -s http://$METRICS/metrics     # also /healthz, /readyz
+  ip netns exec $NS curl -s --cacert $PWD/testdata/certs/ca.crt -H 'Content-Type: application/json' \\
+    --data-binary @$PWD/testdata/admission/pod-create-v1.json \\
+    https://localhost:$WEBHOOK_PORT/webhook/pod-apiserver-env | jq -r .response.patch | base64 -d | jq .
+  logs: $WORK/sidecar.log $WORK/webhook.log
+EOF
+  # Ctrl-C is how a person ends it: a clean exit (the EXIT trap cleans up).
+  trap 'echo; echo "demo: stopping; removing the namespace"; exit 0' INT TERM
+  # Returns when a signal's trap runs, or if the sidecar dies.
+  wait "$SIDECAR"
+  echo "demo: the sidecar exited; its log:" >&2
+  tail -5 "$WORK/sidecar.log" >&2
+  exit 1
+fi
+
 step "SIGTERM: --cleanup removes what the sidecar added"
 kill -TERM "$SIDECAR"
 wait "$SIDECAR"
 if present; then echo "  address still there!"; exit 1; fi
-echo "  address gone; lo keeps $(in_ns ip -4 addr show dev lo | awk '/inet /{print $2}' | tr '\n' ' ')"
+if [ -n "$(our_rules)" ]; then echo "  rules still there!"; exit 1; fi
+echo "  address and rules gone; lo keeps $(in_ns ip -4 addr show dev lo | awk '/inet /{print $2}' | tr '\n' ' ')"
 tail -2 "$WORK/sidecar.log" | sed 's/^/  log: /'
 
 step "done: the namespace and every process in it are removed on exit"

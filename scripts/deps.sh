@@ -14,13 +14,20 @@ for extra in "$@"; do
   command -v "$extra" >/dev/null || packages+=("$extra")
 done
 
-# The reference OpenMetrics parser that the black-box tests check /metrics with.
-if command -v python3 >/dev/null && ! python3 -c 'import prometheus_client' 2>/dev/null; then
-  if [ "$(id -u)" -eq 0 ] || [ -n "${VIRTUAL_ENV:-}" ]; then
-    echo "deps: installing the Python prometheus-client (OpenMetrics parser for the tests)"
-    python3 -m pip install -q --disable-pip-version-check prometheus-client 2>&1 | grep -v "WARNING: Running pip as" || true
-  fi
+# Python packages: the reference OpenMetrics parser that the black-box tests check /metrics with,
+# and the Kubernetes schemas (bundled, offline) that scripts/validate-manifests.py checks with.
+python_packages=()
+if command -v python3 >/dev/null; then
+  python3 -c 'import prometheus_client' 2>/dev/null || python_packages+=(prometheus-client)
+  python3 -c 'import kubernetes_validate' 2>/dev/null || python_packages+=(kubernetes-validate==1.37.0)
 fi
+if [ ${#python_packages[@]} -gt 0 ] && { [ "$(id -u)" -eq 0 ] || [ -n "${VIRTUAL_ENV:-}" ]; }; then
+  echo "deps: installing the Python ${python_packages[*]}"
+  python3 -m pip install -q --disable-pip-version-check "${python_packages[@]}" 2>&1 | grep -v "WARNING: Running pip as" || true
+fi
+
+# kubectl renders the Kustomize manifests (kubectl kustomize); machines of this kind ship it.
+command -v kubectl >/dev/null || echo "deps: no kubectl: make validate-manifests cannot render deploy/" >&2
 
 if [ ${#packages[@]} -eq 0 ]; then
   exit 0

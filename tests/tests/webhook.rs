@@ -4,7 +4,6 @@
 #[path = "webhook/harness.rs"]
 mod harness;
 
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -21,14 +20,6 @@ const BOUND: Duration = Duration::from_secs(30);
 
 fn committed(pair: &str) -> std::path::PathBuf {
     testdata(&format!("certs/{pair}"))
-}
-
-fn seed_patch() -> serde_json::Value {
-    let env = json!([{ "name": "KUBERNETES_SERVICE_HOST", "value": FQDN }]);
-    json!([
-        { "op": "add", "path": "/spec/initContainers/0/env", "value": env },
-        { "op": "add", "path": "/spec/containers/0/env", "value": env },
-    ])
 }
 
 #[tokio::test]
@@ -272,52 +263,6 @@ async fn serves_rsa_and_ecdsa_keys_over_tls_1_2_and_1_3(
     );
     let answer = client.post(sample()).await.expect("an answer");
     assert_eq!(answer.patch(), seed_patch());
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Layout {
-    /// tls.crt and tls.key are rewritten in place (each replaced by a rename).
-    InPlace,
-    /// A Kubernetes secret volume: tls.crt -> ..data/tls.crt, ..data -> ..<timestamp>; an update
-    /// renames a new ..data over the old one.
-    SecretVolume,
-}
-
-fn install_first_pair(dir: &Path, layout: Layout) {
-    match layout {
-        Layout::InPlace => put_pair("server-ecdsa", dir),
-        Layout::SecretVolume => {
-            put_pair("server-ecdsa", &dir.join("..2024_01_01_00_00_00.1"));
-            std::os::unix::fs::symlink("..2024_01_01_00_00_00.1", dir.join("..data"))
-                .expect("..data");
-            for file in ["tls.crt", "tls.key"] {
-                std::os::unix::fs::symlink(format!("..data/{file}"), dir.join(file))
-                    .expect("a link");
-            }
-        }
-    }
-}
-
-fn rotate_to(new_pair: &Path, dir: &Path, layout: Layout) {
-    match layout {
-        Layout::InPlace => {
-            for file in ["tls.crt", "tls.key"] {
-                let staged = dir.join(format!(".{file}.new"));
-                std::fs::copy(new_pair.join(file), &staged).expect("a copy");
-                std::fs::rename(&staged, dir.join(file)).expect("a rename");
-            }
-        }
-        Layout::SecretVolume => {
-            let version = dir.join("..2024_01_02_00_00_00.2");
-            std::fs::create_dir_all(&version).expect("a new version");
-            for file in ["tls.crt", "tls.key"] {
-                std::fs::copy(new_pair.join(file), version.join(file)).expect("a copy");
-            }
-            std::os::unix::fs::symlink("..2024_01_02_00_00_00.2", dir.join("..data_tmp"))
-                .expect("..data_tmp");
-            std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).expect("the swap");
-        }
-    }
 }
 
 /// A client calls without pause, on a new connection each time, while the pair is rotated: no

@@ -20,7 +20,7 @@ use nix::unistd::Pid;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::ClientConfig;
-use serde_json::Value;
+use serde_json::{json, Value};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
@@ -118,7 +118,7 @@ pub fn not_after_unix(cert: &Path) -> f64 {
 
 /// A free port below the kernel's ephemeral range (32768 and up), so that no client connection
 /// of a concurrent test can take it as its source port between this check and the webhook's bind.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     loop {
         let draw = std::process::id()
@@ -129,6 +129,61 @@ fn free_port() -> u16 {
             && TcpListener::bind(("::1", port)).is_ok()
         {
             return port;
+        }
+    }
+}
+
+/// The seed's patch for the sample review with `--apiserver-fqdn=foo.bar.`.
+pub fn seed_patch() -> serde_json::Value {
+    let env = json!([{ "name": "KUBERNETES_SERVICE_HOST", "value": FQDN }]);
+    json!([
+        { "op": "add", "path": "/spec/initContainers/0/env", "value": env },
+        { "op": "add", "path": "/spec/containers/0/env", "value": env },
+    ])
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Layout {
+    /// tls.crt and tls.key are rewritten in place (each replaced by a rename).
+    InPlace,
+    /// A Kubernetes secret volume: tls.crt -> ..data/tls.crt, ..data -> ..<timestamp>; an update
+    /// renames a new ..data over the old one.
+    SecretVolume,
+}
+
+pub fn install_first_pair(dir: &Path, layout: Layout) {
+    match layout {
+        Layout::InPlace => put_pair("server-ecdsa", dir),
+        Layout::SecretVolume => {
+            put_pair("server-ecdsa", &dir.join("..2024_01_01_00_00_00.1"));
+            std::os::unix::fs::symlink("..2024_01_01_00_00_00.1", dir.join("..data"))
+                .expect("..data");
+            for file in ["tls.crt", "tls.key"] {
+                std::os::unix::fs::symlink(format!("..data/{file}"), dir.join(file))
+                    .expect("a link");
+            }
+        }
+    }
+}
+
+pub fn rotate_to(new_pair: &Path, dir: &Path, layout: Layout) {
+    match layout {
+        Layout::InPlace => {
+            for file in ["tls.crt", "tls.key"] {
+                let staged = dir.join(format!(".{file}.new"));
+                std::fs::copy(new_pair.join(file), &staged).expect("a copy");
+                std::fs::rename(&staged, dir.join(file)).expect("a rename");
+            }
+        }
+        Layout::SecretVolume => {
+            let version = dir.join("..2024_01_02_00_00_00.2");
+            std::fs::create_dir_all(&version).expect("a new version");
+            for file in ["tls.crt", "tls.key"] {
+                std::fs::copy(new_pair.join(file), version.join(file)).expect("a copy");
+            }
+            std::os::unix::fs::symlink("..2024_01_02_00_00_00.2", dir.join("..data_tmp"))
+                .expect("..data_tmp");
+            std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).expect("the swap");
         }
     }
 }
