@@ -346,7 +346,7 @@ enum CertFault {
 }
 
 impl CertFault {
-    fn inflict(self, dir: &Path) {
+    fn inflict(self, dir: &std::path::Path) {
         let (cert, key) = (dir.join("tls.crt"), dir.join("tls.key"));
         match self {
             CertFault::MismatchedKey => {
