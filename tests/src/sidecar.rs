@@ -1,7 +1,11 @@
 //! Running the built `apiserver-proxy-sidecar` and looking at what it keeps, from the calling
 //! thread's network namespace (see [`crate::netns::in_netns`]).
 
+use std::collections::BTreeMap;
+use std::io::Read;
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::Mutex;
+use std::thread::JoinHandle;
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -25,16 +29,48 @@ pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-/// Starts the sidecar with its log (stderr) piped, to be read when it ends.
+/// The logs of running sidecars, by pid. A thread drains each one's stderr as it is written: a
+/// pipe that nobody reads fills at 64 KiB, and the sidecar would then block on its next log line
+/// (a long soak logs that much).
+static LOGS: Mutex<BTreeMap<u32, JoinHandle<Vec<u8>>>> = Mutex::new(BTreeMap::new());
+
+/// Starts the sidecar with its log (stderr) collected, to be read when it ends.
 pub fn start(args: &[&str]) -> Child {
     spawn(sidecar(args))
 }
 
 pub fn spawn(mut command: Command) -> Child {
-    command
+    let mut child = command
         .stderr(Stdio::piped())
         .spawn()
-        .expect("the sidecar starts")
+        .expect("the sidecar starts");
+    let mut pipe = child.stderr.take().expect("stderr is piped");
+    let reader = std::thread::spawn(move || {
+        let mut log = Vec::new();
+        let _ = pipe.read_to_end(&mut log);
+        log
+    });
+    LOGS.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(child.id(), reader);
+    child
+}
+
+/// Waits for the exit: its status and everything it logged.
+pub fn finish(mut child: Child) -> Output {
+    let status = child.wait().expect("the sidecar exits");
+    let reader = LOGS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&child.id());
+    let stderr = reader
+        .and_then(|reader| reader.join().ok())
+        .unwrap_or_default();
+    Output {
+        status,
+        stdout: Vec::new(),
+        stderr,
+    }
 }
 
 pub fn signal(child: &Child, signal: Signal) {
@@ -44,7 +80,7 @@ pub fn signal(child: &Child, signal: Signal) {
 /// SIGTERM, then the exit status and everything it logged.
 pub fn terminate(child: Child) -> Output {
     signal(&child, Signal::SIGTERM);
-    child.wait_with_output().expect("the sidecar exits")
+    finish(child)
 }
 
 pub fn on_lo(address: &str) -> bool {

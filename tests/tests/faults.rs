@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use blackbox_tests::netns::{in_netns, sh, try_sh};
 use blackbox_tests::sidecar::{
-    has_iptables, on_lo, our_rules, sidecar, signal, spawn, start, stderr, terminate,
+    finish, has_iptables, on_lo, our_rules, sidecar, signal, spawn, start, stderr, terminate,
 };
 use blackbox_tests::wait_until;
 use nix::sys::signal::Signal;
@@ -222,7 +222,7 @@ fn sigterm_in_the_middle_of_a_sync_still_cleans_up_everything() {
                 let child = start(&["--ip-address=10.96.0.2", "--setup-iptables", "--cleanup"]);
                 pause(Duration::from_millis(delay_ms));
                 signal(&child, Signal::SIGTERM);
-                let output = child.wait_with_output().expect("the sidecar exits");
+                let output = finish(child);
                 let log = stderr(&output);
                 assert!(
                     !on_lo("10.96.0.2") && our_rules("iptables-save") == 0,
@@ -267,12 +267,7 @@ fn after_sigkill_a_restarted_sidecar_adopts_the_leftovers_without_duplicates() {
 /// The soak: `SOAK_FAULTS` (default 30; `make soak` runs 10,000) random faults, each followed by
 /// the repair it triggers, then a clean exit. At the end there are exactly one address and five
 /// rules, and after cleanup nothing.
-///
-/// Ignored in `make test` because it fails: about once in 170 faults the sidecar goes idle with
-/// rules (and once the address) missing, until an unrelated nf_tables change (or the interval)
-/// wakes it. Open finding, see README's fault table; `make soak` runs it.
 #[test]
-#[ignore = "finds a missed repair about once in 170 faults (open finding); run by make soak"]
 fn random_faults_between_syncs_end_with_one_address_five_rules_and_nothing_after_cleanup() {
     in_netns("random_faults_between_syncs", || async {
         if !has_iptables("random_faults_between_syncs") {
