@@ -1,10 +1,15 @@
 //! Flag parsing as Go's pflag does it, with one-line errors.
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
+use std::fmt::Display;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::process::ExitCode;
 use std::str::FromStr;
 
 use clap::Parser;
+
+use crate::logging::KlogFlags;
 
 /// Go's `strconv.ParseBool`, which pflag uses for `--flag=value` booleans.
 pub fn parse_go_bool(value: &str) -> Result<bool, String> {
@@ -41,6 +46,38 @@ pub fn parse_port(value: &str) -> Result<u16, String> {
     match value.parse::<u16>() {
         Ok(port) if port > 0 => Ok(port),
         _ => Err("expected a port number from 1 to 65535".to_owned()),
+    }
+}
+
+/// What both binaries do once their flags are parsed: start logging from the klog flags, build
+/// the runtime, run `serve`, and turn an error into one logged line (with its causes) and exit 1.
+pub fn run_program<F, E>(
+    program: &str,
+    klog: &KlogFlags,
+    runtime: std::io::Result<tokio::runtime::Runtime>,
+    serve: F,
+) -> ExitCode
+where
+    F: Future<Output = Result<ExitCode, E>>,
+    E: Display,
+{
+    if let Err(error) = klog.init(program) {
+        eprintln!("{program}: {error}");
+        return ExitCode::FAILURE;
+    }
+    let runtime = match runtime {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!("cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve) {
+        Ok(code) => code,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 

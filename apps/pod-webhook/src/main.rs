@@ -19,27 +19,15 @@ const WORKER_THREADS: usize = 2;
 
 fn main() -> ExitCode {
     let flags: Flags = adapters::cli::parse_flags();
-    if let Err(error) = flags.klog.init(PROGRAM) {
-        eprintln!("{PROGRAM}: {error}");
-        return ExitCode::FAILURE;
-    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(WORKER_THREADS)
         .enable_all()
         .build();
-    let outcome = runtime
-        .context("cannot start the async runtime")
-        .and_then(|rt| rt.block_on(serve(flags)));
-    match outcome {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!("{error:#}");
-            ExitCode::FAILURE
-        }
-    }
+    let klog = flags.klog.clone();
+    adapters::cli::run_program(PROGRAM, &klog, runtime, serve(flags))
 }
 
-async fn serve(flags: Flags) -> anyhow::Result<()> {
+async fn serve(flags: Flags) -> anyhow::Result<ExitCode> {
     tracing::info!("starting {PROGRAM}: {}", flags.summary());
     let mut signals = Signals::install()?;
     let metrics_address = flags.metrics_bind_address.0;
@@ -57,5 +45,5 @@ async fn serve(flags: Flags) -> anyhow::Result<()> {
     tracing::info!(%address, "serving https://{address}{PATH} (and /healthz, /readyz)");
     server.run(signals.next()).await;
     tracing::info!("stopped");
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }

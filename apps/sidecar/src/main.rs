@@ -25,25 +25,13 @@ const PROGRAM: &str = "apiserver-proxy-sidecar";
 
 fn main() -> ExitCode {
     let flags: Flags = adapters::cli::parse_flags();
-    if let Err(error) = flags.klog.init(PROGRAM) {
-        eprintln!("{PROGRAM}: {error}");
-        return ExitCode::FAILURE;
-    }
     // One thread: the sidecar waits on the kernel almost all the time, and a single thread keeps
     // its footprint small.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build();
-    let outcome = runtime
-        .context("cannot start the async runtime")
-        .and_then(|rt| rt.block_on(serve(flags)));
-    match outcome {
-        Ok(code) => code,
-        Err(error) => {
-            tracing::error!("{error:#}");
-            ExitCode::FAILURE
-        }
-    }
+    let klog = flags.klog.clone();
+    adapters::cli::run_program(PROGRAM, &klog, runtime, serve(flags))
 }
 
 async fn serve(flags: Flags) -> anyhow::Result<ExitCode> {
