@@ -99,3 +99,12 @@ pub fn check_openmetrics(text: &str) -> Result<(), String> {
         Err(String::from_utf8_lossy(&output.stderr).into_owned())
     }
 }
+
+/// A bad flag, as both binaries must answer it: exit 2 and one line on stderr naming `named`
+/// (the flag or the value).
+pub fn assert_one_line_flag_error(output: &std::process::Output, named: &str) {
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains(named), "{stderr}");
+}

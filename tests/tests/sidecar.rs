@@ -3,7 +3,9 @@
 
 use blackbox_tests::netns::{in_netns, sh, try_sh};
 use blackbox_tests::sidecar::{on_lo, our_rules, output, start, stderr, terminate};
-use blackbox_tests::{check_openmetrics, http_get, metric, skip, wait_until};
+use blackbox_tests::{
+    assert_one_line_flag_error, check_openmetrics, http_get, metric, skip, wait_until,
+};
 use rstest::rstest;
 
 #[rstest]
@@ -17,11 +19,7 @@ use rstest::rstest;
 #[case::unknown(&["--ip-address=10.96.0.2", "--frobnicate"], "--frobnicate")]
 #[case::missing_address(&[], "--ip-address")]
 fn bad_flags_exit_non_zero_with_one_line_naming_them(#[case] args: &[&str], #[case] named: &str) {
-    let output = output(args);
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = stderr(&output);
-    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
-    assert!(stderr.contains(named), "{stderr}");
+    assert_one_line_flag_error(&output(args), named);
 }
 
 #[test]

@@ -7,7 +7,9 @@ mod harness;
 use std::process::Command;
 use std::time::Duration;
 
-use blackbox_tests::{binary, check_openmetrics, http_get, metric, skip};
+use blackbox_tests::{
+    assert_one_line_flag_error, binary, check_openmetrics, http_get, metric, skip,
+};
 use bytes::Bytes;
 use harness::*;
 use http_body_util::Full;
@@ -655,11 +657,7 @@ fn run_with(args: &[&str]) -> std::process::Output {
 #[case::missing_cert_dir(&["--apiserver-fqdn=foo.bar"], "--cert-dir")]
 #[case::unknown_flag(&["--apiserver-fqdn=foo.bar", "--cert-dir=/tmp", "--frobnicate"], "--frobnicate")]
 fn bad_flags_exit_non_zero_with_one_line_naming_them(#[case] args: &[&str], #[case] named: &str) {
-    let output = run_with(args);
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
-    assert!(stderr.contains(named), "{stderr}");
+    assert_one_line_flag_error(&run_with(args), named);
 }
 
 #[test]
