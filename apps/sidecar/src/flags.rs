@@ -12,7 +12,9 @@ use domain::sidecar::desired::{InterfaceName, ProxyAddress};
 #[command(
     name = "apiserver-proxy-sidecar",
     about = "Keeps the API server proxy's address on a node-local interface, and optionally the iptables rules that skip conntrack for it.",
-    disable_version_flag = true
+    disable_version_flag = true,
+    // pflag lets a later occurrence of a flag override an earlier one.
+    args_override_self = true
 )]
 pub struct Flags {
     /// [optional] indicates whether created interface and iptables should be removed on exit.
@@ -119,6 +121,22 @@ mod tests {
         let error = parse(&["--ip-address=10.96.0.2", "--metrics-bind-address=localhost"])
             .expect_err("no port");
         assert!(adapters::cli::one_line(&error).contains("host:port"));
+    }
+
+    #[test]
+    fn a_later_flag_overrides_an_earlier_one_as_in_pflag() {
+        let flags = parse(&[
+            "--ip-address=10.96.0.1",
+            "--ip-address=10.96.0.2",
+            "--daemon=false",
+            "--daemon=true",
+            "-v=1",
+            "-v=3",
+        ])
+        .expect("valid");
+        assert_eq!(flags.ip_address, "10.96.0.2".parse().expect("an address"));
+        assert!(flags.daemon);
+        assert_eq!(flags.klog.v, 3);
     }
 
     #[rstest]
