@@ -1,10 +1,11 @@
 //! The sidecar's metrics and health, fed by every sync report.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use domain::ports::SyncObserver;
+use domain::ports::{Clock as _, SyncObserver};
+use domain::sidecar::health::Health;
 use domain::sidecar::reconciler::SyncError;
 use domain::sidecar::repair::RepairKind;
 use domain::sidecar::run::{SyncReport, Trigger};
@@ -14,9 +15,9 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
-use tokio::time::Instant;
 
 use super::Exposition;
+use crate::clock::TokioClock;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SyncLabels {
@@ -39,15 +40,14 @@ pub struct SidecarMetrics {
     duration: Histogram,
     last_success: Gauge<f64, AtomicU64>,
     address_present: Gauge,
-    /// Liveness: the loop must report within this long.
-    stale_after: Duration,
-    last_report: Mutex<Instant>,
-    last_succeeded: AtomicBool,
+    clock: TokioClock,
+    health: Mutex<Health>,
 }
 
 impl SidecarMetrics {
-    /// `interval` is `--sync-interval`: liveness fails when no sync ran for twice that long.
+    /// `interval` is `--sync-interval`, which liveness allows twice over (see [`Health`]).
     pub fn new(interval: Duration) -> Self {
+        let clock = TokioClock::default();
         let mut registry = Registry::with_prefix("apiserver_proxy_sidecar");
         let syncs = Family::<SyncLabels, Counter>::default();
         let repairs = Family::<KindLabels, Counter>::default();
@@ -107,10 +107,16 @@ impl SidecarMetrics {
             duration,
             last_success,
             address_present,
-            stale_after: interval.saturating_mul(2),
-            last_report: Mutex::new(Instant::now()),
-            last_succeeded: AtomicBool::new(false),
+            health: Mutex::new(Health::new(interval, clock.now())),
+            clock,
         }
+    }
+
+    fn health(&self) -> MutexGuard<'_, Health> {
+        // A panic elsewhere while holding the lock leaves a Health that is still consistent.
+        self.health
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -144,12 +150,7 @@ impl SyncObserver for SidecarMetrics {
             self.last_success.set(now.as_secs_f64());
         }
         self.address_present.set(i64::from(report.address_present));
-        self.last_succeeded
-            .store(succeeded && report.address_present, Ordering::Relaxed);
-        *self
-            .last_report
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Instant::now();
+        self.health().record(report, self.clock.now());
     }
 }
 
@@ -159,26 +160,13 @@ impl Exposition for SidecarMetrics {
     }
 
     fn healthy(&self) -> Result<(), String> {
-        let since = self
-            .last_report
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .elapsed();
-        if since <= self.stale_after {
-            Ok(())
-        } else {
-            Err(format!(
-                "no sync for {since:?}, more than twice --sync-interval"
-            ))
-        }
+        self.health()
+            .live(self.clock.now())
+            .map_err(|why| why.to_string())
     }
 
     fn ready(&self) -> Result<(), String> {
-        if self.last_succeeded.load(Ordering::Relaxed) {
-            Ok(())
-        } else {
-            Err("the last sync failed or the address is not on its interface".into())
-        }
+        self.health().ready().map_err(|why| why.to_string())
     }
 }
 

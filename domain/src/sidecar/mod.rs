@@ -2,6 +2,7 @@
 
 pub mod address;
 pub mod desired;
+pub mod health;
 pub mod reconciler;
 pub mod repair;
 pub mod rules;
