@@ -15,7 +15,10 @@
 //!   - `repair`: what a sync changed, for logs and metrics.
 //! - [`webhook`]: the pod webhook.
 //!   - `fqdn`: `--apiserver-fqdn`, validated as Kubernetes validates a domain name.
-//!   - `pod_patch`: the JSON Patch that adds the variable, on the Pod's raw JSON; the opt-out label.
+//!   - `json`: reading the body without a tree: borrowed strings, and the type of a value that is
+//!     not the one expected, kept instead of refused.
+//!   - `pod_view`: the facts the rule reads from the reviewed object, whatever its shape.
+//!   - `pod_patch`: the rule: the JSON Patch that adds the variable; the opt-out label.
 //!   - `review`: one AdmissionReview's bytes in, the answer out (v1 and v1beta1).
 //!   - `outcome`: what was decided, for logs and metrics.
 

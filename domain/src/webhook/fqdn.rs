@@ -18,7 +18,7 @@ pub struct FqdnError {
 }
 
 /// A fully qualified domain name, kept exactly as given (a trailing dot stays: `foo.bar.` is what
-/// the Pods get).
+/// the Pods get). Holds only `a-z`, `0-9`, `-` and `.`, so the patch writes it into JSON as it is.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ApiserverFqdn(String);
 

@@ -2,6 +2,8 @@
 //! Pods.
 
 pub mod fqdn;
+mod json;
 pub mod outcome;
 pub mod pod_patch;
+pub mod pod_view;
 pub mod review;

@@ -1,11 +1,12 @@
 //! The rule itself: which containers of a Pod lack `KUBERNETES_SERVICE_HOST`, and the JSON Patch
-//! that adds it. Works on the Pod's raw JSON, so fields this program does not know are never
-//! touched: the patch only adds.
+//! that adds it. The patch only adds, so fields this program does not know are never touched;
+//! the Pod is read through [`PodView`], which keeps only what the rule needs.
 
-use serde::Serialize;
-use serde_json::{json, Value};
+use std::io::Write as _;
 
 use super::fqdn::ApiserverFqdn;
+use super::json::JsonType;
+use super::pod_view::{Env, PodView};
 
 /// The variable the webhook sets; client-go's in-cluster config reads it.
 pub const ENV_NAME: &str = "KUBERNETES_SERVICE_HOST";
@@ -15,10 +16,6 @@ pub const OPT_OUT_LABEL: &str = "apiserver-proxy.networking.gardener.cloud/injec
 
 /// The values that opt a Pod out: those of the clusters' `objectSelector`, plus `disable`.
 pub const FALSE_LIKE: [&str; 7] = ["false", "False", "FALSE", "f", "F", "0", "disable"];
-
-/// Both lists of containers that run with the Pod's environment; init containers first, as the
-/// original webhook ordered its patch.
-const CONTAINER_LISTS: [&str; 2] = ["initContainers", "containers"];
 
 /// Why a Pod's JSON cannot be read. The review still answers `allowed: true` (see
 /// [`super::review`]): this says why nothing was patched.
@@ -32,114 +29,133 @@ pub struct PodError {
     pub expected: &'static str,
 }
 
-/// One RFC 6902 operation; this webhook only ever adds.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct AddOperation {
-    op: &'static str,
-    pub path: String,
-    pub value: Value,
-}
-
-impl AddOperation {
-    fn new(path: String, value: Value) -> Self {
+impl PodError {
+    fn new(path: impl Into<String>, found: JsonType, expected: &'static str) -> Self {
         Self {
-            op: "add",
-            path,
-            value,
+            path: path.into(),
+            found: found.as_str(),
+            expected,
         }
     }
 }
 
+/// One RFC 6902 operation; this webhook only ever adds the variable to a container's `env`:
+/// a new `env` holding just the variable (`add /spec/containers/1/env`), or the variable at the
+/// end of an existing one (`add /spec/containers/1/env/-`). Written out by [`write_patch`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddOperation {
+    /// `initContainers` or `containers`.
+    pub list: &'static str,
+    pub index: usize,
+    /// Whether the container has an `env` already, to which the variable is appended.
+    pub append: bool,
+}
+
 /// The opt-out label's value when it is false-like, so the log can say which value it was.
-pub fn opted_out(pod: &Value) -> Result<Option<&str>, PodError> {
-    let labels = match pod.get("metadata").and_then(|m| m.get("labels")) {
-        None | Some(Value::Null) => return Ok(None),
-        Some(Value::Object(labels)) => labels,
-        Some(other) => return Err(shape(".metadata.labels", other, "an object")),
+pub fn opted_out(pod: &PodView) -> Result<Option<&'static str>, PodError> {
+    // Not a Pod at all: env_patch says so.
+    let Ok(pod) = pod.pod() else {
+        return Ok(None);
     };
-    Ok(labels
-        .get(OPT_OUT_LABEL)
-        .and_then(Value::as_str)
-        .filter(|value| FALSE_LIKE.contains(value)))
+    pod.metadata
+        .labels
+        .map_err(|found| PodError::new(".metadata.labels", found, "an object"))
 }
 
 /// The operations that add `KUBERNETES_SERVICE_HOST=<fqdn>` to each container and init container
 /// that does not set it yet: `add .../env` when a container has no `env`, `add .../env/-` when
 /// it has one without the variable. Empty when every container sets it already.
-pub fn env_patch(pod: &Value, fqdn: &ApiserverFqdn) -> Result<Vec<AddOperation>, PodError> {
-    if !pod.is_object() {
-        return Err(shape("the Pod", pod, "an object"));
-    }
-    let spec = match pod.get("spec") {
-        Some(spec @ Value::Object(_)) => spec,
-        Some(other) => return Err(shape(".spec", other, "an object")),
-        None => return Err(shape(".spec", &Value::Null, "an object")),
-    };
-    let variable = json!({ "name": ENV_NAME, "value": fqdn.as_str() });
-    let mut patch = Vec::new();
-    for list in CONTAINER_LISTS {
-        let containers = match spec.get(list) {
-            None | Some(Value::Null) => continue,
-            Some(Value::Array(containers)) => containers,
-            Some(other) => return Err(shape(&format!(".spec.{list}"), other, "an array")),
-        };
+pub fn env_patch(pod: &PodView) -> Result<Vec<AddOperation>, PodError> {
+    let pod = pod
+        .pod()
+        .map_err(|found| PodError::new("the Pod", found, "an object"))?;
+    let spec = pod
+        .spec
+        .as_ref()
+        .map_err(|found| PodError::new(".spec", *found, "an object"))?;
+    let lists = [
+        ("initContainers", &spec.init_containers),
+        ("containers", &spec.containers),
+    ];
+    let containers = lists
+        .iter()
+        .flat_map(|(_, list)| list.as_deref().unwrap_or_default());
+    let mut patch = Vec::with_capacity(containers.count());
+    // Init containers first, as the original webhook ordered its patch; the first unreadable
+    // part in this order is the one reported.
+    for (list, containers) in lists {
+        let containers = containers
+            .as_ref()
+            .map_err(|found| PodError::new(format!(".spec.{list}"), *found, "an array"))?;
         for (index, container) in containers.iter().enumerate() {
-            let at = format!("spec/{list}/{index}");
-            if !container.is_object() {
-                return Err(shape(&jq_path(&at), container, "an object"));
-            }
-            match container.get("env") {
-                None | Some(Value::Null) => patch.push(AddOperation::new(
-                    format!("/{at}/env"),
-                    Value::Array(vec![variable.clone()]),
-                )),
-                Some(Value::Array(env)) if sets_variable(env) => {}
-                Some(Value::Array(_)) => {
-                    patch.push(AddOperation::new(format!("/{at}/env/-"), variable.clone()))
+            let env = container.map_err(|found| {
+                PodError::new(format!(".spec.{list}[{index}]"), found, "an object")
+            })?;
+            let append = match env {
+                Env::Missing => false,
+                // The Pod's author set it, whatever its value or source: the webhook keeps out.
+                Env::SetsVariable => continue,
+                Env::LacksVariable => true,
+                Env::Not(found) => {
+                    return Err(PodError::new(
+                        format!(".spec.{list}[{index}].env"),
+                        found,
+                        "an array",
+                    ))
                 }
-                Some(other) => {
-                    return Err(shape(&jq_path(&format!("{at}/env")), other, "an array"))
-                }
-            }
+            };
+            patch.push(AddOperation {
+                list,
+                index,
+                append,
+            });
         }
     }
     Ok(patch)
 }
 
-/// Whether the container already names the variable, whatever its value or source: the Pod's
-/// author decided, and the webhook keeps out.
-fn sets_variable(env: &[Value]) -> bool {
-    env.iter()
-        .any(|entry| entry.get("name").and_then(Value::as_str) == Some(ENV_NAME))
-}
-
-fn shape(path: &str, found: &Value, expected: &'static str) -> PodError {
-    PodError {
-        path: path.to_owned(),
-        found: json_type(found),
-        expected,
+/// Writes the patch as JSON, byte for byte as the seed wrote it:
+/// `[{"op":"add","path":"/spec/containers/0/env","value":[{"name":"KUBERNETES_SERVICE_HOST",
+/// "value":"<fqdn>"}]}]`, with the variable alone, not in a list, when it is appended.
+///
+/// Written from a template rather than through serde_json, which scans every string for
+/// characters to escape: that scan was a tenth of a review's cost, and no part of the patch can
+/// need escaping (constant names, digits, and an FQDN, which holds only `a-z`, `0-9`, `-` and
+/// `.`).
+pub fn write_patch(patch: &[AddOperation], fqdn: &ApiserverFqdn, out: &mut Vec<u8>) {
+    out.push(b'[');
+    for (index, operation) in patch.iter().enumerate() {
+        if index > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(br#"{"op":"add","path":""#);
+        operation.write_path(out);
+        out.extend_from_slice(br#"","value":"#);
+        if !operation.append {
+            out.push(b'[');
+        }
+        out.extend_from_slice(br#"{"name":""#);
+        out.extend_from_slice(ENV_NAME.as_bytes());
+        out.extend_from_slice(br#"","value":""#);
+        out.extend_from_slice(fqdn.as_str().as_bytes());
+        out.extend_from_slice(br#""}"#);
+        if !operation.append {
+            out.push(b']');
+        }
+        out.push(b'}');
     }
+    out.push(b']');
 }
 
-/// `spec/containers/1/env` as `.spec.containers[1].env`, the way people read it in logs.
-fn jq_path(pointer: &str) -> String {
-    pointer
-        .split('/')
-        .map(|part| match part.parse::<usize>() {
-            Ok(index) => format!("[{index}]"),
-            Err(_) => format!(".{part}"),
-        })
-        .collect()
-}
-
-fn json_type(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "missing or null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+impl AddOperation {
+    /// Writes the JSON Pointer it adds at: `/spec/containers/1/env`, or `.../env/-`.
+    fn write_path(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"/spec/");
+        out.extend_from_slice(self.list.as_bytes());
+        write!(out, "/{}/env", self.index).expect("writing to a Vec cannot fail");
+        if self.append {
+            out.extend_from_slice(b"/-");
+        }
     }
 }
 

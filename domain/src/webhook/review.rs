@@ -1,17 +1,30 @@
 //! One AdmissionReview in, one answer out: a pure function from the request body's bytes to the
 //! response, so the HTTP side has no rule of its own.
 
+use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde::de::IgnoredAny;
+use serde::Deserialize;
 
 use super::fqdn::ApiserverFqdn;
+use super::json::Text;
 use super::outcome::Outcome;
 use super::pod_patch;
+use super::pod_view::PodView;
 
 pub const ADMISSION_V1: &str = "admission.k8s.io/v1";
 pub const ADMISSION_V1BETA1: &str = "admission.k8s.io/v1beta1";
 const REVIEW_KIND: &str = "AdmissionReview";
+
+/// The bytes of an answer besides its uid and patch, rounded up, so that it is written into one
+/// allocation: `{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview","response":
+/// {"uid":"","allowed":true,"patchType":"JSONPatch","patch":""}}` has 138.
+const ANSWER_BYTES: usize = 160;
+
+/// The bytes of one operation besides the FQDN, rounded up, for the same reason:
+/// `{"op":"add","path":"/spec/initContainers/10/env","value":[{"name":"KUBERNETES_SERVICE_HOST","value":""}]},`
+/// has 106.
+const OPERATION_BYTES: usize = 112;
 
 /// Why a body is not a review this webhook can answer. Only these get an error answer (HTTP
 /// 400); anything decodable gets `allowed: true`.
@@ -66,7 +79,11 @@ impl ReviewVersion {
 /// The answer to a decodable review, with what was decided.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Answer {
-    review: ReviewOut,
+    /// The request's `apiVersion`, which the answer repeats.
+    api_version: &'static str,
+    uid: String,
+    /// The JSON Patch, when there is one.
+    patch: Option<Vec<u8>>,
     pub outcome: Outcome,
     /// The request's version, which the answer repeats.
     pub version: ReviewVersion,
@@ -76,83 +93,105 @@ pub struct Answer {
 
 impl Answer {
     pub fn uid(&self) -> &str {
-        &self.review.response.uid
+        &self.uid
     }
 
-    /// The response body: an AdmissionReview of the request's version.
+    /// The response body: an AdmissionReview of the request's version, with the patch as a
+    /// base64 string (`[]byte` in Go's JSON, not an array of numbers), and `patchType` only
+    /// beside a patch.
+    ///
+    /// Written from a template, for the reason [`pod_patch::write_patch`] gives; only the uid,
+    /// the one string from the request, goes through serde_json to be escaped.
     pub fn to_json(&self) -> Vec<u8> {
-        serde_json::to_vec(&self.review).expect("strings and booleans always serialise")
+        let patch_bytes = self
+            .patch
+            .as_ref()
+            .map_or(0, |patch| 4 * patch.len().div_ceil(3));
+        let mut json = Vec::with_capacity(ANSWER_BYTES + self.uid.len() + patch_bytes);
+        json.extend_from_slice(br#"{"apiVersion":""#);
+        json.extend_from_slice(self.api_version.as_bytes());
+        json.extend_from_slice(br#"","kind":"AdmissionReview","response":{"uid":"#);
+        serde_json::to_writer(&mut json, &self.uid).expect("a string always serialises");
+        json.extend_from_slice(br#","allowed":true"#);
+        if let Some(patch) = &self.patch {
+            json.extend_from_slice(br#","patchType":"JSONPatch","patch":""#);
+            let start = json.len();
+            json.resize(start + patch_bytes, 0);
+            BASE64
+                .encode_slice(patch, &mut json[start..])
+                .expect("room for the base64 was made");
+            json.push(b'"');
+        }
+        json.extend_from_slice(b"}}");
+        json
     }
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ReviewIn {
-    api_version: Option<String>,
-    kind: Option<String>,
-    request: Option<RequestIn>,
-}
+// The review as this webhook reads it: strings are borrowed from the body, and every field not
+// named here (`oldObject`, `userInfo`, most of the object...) is skipped without a copy. serde
+// refuses a repeated field here, where serde_json's `Value` let the last one win; the API
+// server never repeats one (Go's encoding/json cannot).
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct RequestIn {
-    uid: String,
-    kind: GroupVersionKind,
-    operation: String,
-    #[serde(default)]
-    sub_resource: Option<String>,
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    namespace: Option<String>,
-    /// Kept raw: the patch is computed on the JSON as sent.
-    #[serde(default)]
-    object: Value,
+struct ReviewIn<'a> {
+    #[serde(borrow)]
+    api_version: Option<Text<'a>>,
+    #[serde(borrow)]
+    kind: Option<Text<'a>>,
+    #[serde(borrow)]
+    request: Option<RequestIn<'a>>,
 }
 
 #[derive(Deserialize)]
-struct GroupVersionKind {
-    group: String,
-    version: String,
-    kind: String,
+#[serde(rename_all = "camelCase")]
+struct RequestIn<'a> {
+    #[serde(borrow)]
+    uid: Text<'a>,
+    #[serde(borrow)]
+    kind: GroupVersionKind<'a>,
+    #[serde(borrow)]
+    operation: Text<'a>,
+    #[serde(default, borrow)]
+    sub_resource: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    name: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    namespace: Option<Text<'a>>,
+    /// Read as far as the rule needs, and never refused for its shape: a review of any object
+    /// is answered.
+    #[serde(default, borrow)]
+    object: PodView<'a>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ReviewOut {
-    api_version: &'static str,
-    kind: &'static str,
-    response: ResponseOut,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ResponseOut {
-    uid: String,
-    allowed: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    patch_type: Option<&'static str>,
-    /// Base64 of the JSON Patch, as a string: `[]byte` in Go's JSON, not an array of numbers.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    patch: Option<String>,
+#[derive(Deserialize)]
+struct GroupVersionKind<'a> {
+    #[serde(borrow)]
+    group: Text<'a>,
+    #[serde(borrow)]
+    version: Text<'a>,
+    #[serde(borrow)]
+    kind: Text<'a>,
 }
 
 /// Decodes a review, decides, and builds the answer in the review's own version.
 pub fn review(body: &[u8], fqdn: &ApiserverFqdn) -> Result<Answer, ReviewError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ReviewError::Empty);
-    }
     let undecodable = |e: serde_json::Error| ReviewError::Undecodable {
         reason: e.to_string(),
     };
-    let json: Value = serde_json::from_slice(body).map_err(undecodable)?;
-    // serde would read a struct from a JSON array too; a review is an object.
-    if !json.is_object() {
-        return Err(ReviewError::Undecodable {
-            reason: "expected a JSON object at the top level".to_owned(),
-        });
+    match body.iter().find(|byte| !byte.is_ascii_whitespace()) {
+        None => return Err(ReviewError::Empty),
+        Some(b'{') => {}
+        // serde would read a struct from a JSON array too; a review is an object. Invalid JSON
+        // still gets the parser's reason.
+        Some(_) => {
+            serde_json::from_slice::<IgnoredAny>(body).map_err(undecodable)?;
+            return Err(ReviewError::Undecodable {
+                reason: "expected a JSON object at the top level".to_owned(),
+            });
+        }
     }
-    let incoming: ReviewIn = serde_json::from_value(json).map_err(undecodable)?;
+    let incoming: ReviewIn = serde_json::from_slice(body).map_err(undecodable)?;
     let (api_version, version) = match (incoming.api_version.as_deref(), incoming.kind.as_deref()) {
         (Some(ADMISSION_V1), Some(REVIEW_KIND)) => (ADMISSION_V1, ReviewVersion::V1),
         (Some(ADMISSION_V1BETA1), Some(REVIEW_KIND)) => (ADMISSION_V1BETA1, ReviewVersion::V1beta1),
@@ -164,44 +203,36 @@ pub fn review(body: &[u8], fqdn: &ApiserverFqdn) -> Result<Answer, ReviewError> 
         }
     };
     let request = incoming.request.ok_or(ReviewError::NoRequest { version })?;
-    let (outcome, patch) = decide(&request, fqdn);
+    let (outcome, patch) = decide(&request);
     let patch = patch.map(|operations| {
-        let json = serde_json::to_vec(&operations).expect("a patch of JSON values serialises");
-        base64::engine::general_purpose::STANDARD.encode(json)
+        let mut json =
+            Vec::with_capacity(2 + operations.len() * (OPERATION_BYTES + fqdn.as_str().len()));
+        pod_patch::write_patch(&operations, fqdn, &mut json);
+        json
     });
     Ok(Answer {
+        api_version,
         object: describe(&request),
+        uid: request.uid.0.into_owned(),
+        patch,
         outcome,
         version,
-        review: ReviewOut {
-            api_version,
-            kind: REVIEW_KIND,
-            response: ResponseOut {
-                uid: request.uid,
-                allowed: true,
-                patch_type: patch.as_ref().map(|_| "JSONPatch"),
-                patch,
-            },
-        },
     })
 }
 
-fn decide(
-    request: &RequestIn,
-    fqdn: &ApiserverFqdn,
-) -> (Outcome, Option<Vec<pod_patch::AddOperation>>) {
+fn decide(request: &RequestIn) -> (Outcome, Option<Vec<pod_patch::AddOperation>>) {
     let gvk = &request.kind;
-    let is_pod = gvk.group.is_empty() && gvk.version == "v1" && gvk.kind == "Pod";
+    let is_pod = gvk.group.is_empty() && &*gvk.version == "v1" && &*gvk.kind == "Pod";
     let subresource = request.sub_resource.as_deref().unwrap_or_default();
-    if !is_pod || request.operation != "CREATE" || !subresource.is_empty() {
-        let kind = match (gvk.group.as_str(), subresource) {
+    if !is_pod || &*request.operation != "CREATE" || !subresource.is_empty() {
+        let kind = match (&*gvk.group, subresource) {
             ("", "") => format!("{}/{}", gvk.version, gvk.kind),
             ("", sub) => format!("{}/{} subresource {sub}", gvk.version, gvk.kind),
             (group, _) => format!("{group}/{}/{}", gvk.version, gvk.kind),
         };
         let outcome = Outcome::NotAPodCreate {
             kind,
-            operation: request.operation.clone(),
+            operation: request.operation.to_string(),
         };
         return (outcome, None);
     }
@@ -218,7 +249,7 @@ fn decide(
         Ok(None) => {}
         Err(reason) => return (Outcome::PodUnreadable { reason }, None),
     }
-    match pod_patch::env_patch(pod, fqdn) {
+    match pod_patch::env_patch(pod) {
         Ok(patch) if patch.is_empty() => (Outcome::Unchanged, None),
         Ok(patch) => (
             Outcome::Patched {
@@ -231,17 +262,15 @@ fn decide(
 }
 
 fn describe(request: &RequestIn) -> String {
-    let metadata = request.object.get("metadata");
-    let from_object = |field| metadata.and_then(|m| m.get(field)).and_then(Value::as_str);
     let name = request
         .name
         .as_deref()
         .filter(|name| !name.is_empty())
-        .or_else(|| from_object("name"))
-        .or_else(|| from_object("generateName"))
+        .or_else(|| request.object.name())
+        .or_else(|| request.object.generate_name())
         .unwrap_or_default();
     match request.namespace.as_deref().filter(|ns| !ns.is_empty()) {
-        Some(namespace) => format!("{namespace}/{name}"),
+        Some(namespace) => [namespace, "/", name].concat(),
         None => name.to_owned(),
     }
 }

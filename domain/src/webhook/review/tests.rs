@@ -1,7 +1,7 @@
 use super::*;
 use crate::webhook::pod_patch::{PodError, OPT_OUT_LABEL};
 use rstest::rstest;
-use serde_json::json;
+use serde_json::{json, Value};
 
 const SAMPLE: &str = include_str!("../../../../testdata/admission/pod-create-v1.json");
 
@@ -34,6 +34,21 @@ fn decoded_patch(answer: &Value) -> Value {
         .decode(patch)
         .expect("base64");
     serde_json::from_slice(&bytes).expect("the patch is JSON")
+}
+
+#[test]
+fn the_answer_to_the_seed_sample_is_byte_for_byte_the_one_it_always_was() {
+    let answer = review(SAMPLE.as_bytes(), &fqdn()).expect("a decodable review");
+    // What the first version, which built the patch from serde_json Values, answered.
+    let expected = concat!(
+        r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"#,
+        r#""uid":"3c1e0b1a-9f4d-4c55-8a1e-7d2f6b9c0a11","allowed":true,"patchType":"JSONPatch","#,
+        r#""patch":"W3sib3AiOiJhZGQiLCJwYXRoIjoiL3NwZWMvaW5pdENvbnRhaW5lcnMvMC9lbnYiLCJ2YWx1ZSI6"#,
+        "W3sibmFtZSI6IktVQkVSTkVURVNfU0VSVklDRV9IT1NUIiwidmFsdWUiOiJmb28uYmFyLiJ9XX0seyJvcCI6ImFkZCIs",
+        "InBhdGgiOiIvc3BlYy9jb250YWluZXJzLzAvZW52IiwidmFsdWUiOlt7Im5hbWUiOiJLVUJFUk5FVEVTX1NFUlZJQ0Vf",
+        r#"SE9TVCIsInZhbHVlIjoiZm9vLmJhci4ifV19XQ=="}}"#
+    );
+    assert_eq!(String::from_utf8(answer.to_json()), Ok(expected.to_owned()));
 }
 
 #[test]
@@ -152,6 +167,9 @@ fn a_pod_whose_containers_all_set_the_variable_gets_no_patch() {
 #[case::spec_a_string(json!({ "spec": "x" }), ".spec", "a string")]
 #[case::env_a_string(json!({ "spec": { "containers": [{ "env": "x" }] } }), ".spec.containers[0].env", "a string")]
 #[case::labels_a_string(json!({ "metadata": { "labels": "x" }, "spec": {} }), ".metadata.labels", "a string")]
+#[case::pod_a_list(json!([{ "spec": {} }]), "the Pod", "an array")]
+#[case::spec_a_list(json!({ "spec": [{ "containers": [] }] }), ".spec", "an array")]
+#[case::labels_before_spec(json!({ "spec": [], "metadata": { "labels": 7 } }), ".metadata.labels", "a number")]
 fn a_pod_that_cannot_be_read_is_allowed_without_patch_and_says_why(
     #[case] object: Value,
     #[case] path: &str,
@@ -234,4 +252,81 @@ fn malformed_json_is_refused_with_the_parsers_reason(#[case] body: Vec<u8>, #[ca
 fn the_patch_is_a_base64_string_not_an_array_of_bytes() {
     let (answer, _) = answer(SAMPLE.as_bytes());
     assert!(answer["response"]["patch"].is_string());
+}
+
+#[rstest]
+#[case::deployment(json!({ "group": "apps", "version": "v1", "kind": "Deployment" }), "CREATE")]
+#[case::pod_update(json!({ "group": "", "version": "v1", "kind": "Pod" }), "UPDATE")]
+fn any_object_of_another_review_is_answered_whatever_its_shape(
+    #[case] kind: Value,
+    #[case] operation: &str,
+) {
+    for object in [
+        json!({ "metadata": 5, "spec": [1, 2] }),
+        json!({ "metadata": { "labels": [], "name": {} }, "spec": { "containers": "x" } }),
+        json!({ "spec": { "template": { "spec": { "containers": [{ "env": {} }] } } } }),
+        json!([1, { "a": null }]),
+        json!("x"),
+    ] {
+        let body = sample_with(|r| {
+            r["request"]["kind"] = kind.clone();
+            r["request"]["operation"] = json!(operation);
+            r["request"]["object"] = object.clone();
+        });
+        let (answer, outcome) = answer(&body);
+        assert_eq!(answer["response"]["allowed"], true, "{object}");
+        assert_eq!(outcome.as_str(), "not_a_pod_create", "{object}");
+    }
+}
+
+/// The sample as text with `from` replaced by `to`, for what `json!` cannot write.
+fn sample_text_with(body: &[u8], from: &str, to: &str) -> Vec<u8> {
+    let text = std::str::from_utf8(body).expect("UTF-8");
+    assert!(text.contains(from), "the body has {from:?}");
+    text.replace(from, to).into_bytes()
+}
+
+#[test]
+fn escaped_strings_read_as_what_they_stand_for() {
+    let body = sample_with(|r| {
+        let env = json!([{ "name": "KUBERNETES_SERVICE_HOST", "value": "x" }]);
+        r["request"]["object"]["spec"]["initContainers"][0]["env"] = env.clone();
+        r["request"]["object"]["spec"]["containers"][0]["env"] = env;
+        r["request"]["uid"] = json!("uid-1");
+    });
+    let body = sample_text_with(
+        &body,
+        "\"KUBERNETES_SERVICE_HOST\"",
+        "\"KUBERNETES_SERVICE_\\u0048OST\"",
+    );
+    let body = sample_text_with(&body, "\"uid-1\"", "\"uid\\u002d1\"");
+    let body = sample_text_with(&body, "\"CREATE\"", "\"CRE\\u0041TE\"");
+    let answer = review(&body, &fqdn()).expect("a decodable review");
+    assert_eq!(answer.outcome, Outcome::Unchanged);
+    assert_eq!(answer.uid(), "uid-1");
+}
+
+#[test]
+fn an_escaped_opt_out_label_opts_out() {
+    let body = sample_with(|r| {
+        r["request"]["object"]["metadata"]["labels"] = json!({ OPT_OUT_LABEL: "false" })
+    });
+    let body = sample_text_with(&body, "gardener.cloud/inject", "gardener.cloud\\/inject");
+    assert_eq!(
+        answer(&body).1,
+        Outcome::OptedOut {
+            value: "false".to_owned()
+        }
+    );
+}
+
+#[test]
+fn an_escaped_name_is_logged_as_what_it_stands_for() {
+    let body = sample_with(|r| {
+        r["request"]["name"] = json!("");
+        r["request"]["object"]["metadata"] = json!({ "generateName": "web-" });
+    });
+    let body = sample_text_with(&body, "\"web-\"", "\"w\\u0065b-\"");
+    let answer = review(&body, &fqdn()).expect("a decodable review");
+    assert_eq!(answer.object, "team-a/web-");
 }
