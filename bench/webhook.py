@@ -1,14 +1,17 @@
 """Pod webhook figures, side by side with the limit baseline (bench/baseline: the same TLS and
-HTTP stack answering a fixed, pre-encoded copy of our answer): requests/s and latency with
-keep-alive at 1, 2, 8 and 64 connections (wrk), new TLS connections per second (hey without
-keep-alive), RSS, and exec to the first answered review. Sends the project's sample review, only
-to 127.0.0.1.
+HTTP stack answering a fixed, pre-encoded copy of our answer): requests/s, latency and server CPU
+per request with keep-alive at 1, 2, 8 and 64 connections (wrk), new TLS connections per second
+(hey without keep-alive), RSS, and exec to the first answered review. Sends the project's sample
+review, only to 127.0.0.1.
 
 Usage: python3 bench/webhook.py  (expects both release binaries; make bench builds them)
-Env: BENCH_DURATION (seconds per load, default 8).
+Env: BENCH_DURATION (seconds per load, default 5), BENCH_ROUNDS (default 3).
 
-The load tools run on the same 2 cores as the server under test, so figures are a floor. The two
-servers are loaded one after the other, never together.
+With two cores or more, the servers run on the last core and the load tools on the others
+(taskset): sharing both cores, the scheduler's placement of the load tool's and the server's
+threads swung a figure by up to 1.5× from one run to the next. So each figure is one core's
+worth of server. The two servers are loaded one after the other, never together, alternating,
+for BENCH_ROUNDS rounds; the table shows the round with the median req/s.
 """
 
 import csv
@@ -20,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import RELEASE, ROOT, hwm_kib, percentile_ms, rss_kib, write
+from common import RELEASE, ROOT, cpu_seconds, hwm_kib, percentile_ms, rss_kib, write
 
 SAMPLE = ROOT / "testdata" / "admission" / "pod-create-v1.json"
 CERTS = ROOT / "testdata" / "certs"
@@ -28,6 +31,10 @@ FQDN = "foo.bar."
 PATH = "/webhook/pod-apiserver-env"
 PORTS = {"ours": 19443, "baseline": 19444}
 CONNECTIONS = [1, 2, 8, 64]
+CORES = os.cpu_count() or 1
+# taskset prefixes: the servers on the last core, the load tools on the rest.
+SERVER_CPUS = ["taskset", "-c", str(CORES - 1)] if CORES > 1 else []
+LOAD_CPUS = ["taskset", "-c", f"0-{CORES - 2}"] if CORES > 1 else []
 
 # wrk prints one RESULT line: requests, seconds, p50/p99/p99.9 in µs, errors (incl. non-2xx).
 WRK_SCRIPT = """
@@ -53,7 +60,7 @@ def start(name):
     else:
         args = [str(RELEASE / "webhook-baseline"), str(CERTS / "server-ecdsa"), str(port), str(SAMPLE), FQDN]
     started = time.monotonic()
-    process = subprocess.Popen(args, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(SERVER_CPUS + args, stderr=subprocess.DEVNULL)
     context = ssl.create_default_context(cafile=str(CERTS / "ca.crt"))
     body = SAMPLE.read_bytes()
     while True:
@@ -70,13 +77,13 @@ def start(name):
 
 def keepalive(port, connections, duration, script):
     threads = min(2, connections)
-    out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "-s", str(script),
+    out = subprocess.run(LOAD_CPUS + ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "-s", str(script),
                           f"https://127.0.0.1:{port}{PATH}"], check=True, capture_output=True, text=True).stdout
     fields = next(line for line in out.splitlines() if line.startswith("RESULT")).split()[1:]
     requests, seconds = int(fields[0]), float(fields[1])
     p50, p99, p999, errors = (int(f) for f in fields[2:])
     return {"rps": round(requests / seconds), "p50_ms": p50 / 1000, "p99_ms": p99 / 1000,
-            "p999_ms": p999 / 1000, "errors": errors}
+            "p999_ms": p999 / 1000, "errors": errors, "duration_s": seconds}
 
 
 def handshakes(port, duration, work):
@@ -85,7 +92,7 @@ def handshakes(port, duration, work):
     rustls refuses the name, as RFC 6066 wants a bare DNS name."""
     out = work / f"hey-{port}.csv"
     with open(out, "w") as sink:
-        subprocess.run(["hey", "-z", f"{duration}s", "-c", "8", "-disable-keepalive", "-host", "localhost",
+        subprocess.run(LOAD_CPUS + ["hey", "-z", f"{duration}s", "-c", "8", "-disable-keepalive", "-host", "localhost",
                         "-m", "POST", "-T", "application/json", "-D", str(SAMPLE), "-o", "csv",
                         f"https://127.0.0.1:{port}{PATH}"], check=True, stdout=sink)
     with open(out) as rows:
@@ -93,7 +100,22 @@ def handshakes(port, duration, work):
     times = [float(r["response-time"]) for r in records if r["status-code"] == "200"]
     return {"rps": round(len(records) / duration), "p50_ms": percentile_ms(times, 50),
             "p99_ms": percentile_ms(times, 99), "p999_ms": percentile_ms(times, 99.9),
-            "errors": len(records) - len(times)}
+            "errors": len(records) - len(times), "duration_s": duration}
+
+
+def measured(process, load, port):
+    """One load against one server, with the server's CPU time per request (user + system)."""
+    before = cpu_seconds(process.pid)
+    result = load(port)
+    seconds = cpu_seconds(process.pid) - before
+    requests = result["rps"] * result["duration_s"]
+    result["cpu_us_per_request"] = round(seconds / requests * 1e6, 1) if requests else None
+    return result
+
+
+def median_round(results):
+    """The round with the median req/s: one real run, not a blend of several."""
+    return sorted(results, key=lambda r: r["rps"])[len(results) // 2]
 
 
 def ratio(ours, baseline):
@@ -101,8 +123,11 @@ def ratio(ours, baseline):
 
 
 def main():
-    duration = int(os.environ.get("BENCH_DURATION", "8"))
-    figures, rows = {"duration_s": duration, "loads": {}}, []
+    duration = int(os.environ.get("BENCH_DURATION", "5"))
+    rounds = int(os.environ.get("BENCH_ROUNDS", "3"))
+    figures = {"duration_s": duration, "rounds": rounds, "server_cpus": " ".join(SERVER_CPUS),
+               "load_cpus": " ".join(LOAD_CPUS), "loads": {}}
+    rows = []
     with tempfile.TemporaryDirectory(prefix="bench-webhook-") as tmp:
         work = Path(tmp)
         script = work / "post.lua"
@@ -117,14 +142,21 @@ def main():
         loads.append(("new TLS connection per request (ECDSA P-256), 8 clients",
                       lambda port: handshakes(port, duration, work)))
         for label, load in loads:
-            result = {name: load(PORTS[name]) for name in PORTS}
+            runs = {name: [] for name in PORTS}
+            for _ in range(rounds):
+                for name in PORTS:
+                    runs[name].append(measured(servers[name][0], load, PORTS[name]))
+            result = {name: median_round(runs[name]) for name in PORTS}
             result["ratio"] = ratio(result["ours"], result["baseline"])
+            result["all_rps"] = {name: [r["rps"] for r in runs[name]] for name in PORTS}
             figures["loads"][label] = result
             o, b = result["ours"], result["baseline"]
-            rows.append((f"webhook {label}: req/s; p50 / p99 / p99.9",
-                         f"{o['rps']}; {o['p50_ms']} / {o['p99_ms']} / {o['p999_ms']} ms"
+            rows.append((f"webhook {label}: req/s; p50 / p99 / p99.9; server CPU per request",
+                         f"{o['rps']}; {o['p50_ms']} / {o['p99_ms']} / {o['p999_ms']} ms; "
+                         f"{o['cpu_us_per_request']} µs"
                          + (f"; {o['errors']} errors" if o["errors"] else ""),
-                         f"{b['rps']}; {b['p50_ms']} / {b['p99_ms']} / {b['p999_ms']} ms", result["ratio"]))
+                         f"{b['rps']}; {b['p50_ms']} / {b['p99_ms']} / {b['p999_ms']} ms; "
+                         f"{b['cpu_us_per_request']} µs", result["ratio"]))
         figures["peak_rss_kib"] = hwm_kib(ours.pid)
         for process, _ in servers.values():
             process.terminate()

@@ -7,10 +7,12 @@
 //! - [`certs`]: reading certificate, key and client CA from PEM.
 //! - [`reload`]: serves the last good certificate pair and reloads it when its files change.
 //! - [`not_after`]: when a certificate expires, for the metrics, the log and readiness.
+//! - `head_deadline`: closes a connection whose client sends no complete request head in time.
 //! - [`routes`]: what the TLS port serves: the probes, and the admission route, counted.
 
 pub mod admission;
 pub mod certs;
+mod head_deadline;
 pub mod not_after;
 pub mod reload;
 pub mod routes;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use socket2::{Domain, Socket, Type};
 use tokio::net::{TcpListener, TcpStream};
@@ -23,14 +23,16 @@ use crate::clock::TokioClock;
 use crate::metrics::webhook::WebhookMetrics;
 
 use super::certs::{load_client_roots, CertError, CertPaths};
+use super::head_deadline::HeadDeadline;
 use super::not_after::rfc3339;
 use super::reload::ReloadingCertResolver;
 use super::routes::Routes;
 use super::tls;
 
-/// A client gets this long for its TLS handshake, for its request head, and for its body: the
-/// API server's webhook timeout is 10 s by default and 30 s at most, so a client slower than
-/// that has given up anyway.
+/// A client gets this long for its TLS handshake, for its request head (from the handshake or
+/// the previous answer, so also an idle keep-alive connection), and for its body: the API
+/// server's webhook timeout is 10 s by default and 30 s at most, so a client slower than that
+/// has given up anyway.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long a shutdown waits for requests in flight.
@@ -197,16 +199,31 @@ async fn serve_connection(
             return;
         }
     };
-    let service = service_fn(move |request| {
-        let routes = Arc::clone(&routes);
-        async move { Ok::<_, Infallible>(routes.answer(request).await) }
+    let deadline = Arc::new(HeadDeadline::new(TokioClock::default(), READ_TIMEOUT));
+    let service = service_fn({
+        let deadline = Arc::clone(&deadline);
+        move |request| {
+            deadline.head_received();
+            let (routes, deadline) = (Arc::clone(&routes), Arc::clone(&deadline));
+            async move {
+                let response = routes.answer(request).await;
+                deadline.answered();
+                Ok::<_, Infallible>(response)
+            }
+        }
     });
-    let connection = http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(READ_TIMEOUT)
-        .serve_connection(TokioIo::new(tls), service);
-    if let Err(cause) = watcher.watch(connection).await {
-        tracing::debug!(%peer, %cause, "connection ended with an error");
+    // hyper's own header_read_timeout is off: see head_deadline.rs for why.
+    let connection = http1::Builder::new().serve_connection(TokioIo::new(tls), service);
+    tokio::select! {
+        biased;
+        ended = watcher.watch(connection) => {
+            if let Err(cause) = ended {
+                tracing::debug!(%peer, %cause, "connection ended with an error");
+            }
+        }
+        () = deadline.missed() => {
+            tracing::info!(%peer, timeout = ?READ_TIMEOUT, "no complete request head in time: closing the connection");
+        }
     }
 }
 
