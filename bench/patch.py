@@ -27,8 +27,8 @@ def main():
         ns = round(estimates["median"]["point_estimate"])
         figures[name] = {"median_ns": ns, **allocations[name]}
         a = allocations[name]
-        rows.append((f"review + patch, decode to encoded answer: {label} ({a['review_bytes'] // 1024} KiB)",
-                     f"{ns / 1000:.1f} µs; {a['allocations']} allocations, {a['bytes_allocated'] // 1024} KiB per review"))
+        rows.append((f"review + patch, decode to encoded answer: {label} ({a['review_bytes'] / 1024:.1f} KiB)",
+                     f"{ns / 1000:.1f} µs; {a['allocations']} allocations, {a['bytes_allocated'] / 1024:.1f} KiB per review"))
     write("patch", figures, rows)
 
 
