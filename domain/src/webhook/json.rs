@@ -195,16 +195,16 @@ pub fn for_each_field<'de, A: MapAccess<'de>>(
     Ok(())
 }
 
-/// A map key, as one of the names the caller reads or `None`, escaped or not. Compared as
-/// bytes: serde_json then skips checking that the key is UTF-8, which every key would cost and
-/// no name needs.
+/// A map key, as one of the names the caller reads or `None`, escaped or not. Read as a string,
+/// not as bytes: serde_json's bytes path skips the checks for control characters and UTF-8, so
+/// a body that is not JSON would be answered (found by fuzzing).
 struct Key(&'static [&'static str]);
 
 impl<'de> DeserializeSeed<'de> for Key {
     type Value = Option<&'static str>;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_bytes(self)
+        deserializer.deserialize_str(self)
     }
 }
 
@@ -215,12 +215,8 @@ impl Visitor<'_> for Key {
         f.write_str("a key")
     }
 
-    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Self::Value, E> {
-        Ok(self.0.iter().copied().find(|name| name.as_bytes() == v))
-    }
-
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        self.visit_bytes(v.as_bytes())
+        Ok(self.0.iter().copied().find(|name| *name == v))
     }
 }
 

@@ -237,6 +237,10 @@ fn an_undecodable_body_gets_an_error_that_says_what_was_expected(
 #[case::kind_a_string(sample_with(|r| r["request"]["kind"] = json!("Pod")), "expected struct GroupVersionKind")]
 #[case::no_kind(sample_with(|r| { r["request"].as_object_mut().expect("an object").remove("kind"); }), "missing field `kind`")]
 #[case::trailing_garbage([SAMPLE.as_bytes(), b"}"].concat(), "trailing characters")]
+// Found by fuzzing: keys the rule reads are compared as they come, and must still be valid JSON.
+#[case::control_character_in_a_pod_key(SAMPLE.replacen("\"containers\"", "\"cont\u{6}ainers\"", 1).into_bytes(), "control character")]
+#[case::control_character_in_an_envelope_key(SAMPLE.replacen("\"operation\"", "\"oper\u{1}ation\"", 1).into_bytes(), "control character")]
+#[case::invalid_utf8_in_a_key([&SAMPLE.as_bytes()[..SAMPLE.find("\"containers\"").expect("containers") + 1], b"\xff", &SAMPLE.as_bytes()[SAMPLE.find("\"containers\"").expect("containers") + 1..]].concat(), "invalid unicode")]
 fn malformed_json_is_refused_with_the_parsers_reason(#[case] body: Vec<u8>, #[case] reason: &str) {
     let error = review(&body, &fqdn()).expect_err("an undecodable body");
     assert!(
