@@ -240,7 +240,8 @@ fn an_undecodable_body_gets_an_error_that_says_what_was_expected(
 // Found by fuzzing: keys the rule reads are compared as they come, and must still be valid JSON.
 #[case::control_character_in_a_pod_key(SAMPLE.replacen("\"containers\"", "\"cont\u{6}ainers\"", 1).into_bytes(), "control character")]
 #[case::control_character_in_an_envelope_key(SAMPLE.replacen("\"operation\"", "\"oper\u{1}ation\"", 1).into_bytes(), "control character")]
-#[case::invalid_utf8_in_a_key([&SAMPLE.as_bytes()[..SAMPLE.find("\"containers\"").expect("containers") + 1], b"\xff", &SAMPLE.as_bytes()[SAMPLE.find("\"containers\"").expect("containers") + 1..]].concat(), "invalid unicode")]
+#[case::invalid_utf8_in_a_key([&SAMPLE.as_bytes()[..SAMPLE.find("\"containers\"").expect("containers") + 1], b"\xff", &SAMPLE.as_bytes()[SAMPLE.find("\"containers\"").expect("containers") + 1..]].concat(), "not UTF-8")]
+#[case::invalid_utf8_in_a_skipped_field(SAMPLE.replacen("replicaset-controller", "replicaset-\u{7f}", 1).into_bytes().into_iter().map(|b| if b == 0x7f { 0xff } else { b }).collect(), "not UTF-8: invalid bytes after the first")]
 fn malformed_json_is_refused_with_the_parsers_reason(#[case] body: Vec<u8>, #[case] reason: &str) {
     let error = review(&body, &fqdn()).expect_err("an undecodable body");
     assert!(
