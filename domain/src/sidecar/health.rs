@@ -21,7 +21,7 @@ pub enum Unhealthy {
     Stale { since: Duration, interval: Duration },
     #[error("no sync has finished yet")]
     NotSyncedYet,
-    #[error("the last sync failed (see the log and apiserver_proxy_sidecar_errors_total)")]
+    #[error("the last sync failed: the log says why")]
     LastSyncFailed,
     #[error("the address is not on its interface after the last sync")]
     AddressMissing,
