@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use adapters::cli::{parse_port, BindAddress};
+use adapters::cli::values::{parse_port, BindAddress};
 use adapters::http::server::Config;
 use adapters::logging::KlogFlags;
 use clap::Parser;

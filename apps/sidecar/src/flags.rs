@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use adapters::cli::{parse_go_bool, parse_port, BindAddress};
+use adapters::cli::values::{go_boolean, parse_port, BindAddress};
 use adapters::logging::KlogFlags;
 use clap::Parser;
 use domain::duration::{format_go_duration, parse_go_duration};
@@ -13,16 +13,17 @@ use domain::sidecar::desired::{InterfaceName, ProxyAddress};
     name = "apiserver-proxy-sidecar",
     about = "Keeps the API server proxy's address on a node-local interface, and optionally the iptables rules that skip conntrack for it.",
     disable_version_flag = true,
+    mut_args(go_boolean),
     // pflag lets a later occurrence of a flag override an earlier one.
     args_override_self = true
 )]
 pub struct Flags {
     /// [optional] indicates whether created interface and iptables should be removed on exit.
-    #[arg(long, default_value = "false", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = parse_go_bool)]
+    #[arg(long)]
     pub cleanup: bool,
 
     /// [optional] indicates if the sidecar should run as a daemon
-    #[arg(long, default_value = "true", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = parse_go_bool)]
+    #[arg(long, default_value = "true")]
     pub daemon: bool,
 
     /// [optional] name of the interface to add address to.
@@ -38,7 +39,7 @@ pub struct Flags {
     pub port: u16,
 
     /// [optional] indicates whether iptables rules should be setup.
-    #[arg(long = "setup-iptables", default_value = "false", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = parse_go_bool)]
+    #[arg(long = "setup-iptables")]
     pub setup_iptables: bool,
 
     /// [optional] interval to check for iptables rules.
