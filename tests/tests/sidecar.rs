@@ -2,9 +2,10 @@
 //! of its own.
 
 use blackbox_tests::netns::{in_netns, sh, try_sh};
-use blackbox_tests::sidecar::{on_lo, our_rules, output, start, stderr, terminate};
+use blackbox_tests::sidecar::{on_lo, our_rules, output, start, stderr, terminate, SIDECAR};
 use blackbox_tests::{
-    assert_one_line_flag_error, check_openmetrics, http_get, metric, skip, wait_until,
+    assert_names_the_version, assert_one_line_flag_error, check_openmetrics, http_get, metric,
+    skip, wait_until,
 };
 use rstest::rstest;
 
@@ -20,6 +21,13 @@ use rstest::rstest;
 #[case::missing_address(&[], "--ip-address")]
 fn bad_flags_exit_non_zero_with_one_line_naming_them(#[case] args: &[&str], #[case] named: &str) {
     assert_one_line_flag_error(&output(args), named);
+}
+
+#[rstest]
+#[case::version("--version")]
+#[case::help("--help")]
+fn version_and_help_name_the_version_and_exit_zero(#[case] flag: &str) {
+    assert_names_the_version(&output(&[flag]), SIDECAR);
 }
 
 #[test]

@@ -11,6 +11,15 @@ use clap::Parser;
 
 use crate::logging::KlogFlags;
 
+/// Both binaries' `--help`: clap's layout under a first line that names the program and its
+/// version, as the Go originals' usage line names the program.
+pub const HELP_TEMPLATE: &str = "\
+{name} {version}
+{before-help}{about-with-newline}
+{usage-heading} {usage}
+
+{all-args}{after-help}";
+
 /// What both binaries do once their flags are parsed: start logging from the klog flags, build
 /// the runtime, run `serve`, and turn an error into one logged line (with its causes) and exit 1.
 pub fn run_program<F, E>(

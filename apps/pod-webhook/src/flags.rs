@@ -4,17 +4,21 @@
 use std::path::PathBuf;
 
 use adapters::cli::values::parse_port;
+use adapters::cli::HELP_TEMPLATE;
 use adapters::http::server::Config;
 use adapters::logging::KlogFlags;
 use adapters::metrics::flags::MetricsFlags;
-use clap::Parser;
+use clap::{ArgAction, Parser};
 use domain::webhook::fqdn::ApiserverFqdn;
 
 #[derive(Debug, Parser)]
 #[command(
     name = "apiserver-proxy-pod-webhook",
     about = "A mutating admission webhook that adds KUBERNETES_SERVICE_HOST=<--apiserver-fqdn> to every container of new Pods.",
+    version,
+    // `--version` is the field below: clap's own flag would also take -V, which pflag refuses.
     disable_version_flag = true,
+    help_template = HELP_TEMPLATE,
     // pflag lets a later occurrence of a flag override an earlier one.
     args_override_self = true
 )]
@@ -52,6 +56,10 @@ pub struct Flags {
 
     #[command(flatten)]
     pub klog: KlogFlags,
+
+    /// Print the version and exit
+    #[arg(long, action = ArgAction::Version)]
+    pub version: (),
 }
 
 impl Flags {
@@ -182,6 +190,34 @@ mod tests {
         let error = parse(args).expect_err("missing");
         assert_eq!(error.kind(), ErrorKind::MissingRequiredArgument);
         assert!(adapters::cli::one_line(&error).contains(missing));
+    }
+
+    #[test]
+    fn version_is_long_only_as_v_is_klogs_verbosity() {
+        let version = parse(&["--version"]).expect_err("prints the version");
+        assert_eq!(version.kind(), ErrorKind::DisplayVersion);
+        assert_eq!(
+            version.to_string(),
+            concat!(
+                "apiserver-proxy-pod-webhook ",
+                env!("CARGO_PKG_VERSION"),
+                "\n"
+            )
+        );
+        let error = parse(&[&REQUIRED[..], &["-V"]].concat()).expect_err("not a pflag flag");
+        assert_eq!(error.kind(), ErrorKind::UnknownArgument);
+    }
+
+    #[test]
+    fn help_names_the_version_first() {
+        let help = parse(&["--help"]).expect_err("prints help").to_string();
+        assert_eq!(
+            help.lines().next(),
+            Some(concat!(
+                "apiserver-proxy-pod-webhook ",
+                env!("CARGO_PKG_VERSION")
+            ))
+        );
     }
 
     #[test]

@@ -3,9 +3,10 @@
 use std::time::Duration;
 
 use adapters::cli::values::{go_boolean, parse_port};
+use adapters::cli::HELP_TEMPLATE;
 use adapters::logging::KlogFlags;
 use adapters::metrics::flags::MetricsFlags;
-use clap::Parser;
+use clap::{ArgAction, Parser};
 use domain::duration::{format_go_duration, parse_go_duration};
 use domain::sidecar::desired::{InterfaceName, ProxyAddress};
 
@@ -13,7 +14,10 @@ use domain::sidecar::desired::{InterfaceName, ProxyAddress};
 #[command(
     name = "apiserver-proxy-sidecar",
     about = "Keeps the API server proxy's address on a node-local interface, and optionally the iptables rules that skip conntrack for it.",
+    version,
+    // `--version` is the field below: clap's own flag would also take -V, which pflag refuses.
     disable_version_flag = true,
+    help_template = HELP_TEMPLATE,
     mut_args(go_boolean),
     // pflag lets a later occurrence of a flag override an earlier one.
     args_override_self = true
@@ -52,6 +56,10 @@ pub struct Flags {
 
     #[command(flatten)]
     pub klog: KlogFlags,
+
+    /// Print the version and exit
+    #[arg(long, action = ArgAction::Version)]
+    pub version: (),
 }
 
 fn parse_sync_interval(value: &str) -> Result<Duration, String> {
@@ -180,6 +188,31 @@ mod tests {
         assert_eq!(
             parse(&[]).expect_err("missing").kind(),
             ErrorKind::MissingRequiredArgument
+        );
+    }
+
+    #[test]
+    fn version_is_long_only_as_v_is_klogs_verbosity() {
+        let version = parse(&["--version"]).expect_err("prints the version");
+        assert_eq!(version.kind(), ErrorKind::DisplayVersion);
+        assert_eq!(
+            version.to_string(),
+            concat!("apiserver-proxy-sidecar ", env!("CARGO_PKG_VERSION"), "\n")
+        );
+        let error = parse(&[&["--ip-address=10.96.0.2"][..], &["-V"]].concat())
+            .expect_err("not a pflag flag");
+        assert_eq!(error.kind(), ErrorKind::UnknownArgument);
+    }
+
+    #[test]
+    fn help_names_the_version_first() {
+        let help = parse(&["--help"]).expect_err("prints help").to_string();
+        assert_eq!(
+            help.lines().next(),
+            Some(concat!(
+                "apiserver-proxy-sidecar ",
+                env!("CARGO_PKG_VERSION")
+            ))
         );
     }
 
