@@ -229,6 +229,11 @@ fn metrics_count_a_repair_exactly_once_and_parse_as_openmetrics() {
                 metric(&after, "apiserver_proxy_sidecar_address_present"),
                 Some(1.0)
             );
+            let build_info = format!(
+                "apiserver_proxy_sidecar_build_info{{version=\"{}\"}}",
+                env!("CARGO_PKG_VERSION")
+            );
+            assert_eq!(metric(&after, &build_info), Some(1.0), "{after}");
             assert_eq!(http_get(METRICS_PORT, "/healthz").unwrap().0, 200);
             assert_eq!(http_get(METRICS_PORT, "/readyz").unwrap().0, 200);
             match check_openmetrics(&after) {

@@ -563,6 +563,16 @@ fn moved(before: &str, after: &str) -> Vec<(String, f64)> {
         .collect()
 }
 
+#[test]
+fn metrics_name_the_version() {
+    let webhook = Webhook::start("build_info", &committed("server-ecdsa"), &[]);
+    let build_info = format!(
+        "apiserver_proxy_webhook_build_info{{version=\"{}\"}}",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert_eq!(metric(&webhook.scrape(), &build_info), Some(1.0));
+}
+
 #[tokio::test]
 async fn metrics_count_a_patched_request_and_a_bad_request_exactly_once() {
     let webhook = Webhook::start("metrics", &committed("server-ecdsa"), &["-v=2"]);
