@@ -7,10 +7,12 @@
 //! - [`http`]: the pod webhook's HTTPS server (hyper, tokio-rustls), with certificate reloading.
 //! - [`iptables`]: the `RuleManager` over the iptables CLI (nft or legacy, as the host uses), and
 //!   the stream of nf_tables change events (a timer for legacy) that triggers repair.
-//! - [`cli`]: Go/pflag flag forms and one-line flag errors.
+//! - [`cli`]: Go/pflag flag values (booleans, ports, addresses), one-line flag errors, and the
+//!   start both binaries share.
 //! - [`clock`]: the domain's `Clock` on tokio's timer.
 //! - [`logging`]: klog-compatible logging and the klog flags both binaries accept.
-//! - [`metrics`]: Prometheus metrics and health endpoints (opt-in plain HTTP).
+//! - [`metrics`]: Prometheus metrics (each with a `build_info` gauge) and health endpoints (opt-in
+//!   plain HTTP), and the `--metrics-bind-address` flag.
 //! - [`signals`]: SIGTERM and SIGINT, the two ways both binaries are asked to stop.
 
 pub mod cli;

@@ -2,9 +2,10 @@
 //! of its own.
 
 use blackbox_tests::netns::{in_netns, sh, try_sh};
-use blackbox_tests::sidecar::{on_lo, our_rules, output, start, stderr, terminate};
+use blackbox_tests::sidecar::{on_lo, our_rules, output, start, stderr, terminate, SIDECAR};
 use blackbox_tests::{
-    assert_one_line_flag_error, check_openmetrics, http_get, metric, skip, wait_until,
+    assert_names_the_version, assert_one_line_flag_error, check_openmetrics, http_get, metric,
+    skip, wait_until,
 };
 use rstest::rstest;
 
@@ -20,6 +21,13 @@ use rstest::rstest;
 #[case::missing_address(&[], "--ip-address")]
 fn bad_flags_exit_non_zero_with_one_line_naming_them(#[case] args: &[&str], #[case] named: &str) {
     assert_one_line_flag_error(&output(args), named);
+}
+
+#[rstest]
+#[case::version("--version")]
+#[case::help("--help")]
+fn version_and_help_name_the_version_and_exit_zero(#[case] flag: &str) {
+    assert_names_the_version(&output(&[flag]), SIDECAR);
 }
 
 #[test]
@@ -221,6 +229,11 @@ fn metrics_count_a_repair_exactly_once_and_parse_as_openmetrics() {
                 metric(&after, "apiserver_proxy_sidecar_address_present"),
                 Some(1.0)
             );
+            let build_info = format!(
+                "apiserver_proxy_sidecar_build_info{{version=\"{}\"}}",
+                env!("CARGO_PKG_VERSION")
+            );
+            assert_eq!(metric(&after, &build_info), Some(1.0), "{after}");
             assert_eq!(http_get(METRICS_PORT, "/healthz").unwrap().0, 200);
             assert_eq!(http_get(METRICS_PORT, "/readyz").unwrap().0, 200);
             match check_openmetrics(&after) {

@@ -8,7 +8,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use blackbox_tests::{
-    assert_one_line_flag_error, binary, check_openmetrics, http_get, metric, skip,
+    assert_names_the_version, assert_one_line_flag_error, binary, check_openmetrics, http_get,
+    metric, skip,
 };
 use bytes::Bytes;
 use harness::*;
@@ -562,6 +563,16 @@ fn moved(before: &str, after: &str) -> Vec<(String, f64)> {
         .collect()
 }
 
+#[test]
+fn metrics_name_the_version() {
+    let webhook = Webhook::start("build_info", &committed("server-ecdsa"), &[]);
+    let build_info = format!(
+        "apiserver_proxy_webhook_build_info{{version=\"{}\"}}",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert_eq!(metric(&webhook.scrape(), &build_info), Some(1.0));
+}
+
 #[tokio::test]
 async fn metrics_count_a_patched_request_and_a_bad_request_exactly_once() {
     let webhook = Webhook::start("metrics", &committed("server-ecdsa"), &["-v=2"]);
@@ -658,6 +669,13 @@ fn run_with(args: &[&str]) -> std::process::Output {
 #[case::unknown_flag(&["--apiserver-fqdn=foo.bar", "--cert-dir=/tmp", "--frobnicate"], "--frobnicate")]
 fn bad_flags_exit_non_zero_with_one_line_naming_them(#[case] args: &[&str], #[case] named: &str) {
     assert_one_line_flag_error(&run_with(args), named);
+}
+
+#[rstest]
+#[case::version("--version")]
+#[case::help("--help")]
+fn version_and_help_name_the_version_and_exit_zero(#[case] flag: &str) {
+    assert_names_the_version(&run_with(&[flag]), WEBHOOK);
 }
 
 #[test]

@@ -56,6 +56,7 @@ pub struct WebhookMetrics {
 impl WebhookMetrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("apiserver_proxy_webhook");
+        super::build_info::register(&mut registry);
         let requests = Family::<RequestLabels, Counter>::default();
         let reloads = Family::<ResultLabels, Counter>::default();
         let duration = Histogram::new(LATENCY_BUCKETS);

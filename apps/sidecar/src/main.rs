@@ -52,7 +52,7 @@ async fn serve(flags: Flags) -> anyhow::Result<ExitCode> {
     });
     let mut sidecar = Sidecar::new(AddressReconciler::new(net, desired), rules);
     let clock = TokioClock::default();
-    let metrics = match flags.metrics_bind_address.0 {
+    let metrics = match flags.metrics.bind_address.0 {
         Some(address) => Some(serve_metrics(address, flags.sync_interval).await?),
         None => None,
     };
