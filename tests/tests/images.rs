@@ -23,9 +23,9 @@ use hyper::StatusCode;
 use testcontainers::core::{AccessMode, Mount};
 use testcontainers::ImageExt;
 
-/// Polls `check` every 50 ms for at most 20 s; on timeout the failure shows `container`'s log.
-/// The bound only keeps a broken test from hanging.
-async fn wait_for<F, Fut>(what: &str, container: &Container, check: F)
+/// Polls `check` every 50 ms for at most 20 s; the bound only keeps a broken test from hanging.
+/// A timeout's report shows what the test's containers logged (they print it when dropped).
+async fn wait_for<F, Fut>(what: &str, check: F)
 where
     F: Fn() -> Fut,
     Fut: Future<Output = bool>,
@@ -37,11 +37,7 @@ where
             return;
         }
     }
-    panic!(
-        "timed out waiting until {what}; {} logged:\n{}",
-        container.name,
-        container.logs()
-    );
+    panic!("timed out waiting until {what}");
 }
 
 /// A field of the container's main process's /proc/PID/status, as the host sees it, with its
@@ -147,11 +143,11 @@ async fn sidecar_image_keeps_the_address_and_the_five_rules_with_only_net_admin_
         ],
     )
     .await;
-    wait_for("the address is on lo", &sidecar, || {
+    wait_for("the address is on lo", || {
         on_lo(&pod, "inet 10.96.0.2/32 scope global lo")
     })
     .await;
-    wait_for("the five rules are in place", &sidecar, || async {
+    wait_for("the five rules are in place", || async {
         our_rules(&pod, "iptables-nft-save").await == five_rules("10.96.0.2/32")
     })
     .await;
@@ -173,7 +169,7 @@ async fn sidecar_image_keeps_the_address_and_the_five_rules_with_only_net_admin_
 
     pod.sh(&["ip", "addr", "del", "10.96.0.2/32", "dev", "lo"])
         .await;
-    wait_for("the deleted address is back", &sidecar, || {
+    wait_for("the deleted address is back", || {
         on_lo(&pod, "inet 10.96.0.2/32 scope global lo")
     })
     .await;
@@ -186,11 +182,11 @@ async fn sidecar_image_leaves_nothing_of_ours_after_docker_stop() {
     }
     let pod = pod(&[]).await;
     let sidecar = sidecar(&pod, &["--ip-address=10.96.0.2"]).await;
-    wait_for("the five rules are in place", &sidecar, || async {
+    wait_for("the five rules are in place", || async {
         our_rules(&pod, "iptables-nft-save").await.len() == 5
     })
     .await;
-    assert_eq!(sidecar.stop().await, 0, "{}", sidecar.logs());
+    assert_eq!(sidecar.stop().await, 0);
     assert!(
         !on_lo(&pod, "10.96.0.2").await,
         "cleanup removed the address"
@@ -223,14 +219,11 @@ async fn a_proxy_in_the_same_namespace_serves_on_the_proxy_address() {
         return;
     }
     let pod = pod(&[]).await;
-    let sidecar = sidecar(&pod, &["--ip-address=10.96.0.2"]).await;
-    wait_for("the address is on lo", &sidecar, || {
-        on_lo(&pod, "10.96.0.2/32")
-    })
-    .await;
+    let _sidecar = sidecar(&pod, &["--ip-address=10.96.0.2"]).await;
+    wait_for("the address is on lo", || on_lo(&pod, "10.96.0.2/32")).await;
     let request = base_image().with_cmd(["perl", "-MIO::Socket::INET", "-e", LISTENER]);
     let proxy = Container::start("proxy", request, &pod.network(), &[]).await;
-    wait_for("the proxy listens", &proxy, || async {
+    wait_for("the proxy listens", || async {
         proxy.logs().contains("listening")
     })
     .await;
@@ -246,16 +239,14 @@ async fn sidecar_image_keeps_an_ipv6_address_and_its_ip6tables_rules() {
         return;
     }
     let pod = pod(&[("net.ipv6.conf.lo.disable_ipv6", "0")]).await;
-    let sidecar = sidecar(&pod, &["--ip-address=fd00::2"]).await;
-    wait_for("the address is on lo", &sidecar, || {
+    let _sidecar = sidecar(&pod, &["--ip-address=fd00::2"]).await;
+    wait_for("the address is on lo", || {
         on_lo(&pod, "inet6 fd00::2/128 scope global")
     })
     .await;
-    wait_for(
-        "the five ip6tables rules are in place",
-        &sidecar,
-        || async { our_rules(&pod, "ip6tables-nft-save").await == five_rules("fd00::2/128") },
-    )
+    wait_for("the five ip6tables rules are in place", || async {
+        our_rules(&pod, "ip6tables-nft-save").await == five_rules("fd00::2/128")
+    })
     .await;
     assert_eq!(
         our_rules(&pod, "iptables-nft-save").await,
@@ -279,8 +270,8 @@ async fn sidecar_image_writes_through_the_legacy_backend_when_the_node_uses_it()
         "KUBE-IPTABLES-HINT",
     ])
     .await;
-    let sidecar = sidecar(&pod, &["--ip-address=10.96.0.2"]).await;
-    wait_for("the five legacy rules are in place", &sidecar, || async {
+    let _sidecar = sidecar(&pod, &["--ip-address=10.96.0.2"]).await;
+    wait_for("the five legacy rules are in place", || async {
         our_rules(&pod, "iptables-legacy-save").await == five_rules("10.96.0.2/32")
     })
     .await;
@@ -309,7 +300,7 @@ async fn webhook(cert_dir: &Path, port: u16) -> Container {
             format!("--port={port}"),
         ]);
     let webhook = Container::start("webhook", request, "host", &[]).await;
-    wait_for("the webhook serves", &webhook, || async {
+    wait_for("the webhook serves", || async {
         webhook.logs().contains("serving https://")
     })
     .await;
