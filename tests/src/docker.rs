@@ -19,7 +19,7 @@ use testcontainers::core::client::docker_client_instance;
 use testcontainers::core::logs::LogFrame;
 use testcontainers::core::ExecCommand;
 use testcontainers::runners::AsyncRunner;
-use testcontainers::{ContainerAsync, ContainerRequest, GenericImage, ImageExt};
+use testcontainers::{ContainerAsync, ContainerRequest, GenericImage, Image, ImageExt};
 
 use crate::skip;
 
@@ -41,7 +41,6 @@ pub fn webhook_image() -> GenericImage {
 
 /// `name:tag`, as the engine and the messages name an image.
 fn reference(image: &GenericImage) -> String {
-    use testcontainers::Image;
     format!("{}:{}", image.name(), image.tag())
 }
 
