@@ -24,7 +24,7 @@ use crate::metrics::webhook::WebhookMetrics;
 
 use super::certs::{load_client_roots, CertError, CertPaths};
 use super::head_deadline::HeadDeadline;
-use super::not_after::rfc3339;
+use crate::rfc3339::rfc3339;
 use super::reload::ReloadingCertResolver;
 use super::routes::Routes;
 use super::tls;

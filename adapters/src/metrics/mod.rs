@@ -2,6 +2,7 @@
 
 use prometheus_client::registry::Registry;
 
+pub mod routes;
 pub mod server;
 pub mod sidecar;
 pub mod webhook;
