@@ -16,7 +16,10 @@ pub fn raise_open_files_limit() {
         }
     };
     if soft >= hard {
-        tracing::debug!(limit = soft, "open-file limit: the soft limit is the hard limit");
+        tracing::debug!(
+            limit = soft,
+            "open-file limit: the soft limit is the hard limit"
+        );
         return;
     }
     match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {

@@ -121,7 +121,10 @@ async fn lost_connections_are_retried_at_once_and_logged_at_debug_only_at_the_ed
     assert_eq!(served, 1);
     assert_eq!(took, Duration::ZERO, "no pause after a lost connection");
     assert_eq!(lines.len(), 2, "{lines:#?}");
-    assert!(lines.iter().all(|line| line.contains("DEBUG")), "{lines:#?}");
+    assert!(
+        lines.iter().all(|line| line.contains("DEBUG")),
+        "{lines:#?}"
+    );
     assert!(lines[1].contains("failed=500"), "{}", lines[1]);
 }
 
@@ -140,7 +143,11 @@ async fn a_change_of_condition_ends_the_old_one_and_starts_the_new_one() {
                 .into_iter()
                 .find(|name| line.contains(name))
                 .unwrap_or("?");
-            let edge = if line.contains("again") { "end" } else { "start" };
+            let edge = if line.contains("again") {
+                "end"
+            } else {
+                "start"
+            };
             (condition, edge)
         })
         .collect();

@@ -26,24 +26,30 @@ pub async fn serve(
     let bound = listener.local_addr()?;
     tokio::spawn(async move {
         let clock = TokioClock::default();
-        accept_until(&listener, &clock, "metrics", std::future::pending(), |stream, _| {
-            let exposition = Arc::clone(&exposition);
-            tokio::spawn(async move {
-                let service = service_fn(move |request: Request<Incoming>| {
-                    let response =
-                        respond(exposition.as_ref(), request.method(), request.uri().path());
-                    async move { Ok::<_, Infallible>(response) }
+        accept_until(
+            &listener,
+            &clock,
+            "metrics",
+            std::future::pending(),
+            |stream, _| {
+                let exposition = Arc::clone(&exposition);
+                tokio::spawn(async move {
+                    let service = service_fn(move |request: Request<Incoming>| {
+                        let response =
+                            respond(exposition.as_ref(), request.method(), request.uri().path());
+                        async move { Ok::<_, Infallible>(response) }
+                    });
+                    // A client that never finishes its headers must not hold a connection forever.
+                    let connection = hyper::server::conn::http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(HEADER_TIMEOUT)
+                        .serve_connection(TokioIo::new(stream), service);
+                    if let Err(error) = connection.await {
+                        tracing::debug!(cause = %error, "metrics: connection ended with an error");
+                    }
                 });
-                // A client that never finishes its headers must not hold a connection forever.
-                let connection = hyper::server::conn::http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(HEADER_TIMEOUT)
-                    .serve_connection(TokioIo::new(stream), service);
-                if let Err(error) = connection.await {
-                    tracing::debug!(cause = %error, "metrics: connection ended with an error");
-                }
-            });
-        })
+            },
+        )
         .await;
     });
     Ok(bound)
