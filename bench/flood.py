@@ -1,0 +1,215 @@
+"""Pod webhook under a connection flood, only on 127.0.0.1: its RSS (peak and after), how many
+connections it holds, and the latency of a good review sent on a new connection meanwhile.
+
+Floods, one after the other, each of FLOOD_CONNECTIONS (default 5,000) connection attempts that
+are then left idle:
+- plain TCP: connections that never start their TLS handshake (half-open handshakes);
+- idle TLS: connections that complete the handshake and send nothing.
+Meanwhile a prober sends the sample review on a new connection (TCP, TLS handshake, request)
+every 100 ms. Before the floods, RSS per idle TLS connection is measured below the cap.
+
+Usage: python3 bench/flood.py  (expects the release webhook; make bench builds it)
+Env: FLOOD_CONNECTIONS (default 5000).
+"""
+
+import os
+import resource
+import socket
+import ssl
+import statistics
+import subprocess
+import threading
+import time
+
+from common import RELEASE, ROOT, fd_count, hwm_kib, percentile_ms, rss_kib, write
+
+SAMPLE = ROOT / "testdata" / "admission" / "pod-create-v1.json"
+CERTS = ROOT / "testdata" / "certs"
+PATH = "/webhook/pod-apiserver-env"
+PORT = 19445
+PROBE_EVERY_S = 0.1
+BELOW_CAP = 400
+CORES = os.cpu_count() or 1
+SERVER_CPUS = ["taskset", "-c", str(CORES - 1)] if CORES > 1 else []
+
+
+def context():
+    ctx = ssl.create_default_context(cafile=str(CERTS / "ca.crt"))
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx
+
+
+def review_request(body):
+    head = (f"POST {PATH} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n")
+    return head.encode() + body
+
+
+def good_request(ctx, request):
+    """One review on a new connection: the seconds it took, or None when it failed."""
+    started = time.monotonic()
+    try:
+        with socket.create_connection(("127.0.0.1", PORT), timeout=5) as raw:
+            with ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+                tls.sendall(request)
+                answer = b""
+                while chunk := tls.recv(65536):
+                    answer += chunk
+        if not answer.startswith(b"HTTP/1.1 200"):
+            return None
+    except OSError:
+        return None
+    return time.monotonic() - started
+
+
+class Prober(threading.Thread):
+    """Sends a good review every PROBE_EVERY_S until stopped; samples the server's RSS too."""
+
+    def __init__(self, pid):
+        super().__init__(daemon=True)
+        self.pid, self.stop, self.times, self.failed, self.peak_kib = pid, threading.Event(), [], 0, 0
+        self.ctx, self.request = context(), review_request(SAMPLE.read_bytes())
+
+    def run(self):
+        while not self.stop.is_set():
+            took = good_request(self.ctx, self.request)
+            if took is None:
+                self.failed += 1
+            else:
+                self.times.append(took)
+            self.peak_kib = max(self.peak_kib, rss_kib(self.pid))
+            self.stop.wait(PROBE_EVERY_S)
+
+
+def open_plain(count):
+    sockets = []
+    for _ in range(count):
+        try:
+            sockets.append(socket.create_connection(("127.0.0.1", PORT), timeout=5))
+        except OSError:
+            pass
+    return sockets
+
+
+def open_tls(count, ctx):
+    sockets = []
+    for _ in range(count):
+        try:
+            raw = socket.create_connection(("127.0.0.1", PORT), timeout=5)
+            sockets.append(ctx.wrap_socket(raw, server_hostname="localhost"))
+        except OSError:
+            pass
+    return sockets
+
+
+def still_open(sockets):
+    """How many of the client's connections the server has not closed."""
+    count = 0
+    for s in sockets:
+        try:
+            s.setblocking(False)
+            # SSLSocket.recv would try to decrypt; read the raw socket.
+            data = socket.socket.recv(s, 1, socket.MSG_PEEK)
+            count += 1 if data else 0
+        except BlockingIOError:
+            count += 1
+        except OSError:
+            pass
+    return count
+
+
+def close_all(sockets):
+    for s in sockets:
+        try:
+            socket.socket.close(s) if isinstance(s, ssl.SSLSocket) else s.close()
+        except OSError:
+            pass
+
+
+def settle(pid, baseline_fds):
+    """Waits until the server has closed its side of the flood (at most 15 s)."""
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and fd_count(pid) > baseline_fds + 2:
+        time.sleep(0.1)
+    time.sleep(1)
+
+
+def flood(name, pid, opener, count, baseline_fds):
+    prober = Prober(pid)
+    prober.start()
+    time.sleep(0.5)
+    started = time.monotonic()
+    sockets = opener(count)
+    opened_s = time.monotonic() - started
+    time.sleep(1)
+    held = fd_count(pid) - baseline_fds
+    open_at_client = still_open(sockets)
+    prober.stop.set()
+    prober.join()
+    close_all(sockets)
+    settle(pid, baseline_fds)
+    return {
+        "attempts": count, "opened": len(sockets), "opened_in_s": round(opened_s, 1),
+        "server_connections_held": held, "client_connections_still_open": open_at_client,
+        "peak_rss_kib": max(prober.peak_kib, rss_kib(pid)),
+        "probes": len(prober.times) + prober.failed, "probes_failed": prober.failed,
+        "probe_p50_ms": percentile_ms(prober.times, 50),
+        "probe_max_ms": round(max(prober.times) * 1000, 1) if prober.times else None,
+        "rss_after_kib": rss_kib(pid),
+    }
+
+
+def main():
+    count = int(os.environ.get("FLOOD_CONNECTIONS", "5000"))
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    args = [str(RELEASE / "apiserver-proxy-pod-webhook"), "--apiserver-fqdn=foo.bar.",
+            f"--cert-dir={CERTS / 'server-ecdsa'}", "--host=127.0.0.1", f"--port={PORT}"]
+    server = subprocess.Popen(SERVER_CPUS + args, stderr=subprocess.PIPE, text=True)
+    log_lines = []
+    reader = threading.Thread(target=lambda: log_lines.extend(server.stderr), daemon=True)
+    reader.start()
+    ctx = context()
+    try:
+        request = review_request(SAMPLE.read_bytes())
+        deadline = time.monotonic() + 30
+        while good_request(ctx, request) is None:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the webhook did not start: {''.join(log_lines)}")
+            time.sleep(0.05)
+        time.sleep(0.5)
+        pid = server.pid
+        baseline_fds = fd_count(pid)
+        idle_kib = rss_kib(pid)
+        # RSS per idle TLS connection, below the cap: what the cap multiplies.
+        sockets = open_tls(BELOW_CAP, ctx)
+        time.sleep(1)
+        per_connection_kib = (rss_kib(pid) - idle_kib) / max(1, len(sockets))
+        close_all(sockets)
+        settle(pid, baseline_fds)
+        figures = {"flood_connections": count, "idle_rss_kib": idle_kib,
+                   "rss_per_idle_tls_connection_kib": round(per_connection_kib, 1), "floods": {}}
+        figures["floods"]["plain TCP"] = flood("plain", pid, open_plain, count, baseline_fds)
+        figures["floods"]["idle TLS"] = flood("tls", pid, lambda n: open_tls(n, ctx), count, baseline_fds)
+        figures["peak_rss_kib"] = hwm_kib(pid)
+        figures["rss_after_kib"] = rss_kib(pid)
+        figures["log_lines"] = len(log_lines)
+    finally:
+        server.terminate()
+        server.wait(15)
+    rows = [("webhook flood: RSS idle; per idle TLS connection (below the cap)",
+             f"{figures['idle_rss_kib'] / 1024:.1f} MiB; {figures['rss_per_idle_tls_connection_kib']} KiB")]
+    for label, f in figures["floods"].items():
+        rows.append((f"webhook flood, {f['attempts']} {label} connections held idle: connections the webhook holds; "
+                     "peak RSS; RSS after",
+                     f"{f['server_connections_held']}; {f['peak_rss_kib'] / 1024:.1f} MiB; "
+                     f"{f['rss_after_kib'] / 1024:.1f} MiB"))
+        rows.append((f"webhook flood, {label}: a review on a new connection meanwhile, p50 / max",
+                     f"{f['probe_p50_ms']} / {f['probe_max_ms']} ms; {f['probes_failed']} of {f['probes']} failed"))
+    rows.append(("webhook flood: peak RSS over every flood (VmHWM); RSS after",
+                 f"{figures['peak_rss_kib'] / 1024:.1f} MiB; {figures['rss_after_kib'] / 1024:.1f} MiB"))
+    write("flood", figures, rows)
+
+
+if __name__ == "__main__":
+    main()
