@@ -2,6 +2,7 @@
 //! the API server calls it, by a client that verifies it against the test CA.
 
 #[path = "webhook/harness.rs"]
+#[allow(dead_code)] // Each test file uses a part of the shared harness.
 mod harness;
 
 use std::process::Command;
