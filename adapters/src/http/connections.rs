@@ -72,7 +72,10 @@ impl<C: Clock + Clone> Connections<C> {
             timeout,
             state: Mutex::new(State {
                 next_id: 0,
-                open: HashMap::new(),
+                // Full size now, so the map never grows during a flood: a table allocated
+                // then would stay, scattered among the flood's freed memory, and keep the
+                // allocator from giving that back.
+                open: HashMap::with_capacity(cap),
                 at_cap: None,
             }),
         })

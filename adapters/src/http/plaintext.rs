@@ -29,6 +29,8 @@ pub enum Opening {
     Http,
     /// Neither, or the client closed before sending five bytes.
     Other,
+    /// The client closed before sending a byte.
+    Closed,
 }
 
 impl Opening {
@@ -48,7 +50,7 @@ impl Opening {
     pub async fn read(stream: &mut TcpStream) -> std::io::Result<Self> {
         let mut first = [0u8; 5];
         if stream.peek(&mut first[..1]).await? == 0 {
-            return Ok(Self::Other);
+            return Ok(Self::Closed);
         }
         if first[0] == HANDSHAKE_RECORD {
             return Ok(Self::Tls);

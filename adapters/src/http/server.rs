@@ -249,6 +249,11 @@ async fn handshake(
             plaintext::answer(&mut stream).await;
             return None;
         }
+        Ok(Opening::Closed) => {
+            // A TCP probe, a port scan, a flood: nothing to report at info.
+            tracing::debug!(%peer, "the client closed before sending anything");
+            return None;
+        }
         Ok(Opening::Other) => {
             tracing::info!(%peer, "TLS handshake failed: the client sent no TLS handshake record");
             return None;
