@@ -56,8 +56,8 @@ def replace_section(name):
     rows = [row for row in rows if not row[0].startswith(name)]
     rows[at:at] = new_rows
     commit, load = measured_note()
-    note = note.split(f" {name}: measured at", 1)[0]
-    note += f" {name}: measured at commit {commit}, load average {load}, the other rows as above."
+    note = note.split(f" The {name} rows:", 1)[0]
+    note += f" The {name} rows: measured at commit {commit}, load average {load}."
     head, rest = text.split(BEGIN, 1)
     _, tail = rest.split(END, 1)
     readme.write_text(f"{head}{BEGIN}\n{note}\n\n{markdown_table(rows)}{END}{tail}")

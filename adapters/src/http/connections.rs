@@ -3,17 +3,21 @@
 //! The API server needs few connections (it keeps a handful alive per webhook), but anyone who
 //! reaches the port can open thousands, and each costs memory (TLS state, buffers, a task) until
 //! its head deadline closes it. At the cap, a new connection pushes out the one that has waited
-//! longest for a request head: an idle keep-alive connection or an unfinished handshake alike,
-//! as both wait from their accept or last answer. So a flood costs the flooder its own oldest
-//! connections, memory stays bounded, and a good client still gets in and is answered. A
-//! connection busy with a request is never pushed out; when every one is busy, the new
-//! connection is closed instead.
+//! longest for a request head (from its accept or its last answer): an idle keep-alive
+//! connection, or one that has sent nothing yet. A connection whose TLS handshake is under way
+//! goes only when there is no such one: under a flood of connections that send nothing, a
+//! newer connection arrives every few microseconds, and a good client's handshake, which takes
+//! milliseconds, would otherwise be pushed out before it completes. So a flood costs the flooder
+//! its own oldest connections, memory stays bounded, and a good client still gets in and is
+//! answered. A connection busy with a request is never pushed out; when every one is busy, the
+//! new connection is closed instead.
 //!
 //! The log says when the cap is reached and when the count has fallen well below it again (to
 //! [`CALM`] of the cap, so that a count hovering at the cap does not log on every connection),
 //! with how many connections were pushed out or refused meanwhile: never a line per connection.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -51,6 +55,7 @@ struct Pressure {
 #[derive(Debug)]
 struct Slot<C> {
     deadline: HeadDeadline<C>,
+    handshaking: AtomicBool,
     pushed_out: Notify,
 }
 
@@ -89,7 +94,10 @@ impl<C: Clock + Clone> Connections<C> {
             let longest_idle = state
                 .open
                 .iter()
-                .filter_map(|(id, slot)| Some((slot.deadline.idle_since()?, *id)))
+                .filter_map(|(id, slot)| {
+                    let handshaking = slot.handshaking.load(Ordering::Relaxed);
+                    Some((handshaking, slot.deadline.idle_since()?, *id))
+                })
                 .min();
             let pressure = state.at_cap.get_or_insert_with(|| {
                 tracing::warn!(
@@ -98,7 +106,7 @@ impl<C: Clock + Clone> Connections<C> {
                 );
                 Pressure::default()
             });
-            let Some((_, id)) = longest_idle else {
+            let Some((_, _, id)) = longest_idle else {
                 pressure.refused += 1;
                 tracing::debug!("every connection is busy with a request: closing the new one");
                 return None;
@@ -112,6 +120,7 @@ impl<C: Clock + Clone> Connections<C> {
         state.next_id += 1;
         let slot = Arc::new(Slot {
             deadline: HeadDeadline::new(self.clock.clone(), self.timeout),
+            handshaking: AtomicBool::new(false),
             pushed_out: Notify::new(),
         });
         state.open.insert(id, Arc::clone(&slot));
@@ -160,6 +169,12 @@ impl<C: Clock> Admitted<C> {
     /// The connection's head deadline, running since its accept.
     pub fn deadline(&self) -> &HeadDeadline<C> {
         &self.slot.deadline
+    }
+
+    /// The client has begun its TLS handshake (`true`) or ended it (`false`): while it is under
+    /// way, the connection is pushed out only when no idle one is left.
+    pub fn handshaking(&self, under_way: bool) {
+        self.slot.handshaking.store(under_way, Ordering::Relaxed);
     }
 
     /// Completes when a newer connection has taken this one's place: close it.
@@ -232,6 +247,29 @@ mod tests {
         let _fourth = connections.admit().expect("room made");
         let pushed: Vec<_> = open.iter().map(was_pushed_out).collect();
         assert_eq!(pushed, [false, true, false], "the oldest answered last");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_handshake_under_way_goes_only_when_no_idle_connection_is_left() {
+        let (connections, open) = three_open(3).await;
+        open[0].handshaking(true);
+        open[1].handshaking(true);
+        let fourth = connections.admit().expect("room made");
+        let pushed: Vec<_> = open.iter().map(was_pushed_out).collect();
+        assert_eq!(pushed, [false, false, true], "the idle one, though newer");
+        fourth.deadline().head_received();
+        let _fifth = connections.admit().expect("room made");
+        let pushed: Vec<_> = open.iter().map(was_pushed_out).collect();
+        assert_eq!(pushed, [true, false, false], "then the oldest handshake");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_ended_handshake_is_idle_again() {
+        let (connections, open) = three_open(3).await;
+        open[0].handshaking(true);
+        open[0].handshaking(false);
+        let _fourth = connections.admit().expect("room made");
+        assert!(was_pushed_out(&open[0]));
     }
 
     #[tokio::test(start_paused = true)]

@@ -203,7 +203,7 @@ async fn serve_connection(
     }
     let deadline = admitted.deadline();
     let served = async {
-        let Some(tls) = handshake(stream, peer, &acceptor).await else {
+        let Some(tls) = handshake(stream, peer, &acceptor, &admitted).await else {
             return;
         };
         let service = service_fn(|request| {
@@ -241,9 +241,10 @@ async fn handshake(
     mut stream: TcpStream,
     peer: SocketAddr,
     acceptor: &TlsAcceptor,
+    admitted: &Admitted<TokioClock>,
 ) -> Option<TlsStream<TcpStream>> {
     match Opening::read(&mut stream).await {
-        Ok(Opening::Tls) => {}
+        Ok(Opening::Tls) => admitted.handshaking(true),
         Ok(Opening::Http) => {
             tracing::info!(%peer, "plain HTTP on the TLS port: answered 400");
             plaintext::answer(&mut stream).await;
@@ -263,7 +264,9 @@ async fn handshake(
             return None;
         }
     }
-    match acceptor.accept(stream).await {
+    let accepted = acceptor.accept(stream).await;
+    admitted.handshaking(false);
+    match accepted {
         Ok(tls) => Some(tls),
         Err(cause) => {
             tracing::info!(%peer, %cause, "TLS handshake failed");
