@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use rustls::crypto::CryptoProvider;
-use rustls::server::{NoServerSessionStorage, ResolvesServerCert, WebPkiClientVerifier};
+use rustls::server::{ResolvesServerCert, WebPkiClientVerifier};
 use rustls::{RootCertStore, ServerConfig};
 
 /// Why the TLS configuration cannot be built.
@@ -45,10 +45,5 @@ pub fn server_config(
     // HTTP/1.1 only, as controller-runtime's webhook server since HTTP/2 "rapid reset"
     // (CVE-2023-44487): the API server's client offers both and takes this one.
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    // No resumption: the API server's Go client keeps no session cache, so stored sessions and
-    // TLS 1.3 tickets would only cost each handshake work, and a flood of handshakes memory that
-    // stays scattered over the heap (bench/flood.py: RSS after a flood).
-    config.session_storage = Arc::new(NoServerSessionStorage {});
-    config.send_tls13_tickets = 0;
     Ok(config)
 }
