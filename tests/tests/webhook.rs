@@ -2,6 +2,7 @@
 //! the API server calls it, by a client that verifies it against the test CA.
 
 #[path = "webhook/harness.rs"]
+#[allow(dead_code)] // Each test file uses a part of the shared harness.
 mod harness;
 
 use std::process::Command;
@@ -217,21 +218,31 @@ async fn slow_clients_are_cut_off_while_others_are_served() {
     assert_eq!(answer.status, StatusCode::OK);
 }
 
+/// As Go's net/http (and so controller-runtime) answers it: a client that forgot `https://`
+/// learns why, and the server keeps serving.
+#[rstest]
+#[case::post("POST")]
+#[case::get("GET")]
 #[tokio::test]
-async fn plain_http_on_the_tls_port_fails_the_handshake_and_the_server_keeps_serving() {
+async fn plain_http_on_the_tls_port_gets_gos_400_and_the_server_keeps_serving(
+    #[case] method: &str,
+) {
     let webhook = Webhook::start("plain-http", &committed("server-ecdsa"), &[]);
     let mut plain = tokio::net::TcpStream::connect(("127.0.0.1", webhook.port))
         .await
         .expect("a TCP connection");
     plain
-        .write_all(format!("POST {PATH} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
+        .write_all(format!("{method} {PATH} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
         .await
         .expect("a plain request");
     let mut response = Vec::new();
-    let _ = tokio::time::timeout(BOUND, plain.read_to_end(&mut response)).await;
-    assert!(
-        !response.starts_with(b"HTTP/"),
-        "plain HTTP got an HTTP answer"
+    tokio::time::timeout(BOUND, plain.read_to_end(&mut response))
+        .await
+        .expect("the connection is closed after the answer")
+        .expect("the answer");
+    assert_eq!(
+        String::from_utf8_lossy(&response),
+        "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
     );
     let answer = webhook
         .client()
@@ -239,8 +250,30 @@ async fn plain_http_on_the_tls_port_fails_the_handshake_and_the_server_keeps_ser
         .await
         .expect("still serving");
     assert_eq!(answer.status, StatusCode::OK);
-    // tokio-rustls drops the stream inside the failed accept, so the client can see the close
-    // before the server has written its log line.
+    assert!(webhook.log().contains("plain HTTP on the TLS port"));
+}
+
+#[tokio::test]
+async fn bytes_that_are_neither_tls_nor_http_are_closed_without_an_answer() {
+    let webhook = Webhook::start("not-tls", &committed("server-ecdsa"), &[]);
+    let mut junk = tokio::net::TcpStream::connect(("127.0.0.1", webhook.port))
+        .await
+        .expect("a TCP connection");
+    junk.write_all(b"\x00\x01\x02\x03\x04\x05")
+        .await
+        .expect("junk");
+    let mut response = Vec::new();
+    // Closed with a byte unread: a reset rather than an end of stream, either is a close.
+    let _ = tokio::time::timeout(BOUND, junk.read_to_end(&mut response))
+        .await
+        .expect("the connection is closed");
+    assert!(response.is_empty(), "{response:?}");
+    let answer = webhook
+        .client()
+        .post(sample())
+        .await
+        .expect("still serving");
+    assert_eq!(answer.status, StatusCode::OK);
     eventually("the failed handshake is logged", || async {
         webhook.log().contains("TLS handshake failed")
     })

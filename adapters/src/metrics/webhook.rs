@@ -14,7 +14,7 @@ use prometheus_client::registry::Registry;
 use time::OffsetDateTime;
 
 use super::Exposition;
-use crate::http::not_after::rfc3339;
+use crate::rfc3339::rfc3339;
 
 /// 25 µs to 10 s: a review takes tens of microseconds, a slow client's body up to the 10 s read
 /// timeout. Round steps (1, 2.5, 5) so that `le` labels read well on a dashboard.

@@ -29,6 +29,7 @@ fn main() -> ExitCode {
 
 async fn serve(flags: Flags) -> anyhow::Result<ExitCode> {
     tracing::info!("starting {PROGRAM}: {}", flags.summary());
+    adapters::rlimit::raise_open_files_limit();
     let mut signals = Signals::install()?;
     let metrics_address = flags.metrics.bind_address.0;
     let metrics = Arc::new(WebhookMetrics::new());

@@ -36,6 +36,7 @@ fn main() -> ExitCode {
 
 async fn serve(flags: Flags) -> anyhow::Result<ExitCode> {
     tracing::info!("starting {PROGRAM}: {}", flags.summary());
+    adapters::rlimit::raise_open_files_limit();
     let net = Netlink::connect()?;
     let desired = DesiredAddress {
         address: flags.ip_address,
