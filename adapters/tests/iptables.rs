@@ -10,9 +10,11 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use adapters::iptables::{rule_events, Backend, IptablesRules, Tools};
-use domain::ports::{NetEvent, RuleError, RuleManager};
+use domain::ports::RuleManager;
 use domain::sidecar::desired::ProxyAddress;
-use domain::sidecar::rules::{desired_rules, IpFamily, Rule, RuleReconciler, RulesError};
+use domain::sidecar::model::{IpFamily, NetEvent, Rule, RuleCommandError};
+use domain::sidecar::report::RuleSyncError;
+use domain::sidecar::rules::{desired_rules, RuleReconciler};
 use futures::StreamExt;
 use rstest::rstest;
 use support::{in_netns, sh};
@@ -313,7 +315,7 @@ fn a_lock_held_past_the_wait_is_lock_busy_and_the_next_sync_succeeds() {
         assert!(
             matches!(
                 &error,
-                RulesError { step: "insert", cause: RuleError::LockBusy { waited, .. } } if *waited == Duration::from_secs(1)
+                RuleSyncError { step: "insert", cause: RuleCommandError::LockBusy { waited, .. } } if *waited == Duration::from_secs(1)
             ),
             "{error:?}"
         );
@@ -340,7 +342,7 @@ fn a_missing_binary_names_what_to_install() {
             .expect_err("no tools on PATH");
         assert_eq!(
             error,
-            RuleError::BinaryMissing {
+            RuleCommandError::BinaryMissing {
                 binary: "ip6tables-nft-save".into()
             }
         );

@@ -8,10 +8,11 @@ use std::time::Duration;
 use adapters::clock::TokioClock;
 use adapters::netlink::events::network_events;
 use adapters::netlink::Netlink;
-use domain::ports::{AddressManager, MockRuleManager, NetError, NetEvent};
+use domain::ports::AddressManager;
 use domain::sidecar::address::AddressReconciler;
 use domain::sidecar::desired::DesiredAddress;
-use domain::sidecar::reconciler::Sidecar;
+use domain::sidecar::model::{NetError, NetEvent};
+use domain::sidecar::reconciler::{NoRules, NodeReconciler};
 use domain::sidecar::run::{run, Schedule};
 use futures::StreamExt;
 use support::{in_netns, sh, try_sh};
@@ -184,8 +185,8 @@ fn the_loop_repairs_deletion_and_link_down_without_waiting_for_the_interval() {
         "the_loop_repairs_deletion_and_link_down_without_waiting_for_the_interval",
         || async {
             // No rules in this tier: the rule reconciler is off.
-            let mut sidecar: Sidecar<Netlink, MockRuleManager> =
-                Sidecar::new(reconciler("10.96.0.2", "lo"), None);
+            let mut sidecar: NodeReconciler<Netlink, NoRules> =
+                NodeReconciler::new(reconciler("10.96.0.2", "lo"), None);
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
             let events = network_events().unwrap();
             let test = async {

@@ -6,9 +6,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use domain::ports::{Clock as _, SyncObserver};
 use domain::sidecar::health::Health;
-use domain::sidecar::reconciler::SyncError;
 use domain::sidecar::repair::RepairKind;
-use domain::sidecar::run::{SyncReport, Trigger};
+use domain::sidecar::report::{SyncError, SyncReport, Trigger};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;

@@ -1,8 +1,9 @@
 //! Addresses: list, add with global scope, delete. Like `ip addr show|add|del`.
 
 use async_trait::async_trait;
-use domain::ports::{AddressManager, Link, NetError};
+use domain::ports::AddressManager;
 use domain::sidecar::desired::{InterfaceName, ProxyAddress};
+use domain::sidecar::model::{Link, NetError};
 use futures::TryStreamExt;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage, AddressScope};
 

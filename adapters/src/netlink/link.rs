@@ -1,7 +1,7 @@
 //! Links: look up, create (dummy), set up, delete. Like `ip link show|add|set|del`.
 
-use domain::ports::{Link, NetError};
 use domain::sidecar::desired::InterfaceName;
+use domain::sidecar::model::{Link, NetError};
 use futures::TryStreamExt;
 use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use rtnetlink::{LinkDummy, LinkUnspec};

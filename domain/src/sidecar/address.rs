@@ -1,18 +1,10 @@
 //! Keeps the proxy address on its interface: observe, plan, act.
 
-use crate::ports::{AddressManager, Link, NetError, NetEvent};
+use crate::ports::AddressManager;
 use crate::sidecar::desired::DesiredAddress;
+use crate::sidecar::model::{Link, NetError, NetEvent};
 use crate::sidecar::repair::Repair;
-
-/// Why the address could not be kept or removed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("could not {step} {address} on {interface}: {cause}")]
-pub struct AddressError {
-    pub step: &'static str,
-    pub address: String,
-    pub interface: String,
-    pub cause: NetError,
-}
+use crate::sidecar::report::AddressSyncError;
 
 /// What a sync found on the node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,8 +80,8 @@ impl<A: AddressManager> AddressReconciler<A> {
         self.present
     }
 
-    fn error(&self, step: &'static str) -> impl FnOnce(NetError) -> AddressError + '_ {
-        move |cause| AddressError {
+    fn error(&self, step: &'static str) -> impl FnOnce(NetError) -> AddressSyncError + '_ {
+        move |cause| AddressSyncError {
             step,
             address: self.desired.address.to_string(),
             interface: self.desired.interface.to_string(),
@@ -99,7 +91,7 @@ impl<A: AddressManager> AddressReconciler<A> {
 
     /// Brings the node to the desired state and says what it changed. Idempotent: a second call
     /// right after a successful one changes nothing.
-    pub async fn sync(&mut self) -> Result<Vec<Repair>, AddressError> {
+    pub async fn sync(&mut self) -> Result<Vec<Repair>, AddressSyncError> {
         let address = self.desired.address;
         let interface = self.desired.interface.clone();
         self.present = false;
@@ -173,7 +165,7 @@ impl<A: AddressManager> AddressReconciler<A> {
 
     /// Removes what this process added: the address, and the interface only if this process
     /// created it (never `lo`). Safe to run twice.
-    pub async fn cleanup(&mut self) -> Result<(), AddressError> {
+    pub async fn cleanup(&mut self) -> Result<(), AddressSyncError> {
         let address = self.desired.address;
         let Some(link) = self
             .net

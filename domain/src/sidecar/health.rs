@@ -7,8 +7,8 @@
 
 use std::time::Duration;
 
-use super::run::SyncReport;
 use crate::duration::format_go_duration;
+use crate::sidecar::report::SyncReport;
 
 /// Why a probe fails; the probe's body says it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -78,10 +78,8 @@ impl Health {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ports::RuleError;
-    use crate::sidecar::reconciler::{SyncError, SyncOutcome};
-    use crate::sidecar::rules::RulesError;
-    use crate::sidecar::run::Trigger;
+    use crate::sidecar::model::RuleCommandError;
+    use crate::sidecar::report::{RuleSyncError, SyncError, SyncOutcome, Trigger};
     use rstest::rstest;
 
     const MINUTE: Duration = Duration::from_secs(60);
@@ -93,9 +91,9 @@ mod tests {
     fn failed() -> SyncOutcome {
         SyncOutcome {
             repairs: vec![],
-            errors: vec![SyncError::Rules(RulesError {
+            errors: vec![SyncError::Rules(RuleSyncError {
                 step: "list",
-                cause: RuleError::BinaryMissing {
+                cause: RuleCommandError::BinaryMissing {
                     binary: "iptables-save".into(),
                 },
             })],

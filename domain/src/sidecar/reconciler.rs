@@ -1,59 +1,41 @@
 //! The sidecar's whole desired state: the address, and the rules when asked for.
 
-use crate::ports::{AddressManager, NetEvent, RuleManager};
-use crate::sidecar::address::{AddressError, AddressReconciler};
-use crate::sidecar::repair::Repair;
-use crate::sidecar::rules::{RuleReconciler, RulesError};
+use async_trait::async_trait;
 
-/// Why part of a sync failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SyncError {
-    #[error(transparent)]
-    Address(#[from] AddressError),
-    #[error(transparent)]
-    Rules(#[from] RulesError),
-}
+use crate::ports::{AddressManager, RuleManager};
+use crate::sidecar::address::AddressReconciler;
+use crate::sidecar::model::{IpFamily, NetEvent, Rule, RuleCommandError};
+use crate::sidecar::report::{SyncError, SyncOutcome};
+use crate::sidecar::rules::RuleReconciler;
 
-impl SyncError {
-    /// A short name for metrics labels and log fields.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            SyncError::Address(_) => "address",
-            SyncError::Rules(_) => "rules",
-        }
+/// The rule manager of a sidecar that keeps no rules (`--setup-iptables=false`). It has no
+/// values, so a `NodeReconciler<A, NoRules>` provably never lists, inserts or deletes a rule.
+#[derive(Debug, Clone, Copy)]
+pub enum NoRules {}
+
+#[async_trait]
+impl RuleManager for NoRules {
+    async fn list_ours(&self, _: IpFamily) -> Result<Vec<Rule>, RuleCommandError> {
+        match *self {}
     }
 
-    pub const KINDS: [&'static str; 2] = ["address", "rules"];
-}
-
-/// What one sync did: every repair it made and every part that failed. The parts are
-/// independent: a failing rule sync does not keep the address from being repaired.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SyncOutcome {
-    pub repairs: Vec<Repair>,
-    pub errors: Vec<SyncError>,
-}
-
-impl SyncOutcome {
-    pub fn succeeded(&self) -> bool {
-        self.errors.is_empty()
+    async fn insert(&self, _: IpFamily, _: &Rule) -> Result<(), RuleCommandError> {
+        match *self {}
     }
 
-    fn record<E: Into<SyncError>>(&mut self, result: Result<Vec<Repair>, E>) {
-        match result {
-            Ok(repairs) => self.repairs.extend(repairs),
-            Err(error) => self.errors.push(error.into()),
-        }
+    async fn delete(&self, _: IpFamily, _: &Rule) -> Result<(), RuleCommandError> {
+        match *self {}
     }
 }
 
+/// Keeps the node's whole desired state: the address, and the rules when asked for.
 #[derive(Debug)]
-pub struct Sidecar<A, R> {
+pub struct NodeReconciler<A, R> {
     address: AddressReconciler<A>,
     rules: Option<RuleReconciler<R>>,
 }
 
-impl<A: AddressManager, R: RuleManager> Sidecar<A, R> {
+impl<A: AddressManager, R: RuleManager> NodeReconciler<A, R> {
     /// `rules` is `None` unless `--setup-iptables` asked for them.
     pub fn new(address: AddressReconciler<A>, rules: Option<RuleReconciler<R>>) -> Self {
         Self { address, rules }

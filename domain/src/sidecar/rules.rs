@@ -1,67 +1,10 @@
 //! The conntrack-bypass rules of the seed, as data, and the reconciler that keeps exactly them.
 
-use std::fmt;
-
-use crate::ports::{NetEvent, RuleError, RuleManager};
+use crate::ports::RuleManager;
 use crate::sidecar::desired::ProxyAddress;
+use crate::sidecar::model::{IpFamily, NetEvent, Rule, RuleCommandError, Table, RULE_COMMENT};
 use crate::sidecar::repair::Repair;
-
-/// The comment that marks a rule as ours, so that repair and cleanup touch exactly ours.
-pub const RULE_COMMENT: &str = "apiserver-proxy";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum IpFamily {
-    V4,
-    V6,
-}
-
-impl IpFamily {
-    pub const ALL: [IpFamily; 2] = [IpFamily::V4, IpFamily::V6];
-
-    pub fn of(address: &ProxyAddress) -> Self {
-        if address.is_ipv6() {
-            IpFamily::V6
-        } else {
-            IpFamily::V4
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Table {
-    Raw,
-    Filter,
-}
-
-impl Table {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Table::Raw => "raw",
-            Table::Filter => "filter",
-        }
-    }
-}
-
-/// One rule: its table, chain and the match and target arguments, in the order `iptables-save`
-/// prints them, so a listed rule compares equal to the desired one.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Rule {
-    pub table: Table,
-    pub chain: String,
-    pub args: Vec<String>,
-}
-
-impl fmt::Display for Rule {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "-t {} -A {} {}",
-            self.table.as_str(),
-            self.chain,
-            self.args.join(" ")
-        )
-    }
-}
+use crate::sidecar::report::RuleSyncError;
 
 /// Which end of the connection the proxy address is on.
 #[derive(Debug, Clone, Copy)]
@@ -154,14 +97,6 @@ fn plan(desired: &[Rule], observed: &[Rule]) -> Vec<RuleStep> {
     steps
 }
 
-/// Why the rules could not be kept or removed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("could not {step} the conntrack-bypass rules: {cause}")]
-pub struct RulesError {
-    pub step: &'static str,
-    pub cause: RuleError,
-}
-
 /// Keeps exactly the desired rules of one family, each once.
 #[derive(Debug)]
 pub struct RuleReconciler<R> {
@@ -181,8 +116,8 @@ impl<R: RuleManager> RuleReconciler<R> {
 
     /// Brings the rule set to exactly the desired rules and says what it changed. A failed
     /// listing changes nothing: a rule is never inserted on a guess, so it is never duplicated.
-    pub async fn sync(&mut self) -> Result<Vec<Repair>, RulesError> {
-        let error = |step| move |cause| RulesError { step, cause };
+    pub async fn sync(&mut self) -> Result<Vec<Repair>, RuleSyncError> {
+        let error = |step| move |cause| RuleSyncError { step, cause };
         let observed = self
             .rules
             .list_ours(self.family)
@@ -216,11 +151,11 @@ impl<R: RuleManager> RuleReconciler<R> {
 
     /// Removes every rule of ours, every copy, in both families, and no other rule. Safe to run
     /// twice. A family whose tools are not installed has no rules of ours to remove.
-    pub async fn cleanup(&mut self) -> Result<(), RulesError> {
-        let error = |step| move |cause| RulesError { step, cause };
+    pub async fn cleanup(&mut self) -> Result<(), RuleSyncError> {
+        let error = |step| move |cause| RuleSyncError { step, cause };
         for family in IpFamily::ALL {
             let ours = match self.rules.list_ours(family).await {
-                Err(RuleError::BinaryMissing { .. }) if family != self.family => continue,
+                Err(RuleCommandError::BinaryMissing { .. }) if family != self.family => continue,
                 listed => listed.map_err(error("list"))?,
             };
             for rule in ours {

@@ -7,46 +7,12 @@ use std::pin::pin;
 use std::time::Duration;
 
 use futures::{FutureExt, Stream, StreamExt};
+use tracing::Instrument;
 
-use crate::ports::{AddressManager, Clock, NetEvent, RuleManager, SyncObserver};
-use crate::sidecar::reconciler::{Sidecar, SyncOutcome};
-
-/// Why a sync ran.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Trigger {
-    Start,
-    Interval,
-    Event,
-    /// The previous sync failed; this one comes before the interval is over.
-    Retry,
-}
-
-impl Trigger {
-    pub const ALL: [Trigger; 4] = [
-        Trigger::Start,
-        Trigger::Interval,
-        Trigger::Event,
-        Trigger::Retry,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Trigger::Start => "start",
-            Trigger::Interval => "interval",
-            Trigger::Event => "event",
-            Trigger::Retry => "retry",
-        }
-    }
-}
-
-/// What one sync did, as logs and metrics see it.
-#[derive(Debug)]
-pub struct SyncReport<'a> {
-    pub trigger: Trigger,
-    pub outcome: &'a SyncOutcome,
-    pub duration: Duration,
-    pub address_present: bool,
-}
+use crate::ports::{AddressManager, Clock, RuleManager, SyncObserver};
+use crate::sidecar::model::NetEvent;
+use crate::sidecar::reconciler::NodeReconciler;
+use crate::sidecar::report::{SyncOutcome, SyncReport, Trigger};
 
 /// How long to wait before the next sync.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,7 +43,7 @@ impl Schedule {
 
 /// Runs one sync, times it, and tells the observer and the log.
 pub async fn sync_once<A, R, C, O>(
-    sidecar: &mut Sidecar<A, R>,
+    reconciler: &mut NodeReconciler<A, R>,
     clock: &C,
     observer: &O,
     trigger: Trigger,
@@ -88,38 +54,35 @@ where
     C: Clock,
     O: SyncObserver,
 {
-    let started = clock.now();
-    let outcome = sidecar.sync().await;
-    let duration = clock.now().saturating_sub(started);
-    for repair in &outcome.repairs {
-        tracing::info!(
-            trigger = trigger.as_str(),
-            kind = repair.kind().as_str(),
-            "{repair}"
-        );
+    // The trigger goes into the span, once, not into every line the sync logs.
+    let span = tracing::info_span!("sync", trigger = trigger.as_str());
+    async {
+        let started = clock.now();
+        let outcome = reconciler.sync().await;
+        let duration = clock.now().saturating_sub(started);
+        for repair in &outcome.repairs {
+            tracing::info!(kind = repair.kind().as_str(), "{repair}");
+        }
+        for error in &outcome.errors {
+            tracing::error!(kind = error.kind(), "{error}");
+        }
+        tracing::debug!(?duration, ok = outcome.succeeded(), "sync finished");
+        observer.sync_finished(&SyncReport {
+            trigger,
+            outcome: &outcome,
+            duration,
+            address_present: reconciler.address_present(),
+        });
+        outcome
     }
-    for error in &outcome.errors {
-        tracing::error!(trigger = trigger.as_str(), kind = error.kind(), "{error}");
-    }
-    tracing::debug!(
-        trigger = trigger.as_str(),
-        ?duration,
-        ok = outcome.succeeded(),
-        "sync finished"
-    );
-    observer.sync_finished(&SyncReport {
-        trigger,
-        outcome: &outcome,
-        duration,
-        address_present: sidecar.address_present(),
-    });
-    outcome
+    .instrument(span)
+    .await
 }
 
 /// Keeps the desired state until `shutdown` completes. Never returns early: a failed sync is
 /// retried, a broken event stream leaves the interval as the safety net.
 pub async fn run<A, R, C, O, E, S>(
-    sidecar: &mut Sidecar<A, R>,
+    reconciler: &mut NodeReconciler<A, R>,
     clock: &C,
     observer: &O,
     schedule: Schedule,
@@ -139,7 +102,7 @@ pub async fn run<A, R, C, O, E, S>(
     let mut trigger = Trigger::Start;
     let mut failures = 0;
     loop {
-        let outcome = sync_once(sidecar, clock, observer, trigger).await;
+        let outcome = sync_once(reconciler, clock, observer, trigger).await;
         failures = if outcome.succeeded() { 0 } else { failures + 1 };
         let mut wait = pin!(clock.sleep(schedule.wait_after(failures)).fuse());
         trigger = loop {
@@ -147,7 +110,7 @@ pub async fn run<A, R, C, O, E, S>(
                 () = shutdown => return,
                 () = wait => break if failures == 0 { Trigger::Interval } else { Trigger::Retry },
                 event = events.next() => match event {
-                    Some(event) if sidecar.is_relevant(&event) => {
+                    Some(event) if reconciler.is_relevant(&event) => {
                         tracing::debug!(?event, "network change");
                         // A burst (a flush, a restore) arrives as many events: one sync covers them.
                         while let Some(Some(_)) = events.next().now_or_never() {}

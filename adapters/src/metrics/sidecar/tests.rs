@@ -1,9 +1,8 @@
 use super::*;
 use blackbox_tests::metric;
-use domain::ports::RuleError;
-use domain::sidecar::reconciler::SyncOutcome;
+use domain::sidecar::model::RuleCommandError;
 use domain::sidecar::repair::Repair;
-use domain::sidecar::rules::RulesError;
+use domain::sidecar::report::{RuleSyncError, SyncOutcome};
 
 fn report<'a>(trigger: Trigger, outcome: &'a SyncOutcome, present: bool) -> SyncReport<'a> {
     SyncReport {
@@ -113,9 +112,9 @@ fn a_failed_sync_counts_its_error_and_makes_the_sidecar_unready() {
     let metrics = SidecarMetrics::new(Duration::from_secs(60));
     let outcome = SyncOutcome {
         repairs: vec![],
-        errors: vec![SyncError::Rules(RulesError {
+        errors: vec![SyncError::Rules(RuleSyncError {
             step: "list",
-            cause: RuleError::BinaryMissing {
+            cause: RuleCommandError::BinaryMissing {
                 binary: "iptables-save".into(),
             },
         })],

@@ -1,7 +1,7 @@
 use super::*;
 use crate::ports::MockAddressManager;
 use crate::sidecar::desired::ProxyAddress;
-use crate::sidecar::fake_net::FakeNet;
+use crate::sidecar::testing::FakeNet;
 use futures::executor::block_on;
 use mockall::predicate::eq;
 use rstest::rstest;

@@ -1,6 +1,6 @@
 use super::*;
 use crate::ports::MockRuleManager;
-use crate::sidecar::fake_rules::FakeRules;
+use crate::sidecar::testing::FakeRules;
 use futures::executor::block_on;
 use rstest::rstest;
 use std::time::Duration;
@@ -123,7 +123,7 @@ fn sync_readds_missing_notrack_rule() {
 fn failed_listing_inserts_nothing() {
     let mut rules = MockRuleManager::new();
     rules.expect_list_ours().returning(|_| {
-        Err(RuleError::LockBusy {
+        Err(RuleCommandError::LockBusy {
             command: "iptables-save -t raw".into(),
             waited: Duration::from_secs(5),
         })
@@ -140,7 +140,7 @@ fn a_spurious_listing_failure_never_duplicates() {
     let rules = FakeRules::default();
     let mut reconciler = RuleReconciler::new(rules.clone(), &v4(), 443);
     block_on(reconciler.sync()).unwrap();
-    rules.0.lock().unwrap().list_error = Some(RuleError::CommandFailed {
+    rules.0.lock().unwrap().list_error = Some(RuleCommandError::CommandFailed {
         command: "iptables-save".into(),
         stderr: "boom".into(),
     });
@@ -179,7 +179,7 @@ fn cleanup_skips_a_family_whose_tools_are_missing() {
     let mut rules = MockRuleManager::new();
     rules.expect_list_ours().returning(|family| match family {
         IpFamily::V4 => Ok(vec![]),
-        IpFamily::V6 => Err(RuleError::BinaryMissing {
+        IpFamily::V6 => Err(RuleCommandError::BinaryMissing {
             binary: "ip6tables-save".into(),
         }),
     });

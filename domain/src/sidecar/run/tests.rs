@@ -1,72 +1,19 @@
 use super::*;
-use crate::ports::NetError;
 use crate::sidecar::address::AddressReconciler;
-use crate::sidecar::fake_net::FakeNet;
-use crate::sidecar::fake_rules::FakeRules;
-use async_trait::async_trait;
+use crate::sidecar::model::NetError;
+use crate::sidecar::reconciler::NoRules;
+use crate::sidecar::testing::{FakeClock, FakeNet, Recorder};
 use futures::executor::block_on;
 use futures::future::poll_fn;
 use std::sync::Mutex;
 use std::task::Poll;
 
-/// Sleeps return at once (or never, for event tests) and are recorded, so loops run without
-/// real time passing.
-#[derive(Debug, Default)]
-struct FakeClock {
-    sleeps: Mutex<Vec<Duration>>,
-    sleep_forever: bool,
-}
-
-#[async_trait]
-impl Clock for FakeClock {
-    fn now(&self) -> Duration {
-        Duration::from_millis(self.sleeps.lock().unwrap().len() as u64)
-    }
-
-    async fn sleep(&self, duration: Duration) {
-        self.sleeps.lock().unwrap().push(duration);
-        if self.sleep_forever {
-            futures::future::pending::<()>().await;
-        }
-    }
-}
-
-#[derive(Debug, Default)]
-struct Recorder(Mutex<Vec<(Trigger, bool)>>);
-
-impl SyncObserver for Recorder {
-    fn sync_finished(&self, report: &SyncReport<'_>) {
-        self.0
-            .lock()
-            .unwrap()
-            .push((report.trigger, report.outcome.succeeded()));
-    }
-}
-
-impl Recorder {
-    fn triggers(&self) -> Vec<Trigger> {
-        self.0.lock().unwrap().iter().map(|(t, _)| *t).collect()
-    }
-
-    /// Completes once `n` syncs were reported.
-    async fn after(&self, n: usize) {
-        poll_fn(|_| {
-            if self.0.lock().unwrap().len() >= n {
-                Poll::Ready(())
-            } else {
-                Poll::Pending
-            }
-        })
-        .await
-    }
-}
-
-fn sidecar(net: FakeNet) -> Sidecar<FakeNet, FakeRules> {
+fn sidecar(net: FakeNet) -> NodeReconciler<FakeNet, NoRules> {
     let desired = crate::sidecar::desired::DesiredAddress {
         address: "10.96.0.2".parse().unwrap(),
         interface: "lo".parse().unwrap(),
     };
-    Sidecar::new(AddressReconciler::new(net, desired), None)
+    NodeReconciler::new(AddressReconciler::new(net, desired), None)
 }
 
 const MINUTE: Duration = Duration::from_secs(60);

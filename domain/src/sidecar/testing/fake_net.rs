@@ -5,8 +5,9 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
-use crate::ports::{AddressManager, Link, NetError};
+use crate::ports::AddressManager;
 use crate::sidecar::desired::{InterfaceName, ProxyAddress};
+use crate::sidecar::model::{Link, NetError};
 
 #[derive(Debug, Default)]
 pub struct State {
