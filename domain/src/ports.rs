@@ -6,7 +6,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::sidecar::desired::{InterfaceName, ProxyAddress};
-use crate::sidecar::model::{IpFamily, Link, NetError, Rule, RuleCommandError};
+use crate::sidecar::model::{
+    IpFamily, Link, MarkedAddress, MarkedLink, NetError, Rule, RuleCommandError,
+};
 use crate::sidecar::report::SyncReport;
 
 /// Addresses and links of the host's network namespace.
@@ -17,8 +19,9 @@ pub trait AddressManager: Send + Sync {
     /// The link named `name`; `Ok(None)` when there is none.
     async fn link_by_name(&self, name: &InterfaceName) -> Result<Option<Link>, NetError>;
 
-    /// Creates a dummy link named `name` and returns it. MUST return
-    /// [`NetError::LinkTypeUnsupported`] when the kernel has no dummy link type.
+    /// Creates a dummy link named `name`, with the alias [`crate::sidecar::model::LINK_ALIAS`],
+    /// and returns it. MUST return [`NetError::LinkTypeUnsupported`] when the kernel has no
+    /// dummy link type.
     async fn create_dummy_link(&self, name: &InterfaceName) -> Result<Link, NetError>;
 
     /// Sets the link up. MUST succeed, changing nothing, if it is up already.
@@ -30,8 +33,17 @@ pub trait AddressManager: Send + Sync {
     /// The indices of every link that holds `address` with its prefix length, in any order.
     async fn links_holding(&self, address: &ProxyAddress) -> Result<Vec<u32>, NetError>;
 
-    /// Adds `address` with global scope. MUST succeed, changing nothing, if it is present already.
+    /// Adds `address` with global scope, marked with the address protocol
+    /// [`crate::sidecar::model::ADDRESS_PROTOCOL`] (a kernel older than 5.18 drops the mark), and
+    /// an IPv6 address without duplicate address detection, so it is usable at once. MUST
+    /// succeed, changing nothing, if it is present already.
     async fn add_address(&self, index: u32, address: &ProxyAddress) -> Result<(), NetError>;
+
+    /// Every /32 and /128 address, on any link, that carries our address protocol.
+    async fn marked_addresses(&self) -> Result<Vec<MarkedAddress>, NetError>;
+
+    /// Every link whose alias is ours.
+    async fn marked_links(&self) -> Result<Vec<MarkedLink>, NetError>;
 
     /// Removes `address` from the link. MUST succeed, changing nothing, if it is absent (or the
     /// link is gone).

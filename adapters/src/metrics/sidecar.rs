@@ -25,6 +25,11 @@ struct SyncLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AddressLabels {
+    address: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabels {
     kind: &'static str,
 }
@@ -38,7 +43,9 @@ pub struct SidecarMetrics {
     errors: Family<KindLabels, Counter>,
     duration: Histogram,
     last_success: Gauge<f64, AtomicU64>,
-    address_present: Gauge,
+    address_present: Family<AddressLabels, Gauge>,
+    stale_removed: Family<KindLabels, Counter>,
+    yields: Family<KindLabels, Counter>,
     clock: TokioClock,
     health: Mutex<Health>,
 }
@@ -54,7 +61,9 @@ impl SidecarMetrics {
         // 50 µs to about 3 s: a sync is usually well under a millisecond, iptables can take seconds.
         let duration = Histogram::new(exponential_buckets(0.000_05, 2.0, 16));
         let last_success = Gauge::<f64, AtomicU64>::default();
-        let address_present = Gauge::default();
+        let address_present = Family::<AddressLabels, Gauge>::default();
+        let stale_removed = Family::<KindLabels, Counter>::default();
+        let yields = Family::<KindLabels, Counter>::default();
         registry.register(
             "syncs",
             "Syncs by trigger (start, interval, event, retry) and result (success, failure)",
@@ -78,14 +87,27 @@ impl SidecarMetrics {
         );
         registry.register(
             "address_present",
-            "1 when the address was on its interface after the last sync",
+            "1 when the address was on its interface after the last sync, by address",
             address_present.clone(),
+        );
+        registry.register(
+            "stale_removed",
+            "Entries carrying our mark that this instance did not want, removed by stale collection, by kind",
+            stale_removed.clone(),
+        );
+        registry.register(
+            "yields",
+            "Stale entries that came back after removal (another instance owns them) and were left alone, by kind",
+            yields.clone(),
         );
         // Pre-set to 0 so that rate() and alerts work before the first failure.
         for kind in RepairKind::ALL {
-            drop(repairs.get_or_create(&KindLabels {
+            let labels = KindLabels {
                 kind: kind.as_str(),
-            }));
+            };
+            for family in [&repairs, &stale_removed, &yields] {
+                drop(family.get_or_create(&labels));
+            }
         }
         for kind in SyncError::KINDS {
             drop(errors.get_or_create(&KindLabels { kind }));
@@ -106,6 +128,8 @@ impl SidecarMetrics {
             duration,
             last_success,
             address_present,
+            stale_removed,
+            yields,
             health: Mutex::new(Health::new(interval, clock.now())),
             clock,
         }
@@ -148,7 +172,27 @@ impl SyncObserver for SidecarMetrics {
                 .unwrap_or_default();
             self.last_success.set(now.as_secs_f64());
         }
-        self.address_present.set(i64::from(report.address_present));
+        for owned in &report.outcome.stale_removed {
+            self.stale_removed
+                .get_or_create(&KindLabels {
+                    kind: owned.kind().as_str(),
+                })
+                .inc();
+        }
+        for owned in &report.outcome.yields {
+            self.yields
+                .get_or_create(&KindLabels {
+                    kind: owned.kind().as_str(),
+                })
+                .inc();
+        }
+        for (address, present) in report.addresses {
+            self.address_present
+                .get_or_create(&AddressLabels {
+                    address: address.ip().to_string(),
+                })
+                .set(i64::from(*present));
+        }
         self.health().record(report, self.clock.now());
     }
 }

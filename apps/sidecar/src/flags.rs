@@ -6,7 +6,7 @@ use adapters::cli::{parse_go_bool, parse_port, BindAddress};
 use adapters::logging::KlogFlags;
 use clap::Parser;
 use domain::duration::{format_go_duration, parse_go_duration};
-use domain::sidecar::desired::{InterfaceName, ProxyAddress};
+use domain::sidecar::desired::{InterfaceName, ProxyAddresses};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -25,13 +25,13 @@ pub struct Flags {
     #[arg(long, default_value = "true", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = parse_go_bool)]
     pub daemon: bool,
 
-    /// [optional] name of the interface to add address to.
+    /// [optional] name of the interface to add address to. If it does not exist, a dummy interface is created with the alias "apiserver-proxy" (shown by `ip link show`); an empty interface with that alias that is no longer wanted is deleted.
     #[arg(long, value_name = "string", default_value = "lo")]
     pub interface: InterfaceName,
 
-    /// ip-address on which the proxy is listening.
+    /// ip-address on which the proxy is listening: one address, or one of each family for dual-stack (10.96.0.2,fd00::2). Added with address protocol 97 (`proto 97` in `ip -d addr` of iproute2 6.3 or later); addresses with that mark that are no longer wanted are removed.
     #[arg(long = "ip-address", value_name = "string", required = true)]
-    pub ip_address: ProxyAddress,
+    pub ip_address: ProxyAddresses,
 
     /// [optional] port on which the proxy is listening.
     #[arg(long, value_name = "string", default_value = "443", value_parser = parse_port)]
@@ -72,7 +72,7 @@ impl Flags {
     pub fn summary(&self) -> String {
         format!(
             "ip-address={} interface={} port={} setup-iptables={} sync-interval={} daemon={} cleanup={}",
-            self.ip_address.ip(),
+            self.ip_address,
             self.interface,
             self.port,
             self.setup_iptables,
@@ -134,7 +134,7 @@ mod tests {
             "-v=3",
         ])
         .expect("valid");
-        assert_eq!(flags.ip_address, "10.96.0.2".parse().expect("an address"));
+        assert_eq!(flags.ip_address.to_string(), "10.96.0.2");
         assert!(flags.daemon);
         assert_eq!(flags.klog.v, 3);
     }
@@ -165,6 +165,11 @@ mod tests {
     #[case(&["--ip-address=10.96.0.2", "--sync-interval=1x"], "1x", "expected one of ns")]
     #[case(&["--ip-address=10.96.0.2/32"], "10.96.0.2/32", "plain IPv4 or IPv6")]
     #[case(&["--ip-address=fe80::1%eth0"], "fe80::1%eth0", "no zone")]
+    #[case(&["--ip-address=10.96.0.2,10.96.0.3"], "10.96.0.2,10.96.0.3", "two addresses of one family")]
+    #[case(&["--ip-address=10.96.0.2,fd00::2,10.96.0.3"], "10.96.0.2,fd00::2,10.96.0.3", "more than two")]
+    #[case(&["--ip-address=10.96.0.2,"], "10.96.0.2,", "an empty element")]
+    #[case(&["--ip-address=255.255.255.255"], "255.255.255.255", "broadcast route")]
+    #[case(&["--ip-address=::ffff:10.96.0.2"], "::ffff:10.96.0.2", "IPv4-mapped")]
     #[case(&["--ip-address=10.96.0.2", "--interface=abcdefghijklmnop"], "abcdefghijklmnop", "1 to 15 bytes")]
     #[case(&["--ip-address=10.96.0.2", "--port=0"], "--port", "1 to 65535")]
     #[case(&["--ip-address=10.96.0.2", "--port=https"], "https", "port number")]
@@ -179,6 +184,13 @@ mod tests {
         let line = adapters::cli::one_line(&error);
         assert!(line.contains(named) && line.contains(expected), "{line}");
         assert!(!line.contains('\n'));
+    }
+
+    #[test]
+    fn ip_address_takes_one_address_of_each_family() {
+        let flags = parse(&["--ip-address=10.96.0.2,fd00::2"]).expect("valid");
+        let families: Vec<bool> = flags.ip_address.iter().map(|a| a.is_ipv6()).collect();
+        assert_eq!(families, vec![false, true]);
     }
 
     #[test]

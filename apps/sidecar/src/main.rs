@@ -39,7 +39,7 @@ async fn serve(flags: Flags) -> anyhow::Result<ExitCode> {
     tracing::info!("starting {PROGRAM}: {}", flags.summary());
     let net = Netlink::connect()?;
     let desired = DesiredAddress {
-        address: flags.ip_address,
+        addresses: flags.ip_address.clone(),
         interface: flags.interface.clone(),
     };
     let backend = match flags.setup_iptables {

@@ -88,20 +88,19 @@ where
     }
 }
 
-/// Undoes what the sidecar added; says whether it all went.
+/// Removes what carries our marks, saying what and why; says whether it all went.
 async fn cleanup<A: AddressManager, R: RuleManager>(reconciler: &mut NodeReconciler<A, R>) -> bool {
-    match reconciler.cleanup().await {
-        Ok(()) => {
-            tracing::info!("cleanup done: removed what this process added");
-            true
-        }
-        Err(errors) => {
-            for error in errors {
-                tracing::error!("cleanup: {error}");
-            }
-            false
-        }
+    let outcome = reconciler.cleanup().await;
+    for cleaned in &outcome.cleaned {
+        tracing::info!(kind = cleaned.owned.kind().as_str(), "cleanup: {cleaned}");
     }
+    for error in &outcome.errors {
+        tracing::error!("cleanup: {error}");
+    }
+    if outcome.errors.is_empty() {
+        tracing::info!(removed = outcome.cleaned.len(), "cleanup done");
+    }
+    outcome.errors.is_empty()
 }
 
 #[cfg(test)]

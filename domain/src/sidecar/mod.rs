@@ -10,6 +10,7 @@ pub mod repair;
 pub mod report;
 pub mod rules;
 pub mod run;
+pub mod stale;
 
 #[cfg(test)]
 mod testing;

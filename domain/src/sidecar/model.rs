@@ -6,6 +6,17 @@ use std::time::Duration;
 
 use crate::sidecar::desired::ProxyAddress;
 
+/// The mark every address the sidecar adds carries: its address protocol (`IFA_PROTO`, kept by
+/// Linux 5.18 and later). 0 to 3 are the kernel's own (unspec, loopback, router announcement,
+/// link-local); 97 is ASCII `a`, for apiserver-proxy. iproute2 6.3 and later shows it as
+/// `proto 97` in `ip -d addr` (or by name with `97 apiserver-proxy` in
+/// `/etc/iproute2/rt_addrprotos`); older `ip` cannot show it.
+pub const ADDRESS_PROTOCOL: u8 = 97;
+
+/// The alias (`IFLA_IFALIAS`) of every link the sidecar creates, shown by `ip link show` as
+/// `alias apiserver-proxy`.
+pub const LINK_ALIAS: &str = "apiserver-proxy";
+
 /// A network interface as the address reconciler sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Link {
@@ -13,6 +24,22 @@ pub struct Link {
     pub name: String,
     /// Administratively up (`IFF_UP`).
     pub up: bool,
+}
+
+/// An address that carries [`ADDRESS_PROTOCOL`]: one that a sidecar added.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MarkedAddress {
+    pub index: u32,
+    pub interface: String,
+    pub address: ProxyAddress,
+}
+
+/// A link whose alias is [`LINK_ALIAS`]: one that a sidecar created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MarkedLink {
+    pub link: Link,
+    /// Whether it holds any address besides the IPv6 link-local ones the kernel adds by itself.
+    pub holds_addresses: bool,
 }
 
 /// Why the network stack refused a request.

@@ -1,10 +1,11 @@
 //! The conntrack-bypass rules of the seed, as data, and the reconciler that keeps exactly them.
 
 use crate::ports::RuleManager;
-use crate::sidecar::desired::ProxyAddress;
+use crate::sidecar::desired::{ProxyAddress, ProxyAddresses};
 use crate::sidecar::model::{IpFamily, NetEvent, Rule, RuleCommandError, Table, RULE_COMMENT};
 use crate::sidecar::repair::Repair;
-use crate::sidecar::report::RuleSyncError;
+use crate::sidecar::report::{Cleaned, Collected, Owned, RuleSyncError};
+use crate::sidecar::stale::StaleMemory;
 
 /// Which end of the connection the proxy address is on.
 #[derive(Debug, Clone, Copy)]
@@ -74,8 +75,9 @@ enum RuleStep {
     Delete(Rule),
 }
 
-/// Decides what to change so that `observed` (our rules as listed) becomes exactly `desired`,
-/// each once. Pure, so every case is a table row in the tests.
+/// Decides what to change so that each `desired` rule is in `observed` (our rules as listed)
+/// exactly once. Rules of ours that are not desired are left to stale collection, which knows
+/// whether another instance owns them. Pure, so every case is a table row in the tests.
 fn plan(desired: &[Rule], observed: &[Rule]) -> Vec<RuleStep> {
     let mut steps = Vec::new();
     // Inserting at the top in reverse keeps the seed's order when all are missing.
@@ -86,86 +88,145 @@ fn plan(desired: &[Rule], observed: &[Rule]) -> Vec<RuleStep> {
         }
         steps.extend((1..copies).map(|_| RuleStep::Delete(rule.clone())));
     }
-    // Ours but no longer wanted (an earlier address or port): every copy goes.
-    steps.extend(
-        observed
-            .iter()
-            .filter(|o| !desired.contains(o))
-            .cloned()
-            .map(RuleStep::Delete),
-    );
     steps
 }
 
-/// Keeps exactly the desired rules of one family, each once.
+/// Keeps each desired rule of each family once, collects the rules of ours no longer wanted.
 #[derive(Debug)]
 pub struct RuleReconciler<R> {
     rules: R,
-    family: IpFamily,
-    desired: Vec<Rule>,
+    /// The five rules of each desired address, by its family.
+    desired: Vec<(IpFamily, Vec<Rule>)>,
+    stale: StaleMemory<(IpFamily, Rule)>,
+}
+
+fn error(step: &'static str) -> impl Fn(RuleCommandError) -> RuleSyncError {
+    move |cause| RuleSyncError { step, cause }
 }
 
 impl<R: RuleManager> RuleReconciler<R> {
-    pub fn new(rules: R, address: &ProxyAddress, port: u16) -> Self {
+    pub fn new(rules: R, addresses: &ProxyAddresses, port: u16) -> Self {
         Self {
             rules,
-            family: IpFamily::of(address),
-            desired: desired_rules(address, port),
+            desired: addresses
+                .iter()
+                .map(|address| (IpFamily::of(address), desired_rules(address, port)))
+                .collect(),
+            stale: StaleMemory::default(),
         }
     }
 
-    /// Brings the rule set to exactly the desired rules and says what it changed. A failed
-    /// listing changes nothing: a rule is never inserted on a guess, so it is never duplicated.
+    fn desired_in(&self, family: IpFamily) -> Option<&[Rule]> {
+        self.desired
+            .iter()
+            .find(|(f, _)| *f == family)
+            .map(|(_, rules)| rules.as_slice())
+    }
+
+    /// Our rules of `family`; none where the family is not desired and its tools are missing.
+    async fn ours(&self, family: IpFamily) -> Result<Vec<Rule>, RuleSyncError> {
+        match self.rules.list_ours(family).await {
+            Err(RuleCommandError::BinaryMissing { .. }) if self.desired_in(family).is_none() => {
+                Ok(Vec::new())
+            }
+            listed => listed.map_err(error("list")),
+        }
+    }
+
+    /// Brings each desired rule to exactly one copy and says what it changed. A failed listing
+    /// changes nothing: a rule is never inserted on a guess, so it is never duplicated.
     pub async fn sync(&mut self) -> Result<Vec<Repair>, RuleSyncError> {
-        let error = |step| move |cause| RuleSyncError { step, cause };
-        let observed = self
-            .rules
-            .list_ours(self.family)
-            .await
-            .map_err(error("list"))?;
         let mut repairs = Vec::new();
-        for step in plan(&self.desired, &observed) {
-            match step {
-                RuleStep::Insert(rule) => {
-                    self.rules
-                        .insert(self.family, &rule)
-                        .await
-                        .map_err(error("insert"))?;
-                    repairs.push(Repair::RuleInserted {
-                        rule: rule.to_string(),
-                    });
-                }
-                RuleStep::Delete(rule) => {
-                    self.rules
-                        .delete(self.family, &rule)
-                        .await
-                        .map_err(error("delete"))?;
-                    repairs.push(Repair::RuleDeleted {
-                        rule: rule.to_string(),
-                    });
+        for (family, desired) in &self.desired {
+            let family = *family;
+            let observed = self.rules.list_ours(family).await.map_err(error("list"))?;
+            for step in plan(desired, &observed) {
+                match step {
+                    RuleStep::Insert(rule) => {
+                        self.rules
+                            .insert(family, &rule)
+                            .await
+                            .map_err(error("insert"))?;
+                        repairs.push(Repair::RuleInserted {
+                            rule: rule.to_string(),
+                        });
+                    }
+                    RuleStep::Delete(rule) => {
+                        self.rules
+                            .delete(family, &rule)
+                            .await
+                            .map_err(error("delete"))?;
+                        repairs.push(Repair::RuleDeleted {
+                            rule: rule.to_string(),
+                        });
+                    }
                 }
             }
         }
         Ok(repairs)
     }
 
-    /// Removes every rule of ours, every copy, in both families, and no other rule. Safe to run
-    /// twice. A family whose tools are not installed has no rules of ours to remove.
-    pub async fn cleanup(&mut self) -> Result<(), RuleSyncError> {
-        let error = |step| move |cause| RuleSyncError { step, cause };
+    /// Deletes every copy of each rule of ours that is not desired, in both families, unless it
+    /// came back after an earlier pass removed it (another instance keeps it: see
+    /// [`StaleMemory`]).
+    pub async fn collect_stale(&mut self) -> Result<Collected, RuleSyncError> {
+        let mut stale = Vec::new();
         for family in IpFamily::ALL {
-            let ours = match self.rules.list_ours(family).await {
-                Err(RuleCommandError::BinaryMissing { .. }) if family != self.family => continue,
-                listed => listed.map_err(error("list"))?,
-            };
-            for rule in ours {
+            let desired = self.desired_in(family).unwrap_or_default();
+            stale.extend(
+                self.ours(family)
+                    .await?
+                    .into_iter()
+                    .filter(|rule| !desired.contains(rule))
+                    .map(|rule| (family, rule)),
+            );
+        }
+        let verdict = self.stale.pass(&stale);
+        let mut collected = Collected {
+            removed: Vec::new(),
+            yielded: verdict
+                .yielded
+                .into_iter()
+                .map(|(_, rule)| Owned::Rule {
+                    rule: rule.to_string(),
+                })
+                .collect(),
+        };
+        for (family, rule) in verdict.remove {
+            for _ in stale.iter().filter(|(f, r)| *f == family && *r == rule) {
                 self.rules
                     .delete(family, &rule)
                     .await
                     .map_err(error("delete"))?;
             }
+            collected.removed.push(Owned::Rule {
+                rule: rule.to_string(),
+            });
+            self.stale.removed((family, rule));
         }
-        Ok(())
+        Ok(collected)
+    }
+
+    /// Removes every rule of ours, every copy, in both families, and no other rule. Safe to run
+    /// twice. A family whose tools are not installed has no rules of ours to remove.
+    pub async fn cleanup(&mut self) -> Result<Vec<Cleaned>, RuleSyncError> {
+        let mut cleaned = Vec::new();
+        for family in IpFamily::ALL {
+            for rule in self.ours(family).await? {
+                self.rules
+                    .delete(family, &rule)
+                    .await
+                    .map_err(error("delete"))?;
+                let owned = Owned::Rule {
+                    rule: rule.to_string(),
+                };
+                cleaned.push(Cleaned {
+                    why: owned.mark(),
+                    owned,
+                });
+            }
+        }
+        Ok(cleaned)
     }
 
     pub fn is_relevant(&self, event: &NetEvent) -> bool {

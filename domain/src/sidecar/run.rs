@@ -1,6 +1,7 @@
 //! The sidecar's loop: one sync at start, then on every interval, at once on a relevant network
 //! event, and sooner after a failure. The reconciler never learns why it runs; the trigger only
-//! goes into logs and metrics.
+//! goes into logs and metrics, and decides whether stale entries are collected after the sync
+//! (a separate reconciler operation: see [`Trigger::collects_stale`]).
 
 use std::future::Future;
 use std::pin::pin;
@@ -13,6 +14,7 @@ use crate::ports::{AddressManager, Clock, RuleManager, SyncObserver};
 use crate::sidecar::model::NetEvent;
 use crate::sidecar::reconciler::NodeReconciler;
 use crate::sidecar::report::{SyncOutcome, SyncReport, Trigger};
+use crate::sidecar::stale::YIELD_PASSES;
 
 /// How long to wait before the next sync.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,10 +60,29 @@ where
     let span = tracing::info_span!("sync", trigger = trigger.as_str());
     async {
         let started = clock.now();
-        let outcome = reconciler.sync().await;
+        let mut outcome = reconciler.sync().await;
+        if trigger.collects_stale() {
+            let collected = reconciler.collect_stale().await;
+            outcome.stale_removed.extend(collected.stale_removed);
+            outcome.yields.extend(collected.yields);
+            outcome.errors.extend(collected.errors);
+        }
         let duration = clock.now().saturating_sub(started);
         for repair in &outcome.repairs {
             tracing::info!(kind = repair.kind().as_str(), "{repair}");
+        }
+        for owned in &outcome.stale_removed {
+            tracing::info!(
+                kind = owned.kind().as_str(),
+                "removed stale {owned}: {}, and this instance does not want it",
+                owned.mark()
+            );
+        }
+        for owned in &outcome.yields {
+            tracing::info!(
+                kind = owned.kind().as_str(),
+                "stale {owned} came back after it was removed: another instance owns it; leaving it alone for {YIELD_PASSES} intervals"
+            );
         }
         for error in &outcome.errors {
             tracing::error!(kind = error.kind(), "{error}");
@@ -71,7 +92,7 @@ where
             trigger,
             outcome: &outcome,
             duration,
-            address_present: reconciler.address_present(),
+            addresses: reconciler.addresses_present(),
         });
         outcome
     }

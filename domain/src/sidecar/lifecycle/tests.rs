@@ -1,7 +1,7 @@
 use super::*;
 use crate::sidecar::address::AddressReconciler;
 use crate::sidecar::desired::{DesiredAddress, InterfaceName, ProxyAddress};
-use crate::sidecar::model::{Link, NetError};
+use crate::sidecar::model::{Link, MarkedAddress, MarkedLink, NetError};
 use crate::sidecar::reconciler::NoRules;
 use crate::sidecar::testing::{FakeClock, FakeNet, Recorder};
 use async_trait::async_trait;
@@ -11,7 +11,7 @@ use std::time::Duration;
 
 fn reconciler<A: AddressManager>(net: A) -> NodeReconciler<A, NoRules> {
     let desired = DesiredAddress {
-        address: "10.96.0.2".parse().unwrap(),
+        addresses: "10.96.0.2".parse().unwrap(),
         interface: "lo".parse().unwrap(),
     };
     NodeReconciler::new(AddressReconciler::new(net, desired), None)
@@ -124,6 +124,12 @@ impl AddressManager for StuckCleanup {
     async fn add_address(&self, index: u32, address: &ProxyAddress) -> Result<(), NetError> {
         self.0.add_address(index, address).await
     }
+    async fn marked_addresses(&self) -> Result<Vec<MarkedAddress>, NetError> {
+        self.0.marked_addresses().await
+    }
+    async fn marked_links(&self) -> Result<Vec<MarkedLink>, NetError> {
+        self.0.marked_links().await
+    }
     async fn delete_address(&self, _: u32, _: &ProxyAddress) -> Result<(), NetError> {
         futures::future::pending().await
     }
@@ -135,4 +141,28 @@ fn a_second_signal_cuts_the_cleanup_short() {
     let (exit, _) = live_with(StuckCleanup(net.clone()), DAEMON_CLEANUP, 2);
     assert_eq!(exit, Exit::Interrupted);
     assert_eq!(net.addresses_of("lo").len(), 1);
+}
+
+#[test]
+fn an_uninstall_job_removes_the_dummy_an_earlier_process_created() {
+    let net = FakeNet::with_lo();
+    let index = net.add_marked_link("apiserver-proxy");
+    net.put_marked_address(index, "10.96.0.2".parse().unwrap());
+    let desired = DesiredAddress {
+        addresses: "10.96.0.2".parse().unwrap(),
+        interface: "apiserver-proxy".parse().unwrap(),
+    };
+    let mut reconciler: NodeReconciler<_, NoRules> =
+        NodeReconciler::new(AddressReconciler::new(net.clone(), desired), None);
+    let exit = block_on(live(
+        &mut reconciler,
+        &still_clock(),
+        &(),
+        Schedule::new(Duration::from_secs(60)),
+        ONE_SHOT_CLEANUP,
+        futures::stream::pending(),
+        futures::stream::pending(),
+    ));
+    assert_eq!(exit, Exit::Success);
+    assert_eq!(net.link("apiserver-proxy"), None);
 }

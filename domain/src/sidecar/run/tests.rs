@@ -10,7 +10,7 @@ use std::task::Poll;
 
 fn sidecar(net: FakeNet) -> NodeReconciler<FakeNet, NoRules> {
     let desired = crate::sidecar::desired::DesiredAddress {
-        address: "10.96.0.2".parse().unwrap(),
+        addresses: "10.96.0.2".parse().unwrap(),
         interface: "lo".parse().unwrap(),
     };
     NodeReconciler::new(AddressReconciler::new(net, desired), None)
@@ -78,7 +78,14 @@ fn a_relevant_event_syncs_at_once_and_repairs() {
     // The event arrives after the first sync, as if someone deleted the address then.
     let deleted = futures::stream::once(async {
         recorder.after(1).await;
-        net.0.lock().unwrap().links.get_mut(&1).unwrap().1.clear();
+        net.0
+            .lock()
+            .unwrap()
+            .links
+            .get_mut(&1)
+            .unwrap()
+            .addresses
+            .clear();
         NetEvent::AddressRemoved {
             index: 1,
             address: "10.96.0.2".parse().unwrap(),
@@ -179,7 +186,10 @@ fn the_observer_hears_whether_the_address_is_present() {
     struct Presence(Mutex<Vec<bool>>);
     impl SyncObserver for Presence {
         fn sync_finished(&self, report: &SyncReport<'_>) {
-            self.0.lock().unwrap().push(report.address_present);
+            self.0
+                .lock()
+                .unwrap()
+                .push(report.addresses.iter().all(|(_, present)| *present));
         }
     }
     let clock = FakeClock::default();
@@ -195,4 +205,26 @@ fn schedule_doubles_from_the_first_retry_up_to_the_interval() {
     let waits: Vec<u64> = (0..9).map(|f| schedule.wait_after(f).as_secs()).collect();
     assert_eq!(waits, vec![60, 1, 2, 4, 8, 16, 32, 60, 60]);
     assert_eq!(schedule.wait_after(u32::MAX), MINUTE);
+}
+
+#[rstest::rstest]
+#[case::start(Trigger::Start, true)]
+#[case::interval(Trigger::Interval, true)]
+#[case::event(Trigger::Event, false)]
+#[case::retry(Trigger::Retry, false)]
+fn stale_entries_are_collected_at_start_and_on_the_interval_only(
+    #[case] trigger: Trigger,
+    #[case] collected: bool,
+) {
+    let net = FakeNet::with_lo();
+    net.put_marked_address(1, "10.96.0.9".parse().unwrap());
+    let mut reconciler = sidecar(net.clone());
+    let outcome = block_on(sync_once(
+        &mut reconciler,
+        &FakeClock::default(),
+        &(),
+        trigger,
+    ));
+    assert_eq!(outcome.stale_removed.len(), usize::from(collected));
+    assert_eq!(net.addresses_of("lo").len(), if collected { 1 } else { 2 });
 }
