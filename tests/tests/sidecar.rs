@@ -218,7 +218,10 @@ fn metrics_count_a_repair_exactly_once_and_parse_as_openmetrics() {
                 Some(0.0)
             );
             assert_eq!(
-                metric(&after, "apiserver_proxy_sidecar_address_present"),
+                metric(
+                    &after,
+                    "apiserver_proxy_sidecar_address_present{address=\"10.96.0.2\"}"
+                ),
                 Some(1.0)
             );
             assert_eq!(http_get(METRICS_PORT, "/healthz").unwrap().0, 200);
@@ -337,4 +340,76 @@ fn setup_iptables_uses_ip6tables_for_ipv6() {
         assert!(sh("ip6tables-save").contains("-d fd00::2/128 -p tcp -m tcp --dport 443"));
         assert_eq!(our_rules("iptables-save"), 0);
     });
+}
+
+#[test]
+fn dual_stack_one_shot_adds_both_addresses_usable_at_once() {
+    in_netns(
+        "dual_stack_one_shot_adds_both_addresses_usable_at_once",
+        || async {
+            sh("sysctl -qw net.ipv6.conf.lo.disable_ipv6=0");
+            let output = output(&["--daemon=false", "--ip-address=10.96.0.2,fd00::2"]);
+            assert!(output.status.success(), "{}", stderr(&output));
+            let shown = sh("ip addr show dev lo");
+            assert!(
+                shown.contains("inet 10.96.0.2/32 scope global lo")
+                    && shown.contains("inet6 fd00::2/128 scope global")
+                    && !shown.contains("tentative"),
+                "{shown}"
+            );
+        },
+    );
+}
+
+#[test]
+fn a_restart_with_a_new_ip_address_removes_the_earlier_one() {
+    in_netns(
+        "a_restart_with_a_new_ip_address_removes_the_earlier_one",
+        || async {
+            sh("ip addr add 10.0.0.9/32 dev lo");
+            let earlier = output(&["--daemon=false", "--ip-address=10.96.0.9"]);
+            assert!(earlier.status.success(), "{}", stderr(&earlier));
+            let later = output(&["--daemon=false", "--ip-address=10.96.0.2"]);
+            let log = stderr(&later);
+            assert!(later.status.success(), "{log}");
+            assert!(on_lo("10.96.0.2/32") && !on_lo("10.96.0.9"), "{log}");
+            assert!(on_lo("10.0.0.9/32"), "an unmarked address stays");
+            assert!(
+                log.contains(
+                    "removed stale address 10.96.0.9/32 on lo: it carries the address protocol 97"
+                ),
+                "{log}"
+            );
+        },
+    );
+}
+
+#[test]
+fn an_uninstall_job_removes_the_interface_an_earlier_process_used_and_says_why() {
+    in_netns(
+        "an_uninstall_job_removes_the_interface_an_earlier_process_used_and_says_why",
+        || async {
+            // This kernel has no dummy type: a veth with our alias stands in for the dummy an
+            // earlier sidecar created. A link without our alias is never deleted.
+            sh("ip link add apiserver-proxy type veth peer name peer0");
+            sh("ip link set apiserver-proxy alias apiserver-proxy");
+            sh("ip link add foreign type veth peer name peer1");
+            let flags = ["--ip-address=10.96.0.2", "--interface=apiserver-proxy"];
+            let install = output(&[&flags[..], &["--daemon=false"]].concat());
+            assert!(install.status.success(), "{}", stderr(&install));
+            let uninstall = output(&[&flags[..], &["--daemon=false", "--cleanup"]].concat());
+            let log = stderr(&uninstall);
+            assert!(uninstall.status.success(), "{log}");
+            assert!(!try_sh("ip link show dev apiserver-proxy").0, "{log}");
+            sh("ip link show dev foreign");
+            assert!(
+                log.contains(
+                    "removed address 10.96.0.2/32 on apiserver-proxy: --ip-address names it"
+                ) && log.contains("removed interface apiserver-proxy: its alias is")
+                    && log.contains("and it holds no address"),
+                "{log}"
+            );
+            assert!(!log.contains("removed what this process added"), "{log}");
+        },
+    );
 }
