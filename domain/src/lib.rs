@@ -10,8 +10,11 @@
 //! - [`sidecar`]: the node agent.
 //!   - `desired`: the address and interface from the flags, validated.
 //!   - `model`: the values the ports exchange (links, network events, rules) and their errors.
-//!   - `address`: keeps the address on its interface (observe, plan, act; cleanup).
+//!   - `address`: keeps the addresses on their interface (observe, plan, act), collects stale
+//!     addresses and links of ours, cleans up.
 //!   - `rules`: the five conntrack-bypass rules for (address, port), kept exactly once each.
+//!   - `stale`: telling a leftover from an entry with a living owner (remove once, yield to an
+//!     owner that puts it back).
 //!   - `reconciler`: [`sidecar::reconciler::NodeReconciler`], both together as one sync.
 //!   - `report`: what a sync did and why it ran (repairs, errors, trigger), for logs, metrics
 //!     and health.

@@ -413,3 +413,12 @@ fn an_uninstall_job_removes_the_interface_an_earlier_process_used_and_says_why()
         },
     );
 }
+
+#[test]
+fn help_says_how_an_operator_sees_the_ownership_marks() {
+    let help = String::from_utf8_lossy(&output(&["--help"]).stdout).into_owned();
+    assert!(
+        help.contains("address protocol 97") && help.contains("alias \"apiserver-proxy\""),
+        "{help}"
+    );
+}

@@ -25,11 +25,11 @@ pub struct Flags {
     #[arg(long, default_value = "true", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = parse_go_bool)]
     pub daemon: bool,
 
-    /// [optional] name of the interface to add address to. If it does not exist, a dummy interface is created with the alias "apiserver-proxy" (shown by `ip link show`); an empty interface with that alias that is no longer wanted is deleted.
+    /// [optional] name of the interface to add address to.
     #[arg(long, value_name = "string", default_value = "lo")]
     pub interface: InterfaceName,
 
-    /// ip-address on which the proxy is listening: one address, or one of each family for dual-stack (10.96.0.2,fd00::2). Added with address protocol 97 (`proto 97` in `ip -d addr` of iproute2 6.3 or later); addresses with that mark that are no longer wanted are removed.
+    /// ip-address on which the proxy is listening: one address, or one of each family for dual-stack (10.96.0.2,fd00::2). Ownership marks: each address is added with address protocol 97 (`proto 97` in `ip -d addr` of iproute2 6.3 or later), a missing interface is created as a dummy with the alias "apiserver-proxy" (`ip link show`); at start and on each interval, marked addresses no longer wanted and empty links with that alias other than --interface are removed.
     #[arg(long = "ip-address", value_name = "string", required = true)]
     pub ip_address: ProxyAddresses,
 
