@@ -97,6 +97,9 @@ pub struct RuleReconciler<R> {
     rules: R,
     /// The five rules of each desired address, by its family.
     desired: Vec<(IpFamily, Vec<Rule>)>,
+    /// The rules of ours in the desired families that the last sync listed but does not want:
+    /// collection reads them from here rather than listing again.
+    unwanted: Vec<(IpFamily, Rule)>,
     stale: StaleMemory<(IpFamily, Rule)>,
 }
 
@@ -112,6 +115,7 @@ impl<R: RuleManager> RuleReconciler<R> {
                 .iter()
                 .map(|address| (IpFamily::of(address), desired_rules(address, port)))
                 .collect(),
+            unwanted: Vec::new(),
             stale: StaleMemory::default(),
         }
     }
@@ -137,9 +141,16 @@ impl<R: RuleManager> RuleReconciler<R> {
     /// changes nothing: a rule is never inserted on a guess, so it is never duplicated.
     pub async fn sync(&mut self) -> Result<Vec<Repair>, RuleSyncError> {
         let mut repairs = Vec::new();
+        self.unwanted.clear();
         for (family, desired) in &self.desired {
             let family = *family;
             let observed = self.rules.list_ours(family).await.map_err(error("list"))?;
+            self.unwanted.extend(
+                observed
+                    .iter()
+                    .filter(|rule| !desired.contains(rule))
+                    .map(|rule| (family, rule.clone())),
+            );
             for step in plan(desired, &observed) {
                 match step {
                     RuleStep::Insert(rule) => {
@@ -168,18 +179,19 @@ impl<R: RuleManager> RuleReconciler<R> {
 
     /// Deletes every copy of each rule of ours that is not desired, in both families, unless it
     /// came back after an earlier pass removed it (another instance keeps it: see
-    /// [`StaleMemory`]).
+    /// [`StaleMemory`]). Runs right after a sync: the desired families' rules are those the sync
+    /// listed; only a family not desired is listed here.
     pub async fn collect_stale(&mut self) -> Result<Collected, RuleSyncError> {
-        let mut stale = Vec::new();
+        let mut stale = self.unwanted.clone();
         for family in IpFamily::ALL {
-            let desired = self.desired_in(family).unwrap_or_default();
-            stale.extend(
-                self.ours(family)
-                    .await?
-                    .into_iter()
-                    .filter(|rule| !desired.contains(rule))
-                    .map(|rule| (family, rule)),
-            );
+            if self.desired_in(family).is_none() {
+                stale.extend(
+                    self.ours(family)
+                        .await?
+                        .into_iter()
+                        .map(|rule| (family, rule)),
+                );
+            }
         }
         let verdict = self.stale.pass(&stale);
         let mut collected = Collected {

@@ -122,10 +122,21 @@ pub async fn run<A, R, C, O, E, S>(
     let mut shutdown = pin!(shutdown.fuse());
     let mut trigger = Trigger::Start;
     let mut failures = 0;
+    // When the next interval sync is due. Only start and interval syncs move it: on a busy node
+    // events come more often than the interval, and restarting the wait on each would keep the
+    // interval (and stale collection with it) from ever running.
+    let mut next_interval = Duration::ZERO;
     loop {
         let outcome = sync_once(reconciler, clock, observer, trigger).await;
         failures = if outcome.succeeded() { 0 } else { failures + 1 };
-        let mut wait = pin!(clock.sleep(schedule.wait_after(failures)).fuse());
+        if matches!(trigger, Trigger::Start | Trigger::Interval) {
+            next_interval = clock.now().saturating_add(schedule.interval);
+        }
+        let due = match failures {
+            0 => next_interval.saturating_sub(clock.now()),
+            _ => schedule.wait_after(failures),
+        };
+        let mut wait = pin!(clock.sleep(due).fuse());
         trigger = loop {
             futures::select_biased! {
                 () = shutdown => return,

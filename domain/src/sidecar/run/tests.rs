@@ -228,3 +228,39 @@ fn stale_entries_are_collected_at_start_and_on_the_interval_only(
     assert_eq!(outcome.stale_removed.len(), usize::from(collected));
     assert_eq!(net.addresses_of("lo").len(), if collected { 1 } else { 2 });
 }
+
+#[test]
+fn an_event_sync_does_not_postpone_the_interval() {
+    let clock = FakeClock {
+        sleep_forever: true,
+        ..Default::default()
+    };
+    let recorder = Recorder::default();
+    let mut sidecar = sidecar(FakeNet::with_lo());
+    let lost = futures::stream::once(async {
+        recorder.after(1).await;
+        NetEvent::EventsLost
+    });
+    block_on(run(
+        &mut sidecar,
+        &clock,
+        &recorder,
+        Schedule::new(MINUTE),
+        lost,
+        // Stops once the wait after the event sync began; spins its waker until then.
+        poll_fn(|cx| {
+            if clock.sleeps.lock().unwrap().len() >= 2 {
+                Poll::Ready(())
+            } else {
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+        }),
+    ));
+    assert_eq!(recorder.triggers(), vec![Trigger::Start, Trigger::Event]);
+    // The fake clock advances 1 ms per sleep: the wait after the event sync ends when the
+    // start's interval does, not a whole interval later.
+    let sleeps = clock.sleeps.lock().unwrap().clone();
+    assert_eq!(sleeps[0], MINUTE);
+    assert_eq!(sleeps[1], MINUTE - Duration::from_millis(1));
+}
