@@ -141,3 +141,32 @@ impl Netlink {
         tolerating(result, &format!("ip link del {index}"), &[libc::ENODEV])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use blackbox_tests::netns::{in_netns, sh};
+
+    /// This kernel has no dummy type, so the alias step of `add_dummy_link` is tried on a veth:
+    /// the same request on any link.
+    #[test]
+    fn set_alias_marks_a_link_as_ip_link_show_prints_it() {
+        in_netns(
+            "set_alias_marks_a_link_as_ip_link_show_prints_it",
+            || async {
+                sh("ip link add v0 type veth peer name v1");
+                let net = Netlink::connect().expect("a netlink socket");
+                let name: InterfaceName = "v0".parse().expect("a name");
+                let link = net.get_link(&name).await.unwrap().expect("v0 exists");
+                net.set_alias(link.index).await.unwrap();
+                let shown = sh("ip link show dev v0");
+                assert!(shown.contains("alias apiserver-proxy"), "{shown}");
+                let aliased = net.aliased_links().await.unwrap();
+                assert_eq!(
+                    aliased.iter().map(|l| l.name.as_str()).collect::<Vec<_>>(),
+                    ["v0"]
+                );
+            },
+        );
+    }
+}
