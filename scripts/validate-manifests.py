@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Validates the Kubernetes manifests offline: renders the Kustomize base (deploy/) and the
-example overlay (docs/examples/overlay/) with `kubectl kustomize`, checks every resource against
+example overlays (docs/examples/overlay/, docs/examples/iptables/) with `kubectl kustomize`, checks every resource against
 the Kubernetes schemas that kubernetes-validate bundles (strict: unknown fields are errors), for
-the oldest and the newest Kubernetes version we claim, then checks the properties issue 7 asks of
-the manifests. cert-manager's kinds have no bundled schema and are skipped with a note.
+the oldest and the newest Kubernetes version we claim, then checks the properties issues 7 and 12
+ask of the manifests (the sidecar as Gardener runs it: its own dummy interface, no rules unless an
+overlay turns them on). cert-manager's kinds have no bundled schema and are skipped with a note.
 
 Rendering also proves every file a kustomization names exists (kustomize fails otherwise)."""
 
@@ -15,7 +16,8 @@ import kubernetes_validate.utils as kv
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-KUSTOMIZATIONS = ["deploy", "docs/examples/overlay"]
+# Each kustomization, and whether it keeps the conntrack-bypass rules.
+KUSTOMIZATIONS = {"deploy": False, "docs/examples/overlay": False, "docs/examples/iptables": True}
 # The oldest Kubernetes release still supported upstream when this was written, and the newest
 # the validator knows.
 VERSIONS = ["1.31.0", kv.latest_version()]
@@ -63,7 +65,7 @@ def by_kind(resources, kind):
     return found[0] if found else {}
 
 
-def check_properties(resources):
+def check_properties(kustomization, resources, rules):
     daemonset = by_kind(resources, "DaemonSet")["spec"]["template"]["spec"]
     check(daemonset.get("hostNetwork") is True, "DaemonSet: hostNetwork")
     check(daemonset.get("priorityClassName") == "system-node-critical", "DaemonSet: priority")
@@ -80,6 +82,12 @@ def check_properties(resources):
         check(any(m["mountPath"] == "/run/xtables.lock" for m in c["volumeMounts"]),
               f"{c['name']}: the xtables lock")
     check("--daemon=false" in daemonset["initContainers"][0]["args"], "init: one-shot")
+    for c in sidecars:
+        args = c["args"]
+        # Not lo: a global address there becomes the node's source address for local traffic.
+        check("--interface=apiserver-proxy" in args, f"{kustomization}: {c['name']}: own interface")
+        check(("--setup-iptables=true" in args) == rules,
+              f"{kustomization}: {c['name']}: rules {'on' if rules else 'off'}")
     main = daemonset["containers"][0]
     check(main["readinessProbe"]["httpGet"]["path"] == "/readyz", "sidecar: readiness probe")
     check(main["livenessProbe"]["httpGet"]["path"] == "/healthz", "sidecar: liveness probe")
@@ -113,10 +121,10 @@ def check_properties(resources):
           "webhook: clientConfig names the Service's namespace")
 
 
-for kustomization in KUSTOMIZATIONS:
+for kustomization, rules in KUSTOMIZATIONS.items():
     resources = render(kustomization)
     validate_schemas(kustomization, resources)
-    check_properties(resources)
+    check_properties(kustomization, resources, rules)
 
 print(f"validate-manifests: {results['passed']} passed, {results['failed']} failed")
 sys.exit(1 if results["failed"] else 0)

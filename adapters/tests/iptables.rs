@@ -10,9 +10,11 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use adapters::iptables::{rule_events, Backend, IptablesRules, Tools};
-use domain::ports::{NetEvent, RuleError, RuleManager};
+use domain::ports::RuleManager;
 use domain::sidecar::desired::ProxyAddress;
-use domain::sidecar::rules::{desired_rules, IpFamily, Rule, RuleReconciler, RulesError};
+use domain::sidecar::model::{IpFamily, NetEvent, Rule, RuleCommandError};
+use domain::sidecar::report::RuleSyncError;
+use domain::sidecar::rules::{desired_rules, RuleReconciler};
 use futures::StreamExt;
 use rstest::rstest;
 use support::{in_netns, sh};
@@ -45,7 +47,7 @@ impl Host {
     }
 
     fn reconciler(&self, address: &str) -> RuleReconciler<IptablesRules> {
-        RuleReconciler::new(self.rules(), &proxy(address), PORT)
+        RuleReconciler::new(self.rules(), &proxy(address).into(), PORT)
     }
 
     /// Runs `command` with `$iptables`, `$ip6tables` set to this backend's tools.
@@ -307,13 +309,13 @@ fn a_lock_held_past_the_wait_is_lock_busy_and_the_next_sync_succeeds() {
             Backend::Legacy,
             host.tools().with_lock_wait(Duration::from_secs(1)),
         );
-        let mut reconciler = RuleReconciler::new(rules, &proxy("10.96.0.2"), PORT);
+        let mut reconciler = RuleReconciler::new(rules, &proxy("10.96.0.2").into(), PORT);
         let holder = LockHolder::take(&host).await;
         let error = reconciler.sync().await.expect_err("the lock is held");
         assert!(
             matches!(
                 &error,
-                RulesError { step: "insert", cause: RuleError::LockBusy { waited, .. } } if *waited == Duration::from_secs(1)
+                RuleSyncError { step: "insert", cause: RuleCommandError::LockBusy { waited, .. } } if *waited == Duration::from_secs(1)
             ),
             "{error:?}"
         );
@@ -340,7 +342,7 @@ fn a_missing_binary_names_what_to_install() {
             .expect_err("no tools on PATH");
         assert_eq!(
             error,
-            RuleError::BinaryMissing {
+            RuleCommandError::BinaryMissing {
                 binary: "ip6tables-nft-save".into()
             }
         );
@@ -429,4 +431,44 @@ fn detection_on_an_empty_host_follows_the_default_iptables() {
         };
         assert_eq!(Backend::detect(&host.tools()).await, expected);
     });
+}
+
+#[rstest]
+#[case::nft(Backend::Nft)]
+#[case::legacy(Backend::Legacy)]
+fn an_earlier_address_s_rules_stay_through_syncs_and_go_at_collection(#[case] backend: Backend) {
+    in_netns(
+        "an_earlier_address_s_rules_stay_through_syncs_and_go_at_collection",
+        move || async move {
+            let host = Host::new(backend, "stale");
+            host.reconciler("10.96.0.9")
+                .sync()
+                .await
+                .expect("earlier sync");
+            let mut reconciler = host.reconciler("10.96.0.2");
+            reconciler.sync().await.expect("sync");
+            assert_eq!(host.listed(IpFamily::V4).len(), 10, "a sync leaves them");
+            let collected = reconciler.collect_stale().await.expect("collection");
+            assert_eq!(collected.removed.len(), 5);
+            assert_eq!(host.listed(IpFamily::V4), desired("10.96.0.2"));
+        },
+    );
+}
+
+#[rstest]
+#[case::nft(Backend::Nft)]
+#[case::legacy(Backend::Legacy)]
+fn dual_stack_keeps_five_rules_in_each_family(#[case] backend: Backend) {
+    in_netns(
+        "dual_stack_keeps_five_rules_in_each_family",
+        move || async move {
+            let host = Host::new(backend, "dual");
+            let both = "10.96.0.2,fd00::2".parse().expect("two addresses");
+            let mut reconciler = RuleReconciler::new(host.rules(), &both, PORT);
+            assert_eq!(reconciler.sync().await.expect("sync").len(), 10);
+            assert_eq!(host.listed(IpFamily::V4), desired("10.96.0.2"));
+            assert_eq!(host.listed(IpFamily::V6), desired("fd00::2"));
+            assert_eq!(reconciler.sync().await.expect("again"), vec![]);
+        },
+    );
 }

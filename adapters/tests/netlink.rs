@@ -8,17 +8,18 @@ use std::time::Duration;
 use adapters::clock::TokioClock;
 use adapters::netlink::events::network_events;
 use adapters::netlink::Netlink;
-use domain::ports::{AddressManager, MockRuleManager, NetError, NetEvent};
+use domain::ports::AddressManager;
 use domain::sidecar::address::AddressReconciler;
 use domain::sidecar::desired::DesiredAddress;
-use domain::sidecar::reconciler::Sidecar;
+use domain::sidecar::model::{MarkedAddress, NetError, NetEvent};
+use domain::sidecar::reconciler::{NoRules, NodeReconciler};
 use domain::sidecar::run::{run, Schedule};
 use futures::StreamExt;
 use support::{in_netns, sh, try_sh};
 
 fn desired(address: &str, interface: &str) -> DesiredAddress {
     DesiredAddress {
-        address: address.parse().expect("a valid address"),
+        addresses: address.parse().expect("a valid address"),
         interface: interface.parse().expect("a valid interface name"),
     }
 }
@@ -94,7 +95,8 @@ fn missing_interface_is_created_or_the_kernel_refusal_is_explained() {
                 assert!(
                     shown.contains("dummy")
                         && shown.contains("UP")
-                        && shown.contains("10.96.0.2/32"),
+                        && shown.contains("10.96.0.2/32")
+                        && shown.contains("alias apiserver-proxy"),
                     "{shown}"
                 );
             } else {
@@ -184,8 +186,8 @@ fn the_loop_repairs_deletion_and_link_down_without_waiting_for_the_interval() {
         "the_loop_repairs_deletion_and_link_down_without_waiting_for_the_interval",
         || async {
             // No rules in this tier: the rule reconciler is off.
-            let mut sidecar: Sidecar<Netlink, MockRuleManager> =
-                Sidecar::new(reconciler("10.96.0.2", "lo"), None);
+            let mut sidecar: NodeReconciler<Netlink, NoRules> =
+                NodeReconciler::new(reconciler("10.96.0.2", "lo"), None);
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
             let events = network_events().unwrap();
             let test = async {
@@ -210,6 +212,115 @@ fn the_loop_repairs_deletion_and_link_down_without_waiting_for_the_interval() {
             let clock = TokioClock::default();
             let looping = run(&mut sidecar, &clock, &(), schedule, events, shutdown);
             tokio::join!(looping, test);
+        },
+    );
+}
+
+fn marked(addresses: &[MarkedAddress]) -> Vec<String> {
+    addresses
+        .iter()
+        .map(|m| format!("{} on {}", m.address, m.interface))
+        .collect()
+}
+
+#[test]
+fn added_addresses_carry_our_protocol_and_ipv6_is_usable_at_once() {
+    in_netns(
+        "added_addresses_carry_our_protocol_and_ipv6_is_usable_at_once",
+        || async {
+            sh("sysctl -qw net.ipv6.conf.lo.disable_ipv6=0");
+            sh("ip addr add 10.0.0.9/32 dev lo");
+            let mut reconciler = reconciler("10.96.0.2,fd00::2", "lo");
+            reconciler.sync().await.unwrap();
+            let net = Netlink::connect().unwrap();
+            // This kernel has IFA_PROTO (5.18+): both come back marked, the foreign one not.
+            assert_eq!(
+                marked(&net.marked_addresses().await.unwrap()),
+                vec!["10.96.0.2/32 on lo", "fd00::2/128 on lo"]
+            );
+            let shown = sh("ip -6 addr show dev lo");
+            assert!(
+                shown.contains("fd00::2/128") && !shown.contains("tentative"),
+                "{shown}"
+            );
+        },
+    );
+}
+
+#[test]
+fn a_changed_address_is_collected_and_unmarked_ones_stay() {
+    in_netns(
+        "a_changed_address_is_collected_and_unmarked_ones_stay",
+        || async {
+            sh("ip addr add 10.0.0.9/32 dev lo");
+            sh("ip link add v0 type veth peer name v1 && ip link set v0 up");
+            // An earlier run's address, on lo and on another link.
+            reconciler("10.96.0.9", "lo").sync().await.unwrap();
+            let net = Netlink::connect().unwrap();
+            net.add_address(2, &"10.96.0.8".parse().unwrap())
+                .await
+                .unwrap();
+            let mut reconciler = reconciler("10.96.0.2", "lo");
+            reconciler.sync().await.unwrap();
+            let collected = reconciler.collect_stale().await.unwrap();
+            assert_eq!(collected.removed.len(), 2, "{collected:?}");
+            let shown = sh("ip addr show");
+            assert!(
+                shown.contains("10.96.0.2/32")
+                    && shown.contains("10.0.0.9/32")
+                    && !shown.contains("10.96.0.9")
+                    && !shown.contains("10.96.0.8"),
+                "{shown}"
+            );
+        },
+    );
+}
+
+#[test]
+fn only_empty_links_with_our_alias_are_collected() {
+    in_netns("only_empty_links_with_our_alias_are_collected", || async {
+        // veth stands in for the dummy this kernel lacks; the alias is what makes a link ours.
+        sh("ip link add ours type veth peer name ours-peer && ip link set ours alias apiserver-proxy");
+        sh("ip link set ours up && ip link set ours-peer up");
+        sh("ip link add busy type veth peer name busy-peer && ip link set busy alias apiserver-proxy");
+        sh("ip addr add 192.0.2.1/32 dev busy");
+        sh("ip link add theirs type veth peer name theirs-peer");
+        // The kernel's own IPv6 link-local address does not count as holding an address.
+        eventually("ours has its link-local address", || {
+            try_sh("ip -6 addr show dev ours").1.contains("fe80::")
+        })
+        .await;
+        let mut reconciler = reconciler("10.96.0.2", "lo");
+        reconciler.sync().await.unwrap();
+        let collected = reconciler.collect_stale().await.unwrap();
+        assert_eq!(collected.removed.len(), 1, "{collected:?}");
+        let (gone, _, _) = try_sh("ip link show dev ours");
+        assert!(!gone, "ours should be deleted");
+        assert!(sh("ip link show dev busy").contains("alias apiserver-proxy"));
+        sh("ip link show dev theirs");
+    });
+}
+
+#[test]
+fn cleanup_removes_the_marked_link_a_previous_process_used_and_says_why() {
+    in_netns(
+        "cleanup_removes_the_marked_link_a_previous_process_used_and_says_why",
+        || async {
+            sh("ip link add proxy0 type veth peer name proxy0-peer && ip link set proxy0 alias apiserver-proxy");
+            reconciler("10.96.0.2", "proxy0").sync().await.unwrap();
+            sh("ip link add plain type veth peer name plain-peer");
+            let cleaned = reconciler("10.96.0.2", "proxy0").cleanup().await.unwrap();
+            let lines: Vec<String> = cleaned.iter().map(ToString::to_string).collect();
+            assert_eq!(
+                lines,
+                vec![
+                    "removed address 10.96.0.2/32 on proxy0: --ip-address names it",
+                    "removed interface proxy0: its alias is \"apiserver-proxy\" and it holds no address",
+                ]
+            );
+            assert!(!try_sh("ip link show dev proxy0").0);
+            sh("ip link show dev plain");
+            assert!(sh("ip addr show dev lo").contains("127.0.0.1/8"));
         },
     );
 }

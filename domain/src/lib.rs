@@ -1,5 +1,6 @@
 //! Pure logic of apiserver-proxy. No I/O happens here: the outside world is reached only through
-//! the ports, so every rule is tested against mocks and fakes.
+//! the ports, so every rule is tested against mocks and fakes. The mockall mocks of the ports
+//! exist in test builds only.
 //!
 //! # Layout
 //!
@@ -8,11 +9,20 @@
 //! - [`duration`]: Go's duration syntax, for `--sync-interval`.
 //! - [`sidecar`]: the node agent.
 //!   - `desired`: the address and interface from the flags, validated.
-//!   - `address`: keeps the address on its interface (observe, plan, act; cleanup).
-//!   - `rules`: the five conntrack-bypass rules as data, kept exactly once each.
-//!   - `reconciler`: both together, as one sync.
+//!   - `model`: the values the ports exchange (links, network events, rules) and their errors.
+//!   - `address`: keeps the addresses on their interface (observe, plan, act), collects stale
+//!     addresses and links of ours, cleans up.
+//!   - `rules`: the five conntrack-bypass rules for (address, port), kept exactly once each.
+//!   - `stale`: telling a leftover from an entry with a living owner (remove once, yield to an
+//!     owner that puts it back).
+//!   - `reconciler`: [`sidecar::reconciler::NodeReconciler`], both together as one sync.
+//!   - `report`: what a sync did and why it ran (repairs, errors, trigger), for logs, metrics
+//!     and health.
 //!   - `run`: the loop that decides when to sync (start, interval, network events, retries).
+//!   - `lifecycle`: one-shot or daemon, cleanup, and the exit status.
 //!   - `repair`: what a sync changed, for logs and metrics.
+//!   - `health`: liveness and readiness from the sync reports.
+//!   - `testing` (test builds only): in-memory fakes of the ports.
 //! - [`webhook`]: the pod webhook.
 //!   - `fqdn`: `--apiserver-fqdn`, validated as Kubernetes validates a domain name.
 //!   - `json`: reading the body without a tree: borrowed strings, and the type of a value that is

@@ -319,3 +319,57 @@ fn random_faults_between_syncs_end_with_one_address_five_rules_and_nothing_after
         assert_eq!(our_rules("iptables-save"), 0);
     });
 }
+
+/// A DaemonSet surge rollout with changed flags: two sidecars side by side, each with its own
+/// address and rules. Each sees the other's marked entries as stale, removes them once, sees
+/// them come back and leaves them alone: both sets stay, the logs stay short. Once one dies
+/// without cleaning up, the survivor collects its leftovers within ten of its intervals.
+#[test]
+fn two_sidecars_side_by_side_never_fight_and_the_survivor_collects_the_leftovers() {
+    in_netns(
+        "two_sidecars_side_by_side_never_fight_and_the_survivor_collects_the_leftovers",
+        || async {
+            if !has_iptables(
+                "two_sidecars_side_by_side_never_fight_and_the_survivor_collects_the_leftovers",
+            ) {
+                return;
+            }
+            let flags = ["--setup-iptables", "--sync-interval=200ms"];
+            let old = start(&[&flags[..], &["--ip-address=10.96.0.3", "--port=8443"]].concat());
+            wait_until("the old sidecar's rules are in place", || {
+                our_rules("iptables-save") == 5
+            });
+            let new = start(&[&flags[..], &["--ip-address=10.96.0.2"]].concat());
+            wait_until("both rule sets are in place", || {
+                our_rules("iptables-save") == 10
+            });
+            // Fifteen intervals of each: long enough for both to collect, yield, and resume.
+            pause(Duration::from_secs(3));
+            assert!(on_lo("10.96.0.2/32") && on_lo("10.96.0.3/32"));
+            signal(&old, Signal::SIGKILL);
+            let old_log = stderr(&finish(old));
+            wait_until("the survivor collected the old address and rules", || {
+                !on_lo("10.96.0.3/32") && our_rules("iptables-save") == 5
+            });
+            let new_log = stop(new);
+            for (name, log) in [("old", &old_log), ("new", &new_log)] {
+                // Before: about 450 lines in 4 s, and the rules flapping without end.
+                let lines = log.lines().count();
+                assert!(lines < 120, "{name} logged {lines} lines:\n{log}");
+                // The other's five rules and its address, removed at most once per ten
+                // intervals: at start, after each yield (about 20 intervals ran), and the
+                // survivor's final collection of the leftovers.
+                let removals = log.matches("removed stale").count();
+                assert!(removals <= 4 * 6, "{name} removed {removals} times:\n{log}");
+            }
+            assert!(
+                new_log.contains("came back after it was removed: another instance owns it"),
+                "{new_log}"
+            );
+            assert!(
+                new_log.contains("removed stale address 10.96.0.3/32 on lo"),
+                "{new_log}"
+            );
+        },
+    );
+}

@@ -14,6 +14,10 @@ use rstest::rstest;
 #[rstest]
 #[case::prefix(&["--ip-address=10.96.0.2/32"], "10.96.0.2/32")]
 #[case::zone(&["--ip-address=fe80::1%eth0"], "fe80::1%eth0")]
+#[case::two_of_one_family(&["--ip-address=10.96.0.2,10.96.0.3"], "10.96.0.2,10.96.0.3")]
+#[case::empty_element(&["--ip-address=10.96.0.2,"], "10.96.0.2,")]
+#[case::broadcast(&["--ip-address=255.255.255.255"], "255.255.255.255")]
+#[case::ipv4_mapped(&["--ip-address=::ffff:10.96.0.2"], "::ffff:10.96.0.2")]
 #[case::zero_interval(&["--ip-address=10.96.0.2", "--sync-interval=0s"], "--sync-interval")]
 #[case::bad_interval(&["--ip-address=10.96.0.2", "--sync-interval=1x"], "1x")]
 #[case::long_interface(&["--ip-address=10.96.0.2", "--interface=abcdefghijklmnop"], "abcdefghijklmnop")]
@@ -228,7 +232,10 @@ fn metrics_count_a_repair_exactly_once_and_parse_as_openmetrics() {
                 Some(0.0)
             );
             assert_eq!(
-                metric(&after, "apiserver_proxy_sidecar_address_present"),
+                metric(
+                    &after,
+                    "apiserver_proxy_sidecar_address_present{address=\"10.96.0.2\"}"
+                ),
                 Some(1.0)
             );
             let build_info = format!(
@@ -390,5 +397,86 @@ fn the_soft_open_file_limit_is_raised_to_the_hard_limit() {
                 stderr(&output)
             );
         },
+    );
+}
+
+#[test]
+fn dual_stack_one_shot_adds_both_addresses_usable_at_once() {
+    in_netns(
+        "dual_stack_one_shot_adds_both_addresses_usable_at_once",
+        || async {
+            sh("sysctl -qw net.ipv6.conf.lo.disable_ipv6=0");
+            let output = output(&["--daemon=false", "--ip-address=10.96.0.2,fd00::2"]);
+            assert!(output.status.success(), "{}", stderr(&output));
+            let shown = sh("ip addr show dev lo");
+            assert!(
+                shown.contains("inet 10.96.0.2/32 scope global lo")
+                    && shown.contains("inet6 fd00::2/128 scope global")
+                    && !shown.contains("tentative"),
+                "{shown}"
+            );
+        },
+    );
+}
+
+#[test]
+fn a_restart_with_a_new_ip_address_removes_the_earlier_one() {
+    in_netns(
+        "a_restart_with_a_new_ip_address_removes_the_earlier_one",
+        || async {
+            sh("ip addr add 10.0.0.9/32 dev lo");
+            let earlier = output(&["--daemon=false", "--ip-address=10.96.0.9"]);
+            assert!(earlier.status.success(), "{}", stderr(&earlier));
+            let later = output(&["--daemon=false", "--ip-address=10.96.0.2"]);
+            let log = stderr(&later);
+            assert!(later.status.success(), "{log}");
+            assert!(on_lo("10.96.0.2/32") && !on_lo("10.96.0.9"), "{log}");
+            assert!(on_lo("10.0.0.9/32"), "an unmarked address stays");
+            assert!(
+                log.contains(
+                    "removed stale address 10.96.0.9/32 on lo: it carries the address protocol 97"
+                ),
+                "{log}"
+            );
+        },
+    );
+}
+
+#[test]
+fn an_uninstall_job_removes_the_interface_an_earlier_process_used_and_says_why() {
+    in_netns(
+        "an_uninstall_job_removes_the_interface_an_earlier_process_used_and_says_why",
+        || async {
+            // This kernel has no dummy type: a veth with our alias stands in for the dummy an
+            // earlier sidecar created. A link without our alias is never deleted.
+            sh("ip link add apiserver-proxy type veth peer name peer0");
+            sh("ip link set apiserver-proxy alias apiserver-proxy");
+            sh("ip link add foreign type veth peer name peer1");
+            let flags = ["--ip-address=10.96.0.2", "--interface=apiserver-proxy"];
+            let install = output(&[&flags[..], &["--daemon=false"]].concat());
+            assert!(install.status.success(), "{}", stderr(&install));
+            let uninstall = output(&[&flags[..], &["--daemon=false", "--cleanup"]].concat());
+            let log = stderr(&uninstall);
+            assert!(uninstall.status.success(), "{log}");
+            assert!(!try_sh("ip link show dev apiserver-proxy").0, "{log}");
+            sh("ip link show dev foreign");
+            assert!(
+                log.contains(
+                    "removed address 10.96.0.2/32 on apiserver-proxy: --ip-address names it"
+                ) && log.contains("removed interface apiserver-proxy: its alias is")
+                    && log.contains("and it holds no address"),
+                "{log}"
+            );
+            assert!(!log.contains("removed what this process added"), "{log}");
+        },
+    );
+}
+
+#[test]
+fn help_says_how_an_operator_sees_the_ownership_marks() {
+    let help = String::from_utf8_lossy(&output(&["--help"]).stdout).into_owned();
+    assert!(
+        help.contains("address protocol 97") && help.contains("alias \"apiserver-proxy\""),
+        "{help}"
     );
 }

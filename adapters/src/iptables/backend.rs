@@ -5,7 +5,7 @@ use std::cmp::Ordering;
 use std::fmt;
 use std::str::FromStr;
 
-use domain::sidecar::rules::IpFamily;
+use domain::sidecar::model::IpFamily;
 
 use super::command::Tools;
 use super::save;

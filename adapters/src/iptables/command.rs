@@ -1,11 +1,11 @@
-//! Running one iptables tool and translating how it failed into a [`RuleError`].
+//! Running one iptables tool and translating how it failed into a [`RuleCommandError`].
 
 use std::ffi::OsString;
 use std::io;
 use std::process::Stdio;
 use std::time::Duration;
 
-use domain::ports::RuleError;
+use domain::sidecar::model::RuleCommandError;
 
 /// How the iptables tools are run: how long a change waits for the xtables lock, and what they
 /// find in their environment beyond what this process has.
@@ -48,7 +48,11 @@ impl Tools {
     }
 
     /// Runs `program` with `args` and returns its stdout, or why it failed.
-    pub(crate) async fn run(&self, program: &str, args: &[&str]) -> Result<String, RuleError> {
+    pub(crate) async fn run(
+        &self,
+        program: &str,
+        args: &[&str],
+    ) -> Result<String, RuleCommandError> {
         let command = || {
             [program]
                 .iter()
@@ -84,12 +88,12 @@ impl Tools {
     }
 }
 
-fn spawn_failure(program: &str, command: String, error: &io::Error) -> RuleError {
+fn spawn_failure(program: &str, command: String, error: &io::Error) -> RuleCommandError {
     match error.kind() {
-        io::ErrorKind::NotFound => RuleError::BinaryMissing {
+        io::ErrorKind::NotFound => RuleCommandError::BinaryMissing {
             binary: program.to_owned(),
         },
-        _ => RuleError::CommandFailed {
+        _ => RuleCommandError::CommandFailed {
             command,
             stderr: format!("could not start: {error}"),
         },
@@ -99,11 +103,16 @@ fn spawn_failure(program: &str, command: String, error: &io::Error) -> RuleError
 /// iptables exits with 4 (RESOURCE_PROBLEM) when `-w` ran out waiting for the lock, and says so;
 /// 4 alone also covers other resource problems (an nft transaction that lost a race), which are
 /// plain failures.
-fn exit_failure(command: String, code: Option<i32>, stderr: String, waited: Duration) -> RuleError {
+fn exit_failure(
+    command: String,
+    code: Option<i32>,
+    stderr: String,
+    waited: Duration,
+) -> RuleCommandError {
     if code == Some(4) && stderr.contains("holding the xtables lock") {
-        RuleError::LockBusy { command, waited }
+        RuleCommandError::LockBusy { command, waited }
     } else {
-        RuleError::CommandFailed { command, stderr }
+        RuleCommandError::CommandFailed { command, stderr }
     }
 }
 
@@ -136,12 +145,12 @@ mod tests {
             Duration::from_secs(5),
         );
         let expected = if busy {
-            RuleError::LockBusy {
+            RuleCommandError::LockBusy {
                 command: "iptables -w 5".into(),
                 waited: Duration::from_secs(5),
             }
         } else {
-            RuleError::CommandFailed {
+            RuleCommandError::CommandFailed {
                 command: "iptables -w 5".into(),
                 stderr: stderr.into(),
             }
@@ -150,11 +159,11 @@ mod tests {
     }
 
     #[rstest]
-    #[case::not_found(io::ErrorKind::NotFound, RuleError::BinaryMissing { binary: "iptables-nft".into() })]
-    #[case::denied(io::ErrorKind::PermissionDenied, RuleError::CommandFailed { command: "iptables-nft -L".into(), stderr: "could not start: denied".into() })]
+    #[case::not_found(io::ErrorKind::NotFound, RuleCommandError::BinaryMissing { binary: "iptables-nft".into() })]
+    #[case::denied(io::ErrorKind::PermissionDenied, RuleCommandError::CommandFailed { command: "iptables-nft -L".into(), stderr: "could not start: denied".into() })]
     fn a_missing_program_is_binary_missing(
         #[case] kind: io::ErrorKind,
-        #[case] expected: RuleError,
+        #[case] expected: RuleCommandError,
     ) {
         let error = io::Error::new(kind, "denied");
         assert_eq!(

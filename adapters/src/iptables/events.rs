@@ -4,7 +4,7 @@
 use std::io;
 use std::time::Duration;
 
-use domain::ports::NetEvent;
+use domain::sidecar::model::NetEvent;
 use futures::stream::{self, Stream, StreamExt};
 use rtnetlink::sys::protocols::NETLINK_NETFILTER;
 use rtnetlink::sys::{AsyncSocket, AsyncSocketExt, TokioSocket};

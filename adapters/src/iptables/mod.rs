@@ -7,7 +7,7 @@
 //! check grows duplicate rules. See docs/iptables.md.
 //!
 //! - `backend`: nft or legacy, and how the host's choice is detected.
-//! - `command`: running one tool; its exit status and stderr as a [`domain::ports::RuleError`].
+//! - `command`: running one tool; its exit status and stderr as a [`domain::sidecar::model::RuleCommandError`].
 //! - `save`: reading `iptables-save` output.
 //! - `rules`: [`IptablesRules`], the `RuleManager`.
 //! - `events`: [`rule_events`], nf_tables change events or a timer.

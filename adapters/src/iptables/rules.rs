@@ -1,8 +1,8 @@
 //! [`RuleManager`] over the iptables command-line tools of one backend.
 
 use async_trait::async_trait;
-use domain::ports::{RuleError, RuleManager};
-use domain::sidecar::rules::{IpFamily, Rule, Table};
+use domain::ports::RuleManager;
+use domain::sidecar::model::{IpFamily, Rule, RuleCommandError, Table};
 
 use super::backend::Backend;
 use super::command::Tools;
@@ -26,7 +26,7 @@ impl IptablesRules {
         family: IpFamily,
         rule: &Rule,
         operation: &[&str],
-    ) -> Result<(), RuleError> {
+    ) -> Result<(), RuleCommandError> {
         let wait = self.tools.lock_wait_seconds().to_string();
         let mut args = vec!["-w", &wait, "-t", rule.table.as_str()];
         args.extend(operation);
@@ -43,7 +43,7 @@ impl RuleManager for IptablesRules {
     /// One `iptables-save -t TABLE` per table rather than one of everything: on a kube-proxy node
     /// the nat table holds most rules, and listing it on every sync would cost far more than a
     /// second, small process.
-    async fn list_ours(&self, family: IpFamily) -> Result<Vec<Rule>, RuleError> {
+    async fn list_ours(&self, family: IpFamily) -> Result<Vec<Rule>, RuleCommandError> {
         let mut ours = Vec::new();
         for table in [Table::Raw, Table::Filter] {
             let text = self
@@ -55,13 +55,17 @@ impl RuleManager for IptablesRules {
         Ok(ours)
     }
 
-    async fn insert(&self, family: IpFamily, rule: &Rule) -> Result<(), RuleError> {
+    async fn insert(&self, family: IpFamily, rule: &Rule) -> Result<(), RuleCommandError> {
         self.change(family, rule, &["-I", &rule.chain, "1"]).await
     }
 
-    async fn delete(&self, family: IpFamily, rule: &Rule) -> Result<(), RuleError> {
+    async fn delete(&self, family: IpFamily, rule: &Rule) -> Result<(), RuleCommandError> {
         match self.change(family, rule, &["-D", &rule.chain]).await {
-            Err(RuleError::CommandFailed { stderr, .. }) if names_an_absent_rule(&stderr) => Ok(()),
+            Err(RuleCommandError::CommandFailed { stderr, .. })
+                if names_an_absent_rule(&stderr) =>
+            {
+                Ok(())
+            }
             done => done,
         }
     }

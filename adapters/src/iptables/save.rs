@@ -1,6 +1,6 @@
 //! Reading `iptables-save` output: our rules, the kubelet's backend hint, and a rule count.
 
-use domain::sidecar::rules::{Rule, Table, RULE_COMMENT};
+use domain::sidecar::model::{Rule, Table, RULE_COMMENT};
 
 /// Every rule in the raw and filter tables of `save` that carries our comment, one entry per
 /// copy, in the order printed (chain order). The comment is compared after unquoting, so

@@ -6,9 +6,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use domain::ports::{Clock as _, SyncObserver};
 use domain::sidecar::health::Health;
-use domain::sidecar::reconciler::SyncError;
 use domain::sidecar::repair::RepairKind;
-use domain::sidecar::run::{SyncReport, Trigger};
+use domain::sidecar::report::{SyncError, SyncReport, Trigger};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -26,6 +25,11 @@ struct SyncLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AddressLabels {
+    address: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabels {
     kind: &'static str,
 }
@@ -39,7 +43,9 @@ pub struct SidecarMetrics {
     errors: Family<KindLabels, Counter>,
     duration: Histogram,
     last_success: Gauge<f64, AtomicU64>,
-    address_present: Gauge,
+    address_present: Family<AddressLabels, Gauge>,
+    stale_removed: Family<KindLabels, Counter>,
+    yields: Family<KindLabels, Counter>,
     clock: TokioClock,
     health: Mutex<Health>,
 }
@@ -56,7 +62,9 @@ impl SidecarMetrics {
         // 50 µs to about 3 s: a sync is usually well under a millisecond, iptables can take seconds.
         let duration = Histogram::new(exponential_buckets(0.000_05, 2.0, 16));
         let last_success = Gauge::<f64, AtomicU64>::default();
-        let address_present = Gauge::default();
+        let address_present = Family::<AddressLabels, Gauge>::default();
+        let stale_removed = Family::<KindLabels, Counter>::default();
+        let yields = Family::<KindLabels, Counter>::default();
         registry.register(
             "syncs",
             "Syncs by trigger (start, interval, event, retry) and result (success, failure)",
@@ -80,14 +88,27 @@ impl SidecarMetrics {
         );
         registry.register(
             "address_present",
-            "1 when the address was on its interface after the last sync",
+            "1 when the address was on its interface after the last sync, by address",
             address_present.clone(),
+        );
+        registry.register(
+            "stale_removed",
+            "Entries carrying our mark that this instance did not want, removed by stale collection, by kind",
+            stale_removed.clone(),
+        );
+        registry.register(
+            "yields",
+            "Stale entries that came back after removal (another instance owns them) and were left alone, by kind",
+            yields.clone(),
         );
         // Pre-set to 0 so that rate() and alerts work before the first failure.
         for kind in RepairKind::ALL {
-            drop(repairs.get_or_create(&KindLabels {
+            let labels = KindLabels {
                 kind: kind.as_str(),
-            }));
+            };
+            for family in [&repairs, &stale_removed, &yields] {
+                drop(family.get_or_create(&labels));
+            }
         }
         for kind in SyncError::KINDS {
             drop(errors.get_or_create(&KindLabels { kind }));
@@ -108,6 +129,8 @@ impl SidecarMetrics {
             duration,
             last_success,
             address_present,
+            stale_removed,
+            yields,
             health: Mutex::new(Health::new(interval, clock.now())),
             clock,
         }
@@ -150,7 +173,27 @@ impl SyncObserver for SidecarMetrics {
                 .unwrap_or_default();
             self.last_success.set(now.as_secs_f64());
         }
-        self.address_present.set(i64::from(report.address_present));
+        for owned in &report.outcome.stale_removed {
+            self.stale_removed
+                .get_or_create(&KindLabels {
+                    kind: owned.kind().as_str(),
+                })
+                .inc();
+        }
+        for owned in &report.outcome.yields {
+            self.yields
+                .get_or_create(&KindLabels {
+                    kind: owned.kind().as_str(),
+                })
+                .inc();
+        }
+        for (address, present) in report.addresses {
+            self.address_present
+                .get_or_create(&AddressLabels {
+                    address: address.ip().to_string(),
+                })
+                .set(i64::from(*present));
+        }
         self.health().record(report, self.clock.now());
     }
 }

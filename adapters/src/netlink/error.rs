@@ -1,6 +1,6 @@
 //! Netlink errors become domain errors here, at the seam.
 
-use domain::ports::NetError;
+use domain::sidecar::model::NetError;
 
 /// The errno of a netlink NACK, if `error` is one.
 pub(super) fn errno(error: &rtnetlink::Error) -> Option<i32> {

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use domain::ports::NetEvent;
+use domain::sidecar::model::NetEvent;
 use futures::{Stream, StreamExt};
 use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload};
 use rtnetlink::packet_route::RouteNetlinkMessage;

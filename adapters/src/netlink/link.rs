@@ -1,7 +1,7 @@
 //! Links: look up, create (dummy), set up, delete. Like `ip link show|add|set|del`.
 
-use domain::ports::{Link, NetError};
 use domain::sidecar::desired::InterfaceName;
+use domain::sidecar::model::{Link, NetError, LINK_ALIAS};
 use futures::TryStreamExt;
 use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use rtnetlink::{LinkDummy, LinkUnspec};
@@ -41,7 +41,37 @@ impl Netlink {
         }
     }
 
-    /// `ip link add NAME type dummy`
+    /// `ip link show`
+    pub(super) async fn all_links(&self) -> Result<Vec<Link>, NetError> {
+        Ok(self.link_messages().await?.iter().map(link_of).collect())
+    }
+
+    /// `ip link show` filtered on `alias apiserver-proxy`.
+    pub(super) async fn aliased_links(&self) -> Result<Vec<Link>, NetError> {
+        Ok(self
+            .link_messages()
+            .await?
+            .iter()
+            .filter(|message| {
+                message.attributes.iter().any(
+                    |attribute| matches!(attribute, LinkAttribute::IfAlias(alias) if alias == LINK_ALIAS),
+                )
+            })
+            .map(link_of)
+            .collect())
+    }
+
+    async fn link_messages(&self) -> Result<Vec<LinkMessage>, NetError> {
+        self.handle
+            .link()
+            .get()
+            .execute()
+            .try_collect()
+            .await
+            .map_err(|e| translate("ip link show", &e))
+    }
+
+    /// `ip link add NAME type dummy`, then `ip link set NAME alias apiserver-proxy`
     pub(super) async fn add_dummy_link(&self, name: &InterfaceName) -> Result<Link, NetError> {
         let operation = format!("ip link add {name} type dummy");
         let result = self
@@ -50,6 +80,7 @@ impl Netlink {
             .add(LinkDummy::new(name.as_str()).build())
             .execute()
             .await;
+        let mut created = true;
         match result {
             // The kernel answers EOPNOTSUPP ("Unknown device type") without CONFIG_DUMMY.
             Err(error) if errno(&error) == Some(libc::EOPNOTSUPP) => {
@@ -58,12 +89,39 @@ impl Netlink {
                     name: name.to_string(),
                 })
             }
-            other => tolerating(other, &operation, &[libc::EEXIST])?,
+            // Another process created it a moment ago: it is not ours to mark.
+            Err(error) if errno(&error) == Some(libc::EEXIST) => created = false,
+            other => tolerating(other, &operation, &[])?,
         }
-        self.get_link(name).await?.ok_or_else(|| NetError::Failed {
+        let link = self.get_link(name).await?.ok_or_else(|| NetError::Failed {
             operation,
             message: "the new interface vanished at once".into(),
-        })
+        })?;
+        if created {
+            self.set_alias(link.index).await?;
+        }
+        Ok(link)
+    }
+
+    /// `ip link set dev INDEX alias apiserver-proxy`: the mark that tells a link this sidecar
+    /// created from any other. Set after creation: the kernel applies `IFLA_IFALIAS` in its
+    /// set-link path.
+    async fn set_alias(&self, index: u32) -> Result<(), NetError> {
+        let result = self
+            .handle
+            .link()
+            .set(
+                LinkUnspec::new_with_index(index)
+                    .append_extra_attribute(LinkAttribute::IfAlias(LINK_ALIAS.into()))
+                    .build(),
+            )
+            .execute()
+            .await;
+        tolerating(
+            result,
+            &format!("ip link set {index} alias {LINK_ALIAS}"),
+            &[],
+        )
     }
 
     /// `ip link set dev INDEX up`
@@ -81,5 +139,34 @@ impl Netlink {
     pub(super) async fn del_link(&self, index: u32) -> Result<(), NetError> {
         let result = self.handle.link().del(index).execute().await;
         tolerating(result, &format!("ip link del {index}"), &[libc::ENODEV])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use blackbox_tests::netns::{in_netns, sh};
+
+    /// This kernel has no dummy type, so the alias step of `add_dummy_link` is tried on a veth:
+    /// the same request on any link.
+    #[test]
+    fn set_alias_marks_a_link_as_ip_link_show_prints_it() {
+        in_netns(
+            "set_alias_marks_a_link_as_ip_link_show_prints_it",
+            || async {
+                sh("ip link add v0 type veth peer name v1");
+                let net = Netlink::connect().expect("a netlink socket");
+                let name: InterfaceName = "v0".parse().expect("a name");
+                let link = net.get_link(&name).await.unwrap().expect("v0 exists");
+                net.set_alias(link.index).await.unwrap();
+                let shown = sh("ip link show dev v0");
+                assert!(shown.contains("alias apiserver-proxy"), "{shown}");
+                let aliased = net.aliased_links().await.unwrap();
+                assert_eq!(
+                    aliased.iter().map(|l| l.name.as_str()).collect::<Vec<_>>(),
+                    ["v0"]
+                );
+            },
+        );
     }
 }

@@ -8,7 +8,7 @@ mod error;
 pub mod events;
 mod link;
 
-use domain::ports::NetError;
+use domain::sidecar::model::NetError;
 use rtnetlink::Handle;
 
 /// The `AddressManager` of the network namespace the process runs in.

@@ -8,7 +8,7 @@ use adapters::logging::KlogFlags;
 use adapters::metrics::flags::MetricsFlags;
 use clap::{ArgAction, Parser};
 use domain::duration::{format_go_duration, parse_go_duration};
-use domain::sidecar::desired::{InterfaceName, ProxyAddress};
+use domain::sidecar::desired::{InterfaceName, ProxyAddresses};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -35,9 +35,9 @@ pub struct Flags {
     #[arg(long, value_name = "string", default_value = "lo")]
     pub interface: InterfaceName,
 
-    /// ip-address on which the proxy is listening.
+    /// ip-address on which the proxy is listening: one address, or one of each family for dual-stack (10.96.0.2,fd00::2). Ownership marks: each address is added with address protocol 97 (`proto 97` in `ip -d addr` of iproute2 6.3 or later), a missing interface is created as a dummy with the alias "apiserver-proxy" (`ip link show`); at start and on each interval, marked addresses no longer wanted and empty links with that alias other than --interface are removed.
     #[arg(long = "ip-address", value_name = "string", required = true)]
-    pub ip_address: ProxyAddress,
+    pub ip_address: ProxyAddresses,
 
     /// [optional] port on which the proxy is listening.
     #[arg(long, value_name = "string", default_value = "443", value_parser = parse_port)]
@@ -77,7 +77,7 @@ impl Flags {
     pub fn summary(&self) -> String {
         format!(
             "ip-address={} interface={} port={} setup-iptables={} sync-interval={} daemon={} cleanup={}",
-            self.ip_address.ip(),
+            self.ip_address,
             self.interface,
             self.port,
             self.setup_iptables,
@@ -136,7 +136,7 @@ mod tests {
             "-v=3",
         ])
         .expect("valid");
-        assert_eq!(flags.ip_address, "10.96.0.2".parse().expect("an address"));
+        assert_eq!(flags.ip_address.to_string(), "10.96.0.2");
         assert!(flags.daemon);
         assert_eq!(flags.klog.v, 3);
     }
@@ -167,6 +167,11 @@ mod tests {
     #[case(&["--ip-address=10.96.0.2", "--sync-interval=1x"], "1x", "expected one of ns")]
     #[case(&["--ip-address=10.96.0.2/32"], "10.96.0.2/32", "plain IPv4 or IPv6")]
     #[case(&["--ip-address=fe80::1%eth0"], "fe80::1%eth0", "no zone")]
+    #[case(&["--ip-address=10.96.0.2,10.96.0.3"], "10.96.0.2,10.96.0.3", "two addresses of one family")]
+    #[case(&["--ip-address=10.96.0.2,fd00::2,10.96.0.3"], "10.96.0.2,fd00::2,10.96.0.3", "more than two")]
+    #[case(&["--ip-address=10.96.0.2,"], "10.96.0.2,", "an empty element")]
+    #[case(&["--ip-address=255.255.255.255"], "255.255.255.255", "broadcast route")]
+    #[case(&["--ip-address=::ffff:10.96.0.2"], "::ffff:10.96.0.2", "IPv4-mapped")]
     #[case(&["--ip-address=10.96.0.2", "--interface=abcdefghijklmnop"], "abcdefghijklmnop", "1 to 15 bytes")]
     #[case(&["--ip-address=10.96.0.2", "--port=0"], "--port", "1 to 65535")]
     #[case(&["--ip-address=10.96.0.2", "--port=https"], "https", "port number")]
@@ -181,6 +186,13 @@ mod tests {
         let line = adapters::cli::one_line(&error);
         assert!(line.contains(named) && line.contains(expected), "{line}");
         assert!(!line.contains('\n'));
+    }
+
+    #[test]
+    fn ip_address_takes_one_address_of_each_family() {
+        let flags = parse(&["--ip-address=10.96.0.2,fd00::2"]).expect("valid");
+        let families: Vec<bool> = flags.ip_address.iter().map(|a| a.is_ipv6()).collect();
+        assert_eq!(families, vec![false, true]);
     }
 
     #[test]

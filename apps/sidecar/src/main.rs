@@ -11,12 +11,13 @@ use adapters::metrics::server;
 use adapters::metrics::sidecar::SidecarMetrics;
 use adapters::netlink::{events::network_events, Netlink};
 use anyhow::Context;
-use domain::ports::NetEvent;
 use domain::sidecar::address::AddressReconciler;
 use domain::sidecar::desired::DesiredAddress;
-use domain::sidecar::reconciler::Sidecar;
+use domain::sidecar::lifecycle::{live, Exit, Mode};
+use domain::sidecar::model::NetEvent;
+use domain::sidecar::reconciler::NodeReconciler;
 use domain::sidecar::rules::RuleReconciler;
-use domain::sidecar::run::{run, sync_once, Schedule, Trigger};
+use domain::sidecar::run::Schedule;
 use futures::stream::{self, BoxStream, StreamExt};
 
 use apiserver_proxy_sidecar::flags::Flags;
@@ -39,7 +40,7 @@ async fn serve(flags: Flags) -> anyhow::Result<ExitCode> {
     adapters::rlimit::raise_open_files_limit();
     let net = Netlink::connect()?;
     let desired = DesiredAddress {
-        address: flags.ip_address,
+        addresses: flags.ip_address.clone(),
         interface: flags.interface.clone(),
     };
     let backend = match flags.setup_iptables {
@@ -51,43 +52,43 @@ async fn serve(flags: Flags) -> anyhow::Result<ExitCode> {
         let manager = IptablesRules::new(backend, Tools::default());
         RuleReconciler::new(manager, &flags.ip_address, flags.port)
     });
-    let mut sidecar = Sidecar::new(AddressReconciler::new(net, desired), rules);
-    let clock = TokioClock::default();
+    let mut reconciler = NodeReconciler::new(AddressReconciler::new(net, desired), rules);
     let metrics = match flags.metrics.bind_address.0 {
         Some(address) => Some(serve_metrics(address, flags.sync_interval).await?),
         None => None,
     };
-    if !flags.daemon {
-        let outcome = sync_once(&mut sidecar, &clock, &metrics, Trigger::Start).await;
-        let cleaned = !flags.cleanup || cleanup(&mut sidecar).await;
-        return Ok(if outcome.succeeded() && cleaned {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
+    let mode = Mode {
+        daemon: flags.daemon,
+        cleanup: flags.cleanup,
+    };
+    // A one-shot run neither listens for changes nor handles signals: a signal ends it at once.
+    let (events, stops) = if flags.daemon {
+        // Installed before the first sync, so a signal during start-up is not lost.
+        let signals = adapters::signals::Signals::install()?;
+        let stops = stream::unfold(signals, |mut signals| async {
+            signals.next().await;
+            Some(((), signals))
         });
-    }
-    let mut signals = adapters::signals::Signals::install()?;
-    run(
-        &mut sidecar,
-        &clock,
+        (events(backend), stops.boxed())
+    } else {
+        (stream::pending().boxed(), stream::pending().boxed())
+    };
+    let exit = live(
+        &mut reconciler,
+        &TokioClock::default(),
         &metrics,
         Schedule::new(flags.sync_interval),
-        events(backend),
-        signals.next(),
+        mode,
+        events,
+        stops,
     )
     .await;
-    if !flags.cleanup {
-        tracing::info!("stopping; --cleanup is off, so the address stays");
-        return Ok(ExitCode::SUCCESS);
-    }
-    tracing::info!("stopping; cleaning up (a second signal exits at once)");
-    tokio::select! {
-        cleaned = cleanup(&mut sidecar) => Ok(if cleaned { ExitCode::SUCCESS } else { ExitCode::FAILURE }),
-        () = signals.next() => {
-            tracing::warn!("second signal: exiting before cleanup finished");
-            Ok(ExitCode::from(130))
-        }
-    }
+    Ok(match exit {
+        Exit::Success => ExitCode::SUCCESS,
+        Exit::Failure => ExitCode::FAILURE,
+        // 128 + SIGINT, as a shell reports a process cut short.
+        Exit::Interrupted => ExitCode::from(130),
+    })
 }
 
 /// Starts the metrics and health server; a bad or busy address fails the start.
@@ -116,20 +117,5 @@ fn events(rules: Option<Backend>) -> BoxStream<'static, NetEvent> {
     match rules {
         Some(backend) => stream::select(network, rule_events(backend)).boxed(),
         None => network,
-    }
-}
-
-async fn cleanup(sidecar: &mut Sidecar<Netlink, IptablesRules>) -> bool {
-    match sidecar.cleanup().await {
-        Ok(()) => {
-            tracing::info!("cleanup done: removed what this process added");
-            true
-        }
-        Err(errors) => {
-            for error in errors {
-                tracing::error!("cleanup: {error}");
-            }
-            false
-        }
     }
 }

@@ -14,6 +14,8 @@ pub enum DesiredStateError {
     NotAnAddress { input: String },
     #[error("{input:?} is not a usable address: {reason}")]
     UnusableAddress { input: String, reason: &'static str },
+    #[error("{input:?} is not one address or two: expected 10.96.0.2, fd00::2, or one of each family such as 10.96.0.2,fd00::2 ({reason})")]
+    BadAddressList { input: String, reason: &'static str },
     #[error("{input:?} is not an interface name: expected 1 to 15 bytes without '/', ':', or white space")]
     BadInterfaceName { input: String },
 }
@@ -62,6 +64,18 @@ impl FromStr for ProxyAddress {
                 "a multicast address cannot be assigned to an interface",
             ));
         }
+        if ip == IpAddr::V4(std::net::Ipv4Addr::BROADCAST) {
+            return Err(unusable(
+                "the limited broadcast address would move the node's broadcast route to the interface",
+            ));
+        }
+        if let IpAddr::V6(v6) = ip {
+            if v6.to_ipv4_mapped().is_some() {
+                return Err(unusable(
+                    "an IPv4-mapped IPv6 address never matches IPv4 traffic: give the IPv4 address itself",
+                ));
+            }
+        }
         Ok(Self(ip))
     }
 }
@@ -69,6 +83,66 @@ impl FromStr for ProxyAddress {
 impl fmt::Display for ProxyAddress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.0, self.prefix_len())
+    }
+}
+
+/// The addresses the proxy listens on: one, or two of different families (dual-stack), in the
+/// order given.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ProxyAddresses(Vec<ProxyAddress>);
+
+impl ProxyAddresses {
+    pub fn iter(&self) -> impl Iterator<Item = &ProxyAddress> + '_ {
+        self.0.iter()
+    }
+
+    pub fn contains(&self, address: &ProxyAddress) -> bool {
+        self.0.contains(address)
+    }
+
+    pub fn contains_ip(&self, ip: IpAddr) -> bool {
+        self.0.iter().any(|address| address.ip() == ip)
+    }
+}
+
+impl From<ProxyAddress> for ProxyAddresses {
+    fn from(address: ProxyAddress) -> Self {
+        Self(vec![address])
+    }
+}
+
+impl FromStr for ProxyAddresses {
+    type Err = DesiredStateError;
+
+    fn from_str(input: &str) -> Result<Self, Self::Err> {
+        let refused = |reason| DesiredStateError::BadAddressList {
+            input: input.to_owned(),
+            reason,
+        };
+        let elements: Vec<&str> = input.split(',').collect();
+        if elements.len() > 2 {
+            return Err(refused("more than two addresses"));
+        }
+        if elements.len() == 2 && elements.iter().any(|element| element.is_empty()) {
+            return Err(refused("an empty element"));
+        }
+        let addresses = elements
+            .into_iter()
+            .map(ProxyAddress::from_str)
+            .collect::<Result<Vec<_>, _>>()?;
+        if let [first, second] = addresses.as_slice() {
+            if first.is_ipv6() == second.is_ipv6() {
+                return Err(refused("two addresses of one family"));
+            }
+        }
+        Ok(Self(addresses))
+    }
+}
+
+impl fmt::Display for ProxyAddresses {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ips: Vec<String> = self.0.iter().map(|a| a.ip().to_string()).collect();
+        f.write_str(&ips.join(","))
     }
 }
 
@@ -114,10 +188,10 @@ impl fmt::Display for InterfaceName {
     }
 }
 
-/// The address the sidecar keeps, and where.
+/// The addresses the sidecar keeps, and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DesiredAddress {
-    pub address: ProxyAddress,
+    pub addresses: ProxyAddresses,
     pub interface: InterfaceName,
 }
 
@@ -148,12 +222,42 @@ mod tests {
     #[case("0.0.0.0")]
     #[case("::")]
     #[case("224.0.0.1")]
+    #[case("255.255.255.255")]
+    #[case("::ffff:10.96.0.2")]
     fn refuses_what_is_not_a_plain_usable_address(#[case] input: &str) {
         let error = input.parse::<ProxyAddress>().unwrap_err().to_string();
         assert!(
             error.contains(&format!("{input:?}")),
             "{error} does not name the input"
         );
+    }
+
+    #[rstest]
+    #[case("10.96.0.2", "10.96.0.2")]
+    #[case("fd00::2", "fd00::2")]
+    #[case("10.96.0.2,fd00::2", "10.96.0.2,fd00::2")]
+    #[case("fd00::2,10.96.0.2", "fd00::2,10.96.0.2")]
+    fn one_address_or_one_of_each_family(#[case] input: &str, #[case] shown: &str) {
+        assert_eq!(
+            input.parse::<ProxyAddresses>().map(|a| a.to_string()),
+            Ok(shown.to_owned())
+        );
+    }
+
+    #[rstest]
+    #[case::two_of_ipv4("10.96.0.2,10.96.0.3", "two addresses of one family")]
+    #[case::two_of_ipv6("fd00::2,fd00::3", "two addresses of one family")]
+    #[case::three("10.96.0.2,fd00::2,10.96.0.3", "more than two")]
+    #[case::empty_first(",fd00::2", "an empty element")]
+    #[case::empty_last("10.96.0.2,", "an empty element")]
+    #[case::empty("", "not an IP address")]
+    #[case::bad_element("10.96.0.2,fd00::zz", "\"fd00::zz\" is not an IP address")]
+    fn refuses_address_lists_that_are_not_one_per_family(
+        #[case] input: &str,
+        #[case] reason: &str,
+    ) {
+        let error = input.parse::<ProxyAddresses>().unwrap_err().to_string();
+        assert!(error.contains(reason), "{error}");
     }
 
     #[rstest]

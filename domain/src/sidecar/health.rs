@@ -3,12 +3,12 @@
 //!
 //! - Live: the loop reported a sync within twice `--sync-interval`. A refusal by the kernel never
 //!   fails liveness: restarting would not change the kernel's mind, and the loop keeps retrying.
-//! - Ready: the last sync succeeded and left the address on its interface.
+//! - Ready: the last sync succeeded and left every desired address on its interface.
 
 use std::time::Duration;
 
-use super::run::SyncReport;
 use crate::duration::format_go_duration;
+use crate::sidecar::report::SyncReport;
 
 /// Why a probe fails; the probe's body says it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -23,8 +23,8 @@ pub enum Unhealthy {
     NotSyncedYet,
     #[error("the last sync failed: the log says why")]
     LastSyncFailed,
-    #[error("the address is not on its interface after the last sync")]
-    AddressMissing,
+    #[error("address {address} is not on its interface after the last sync")]
+    AddressMissing { address: String },
 }
 
 /// The probes' view of the sync loop.
@@ -51,8 +51,10 @@ impl Health {
         self.last_report_at = now;
         self.readiness = if !report.outcome.succeeded() {
             Err(Unhealthy::LastSyncFailed)
-        } else if !report.address_present {
-            Err(Unhealthy::AddressMissing)
+        } else if let Some((missing, _)) = report.addresses.iter().find(|(_, present)| !present) {
+            Err(Unhealthy::AddressMissing {
+                address: missing.to_string(),
+            })
         } else {
             Ok(())
         };
@@ -78,10 +80,8 @@ impl Health {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ports::RuleError;
-    use crate::sidecar::reconciler::{SyncError, SyncOutcome};
-    use crate::sidecar::rules::RulesError;
-    use crate::sidecar::run::Trigger;
+    use crate::sidecar::model::RuleCommandError;
+    use crate::sidecar::report::{RuleSyncError, SyncError, SyncOutcome, Trigger};
     use rstest::rstest;
 
     const MINUTE: Duration = Duration::from_secs(60);
@@ -93,21 +93,23 @@ mod tests {
     fn failed() -> SyncOutcome {
         SyncOutcome {
             repairs: vec![],
-            errors: vec![SyncError::Rules(RulesError {
+            errors: vec![SyncError::Rules(RuleSyncError {
                 step: "list",
-                cause: RuleError::BinaryMissing {
+                cause: RuleCommandError::BinaryMissing {
                     binary: "iptables-save".into(),
                 },
             })],
+            ..Default::default()
         }
     }
 
     fn record(health: &mut Health, outcome: &SyncOutcome, address_present: bool, now: Duration) {
+        let addresses = [("10.96.0.2".parse().unwrap(), address_present)];
         let report = SyncReport {
             trigger: Trigger::Interval,
             outcome,
             duration: Duration::from_micros(300),
-            address_present,
+            addresses: &addresses,
         };
         health.record(&report, now);
     }
@@ -123,7 +125,7 @@ mod tests {
     #[case::succeeded(SyncOutcome::default(), true, Ok(()))]
     #[case::failed(failed(), true, Err(Unhealthy::LastSyncFailed))]
     #[case::failed_without_address(failed(), false, Err(Unhealthy::LastSyncFailed))]
-    #[case::address_missing(SyncOutcome::default(), false, Err(Unhealthy::AddressMissing))]
+    #[case::address_missing(SyncOutcome::default(), false, Err(Unhealthy::AddressMissing { address: "10.96.0.2/32".into() }))]
     fn readiness_follows_the_last_sync(
         #[case] outcome: SyncOutcome,
         #[case] address_present: bool,

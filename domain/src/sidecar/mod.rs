@@ -3,12 +3,14 @@
 pub mod address;
 pub mod desired;
 pub mod health;
+pub mod lifecycle;
+pub mod model;
 pub mod reconciler;
 pub mod repair;
+pub mod report;
 pub mod rules;
 pub mod run;
+pub mod stale;
 
 #[cfg(test)]
-mod fake_net;
-#[cfg(test)]
-mod fake_rules;
+mod testing;

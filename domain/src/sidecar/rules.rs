@@ -1,67 +1,11 @@
 //! The conntrack-bypass rules of the seed, as data, and the reconciler that keeps exactly them.
 
-use std::fmt;
-
-use crate::ports::{NetEvent, RuleError, RuleManager};
-use crate::sidecar::desired::ProxyAddress;
+use crate::ports::RuleManager;
+use crate::sidecar::desired::{ProxyAddress, ProxyAddresses};
+use crate::sidecar::model::{IpFamily, NetEvent, Rule, RuleCommandError, Table, RULE_COMMENT};
 use crate::sidecar::repair::Repair;
-
-/// The comment that marks a rule as ours, so that repair and cleanup touch exactly ours.
-pub const RULE_COMMENT: &str = "apiserver-proxy";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum IpFamily {
-    V4,
-    V6,
-}
-
-impl IpFamily {
-    pub const ALL: [IpFamily; 2] = [IpFamily::V4, IpFamily::V6];
-
-    pub fn of(address: &ProxyAddress) -> Self {
-        if address.is_ipv6() {
-            IpFamily::V6
-        } else {
-            IpFamily::V4
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Table {
-    Raw,
-    Filter,
-}
-
-impl Table {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Table::Raw => "raw",
-            Table::Filter => "filter",
-        }
-    }
-}
-
-/// One rule: its table, chain and the match and target arguments, in the order `iptables-save`
-/// prints them, so a listed rule compares equal to the desired one.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Rule {
-    pub table: Table,
-    pub chain: String,
-    pub args: Vec<String>,
-}
-
-impl fmt::Display for Rule {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "-t {} -A {} {}",
-            self.table.as_str(),
-            self.chain,
-            self.args.join(" ")
-        )
-    }
-}
+use crate::sidecar::report::{Cleaned, Collected, Owned, RuleSyncError};
+use crate::sidecar::stale::StaleMemory;
 
 /// Which end of the connection the proxy address is on.
 #[derive(Debug, Clone, Copy)]
@@ -131,8 +75,9 @@ enum RuleStep {
     Delete(Rule),
 }
 
-/// Decides what to change so that `observed` (our rules as listed) becomes exactly `desired`,
-/// each once. Pure, so every case is a table row in the tests.
+/// Decides what to change so that each `desired` rule is in `observed` (our rules as listed)
+/// exactly once. Rules of ours that are not desired are left to stale collection, which knows
+/// whether another instance owns them. Pure, so every case is a table row in the tests.
 fn plan(desired: &[Rule], observed: &[Rule]) -> Vec<RuleStep> {
     let mut steps = Vec::new();
     // Inserting at the top in reverse keeps the seed's order when all are missing.
@@ -143,94 +88,157 @@ fn plan(desired: &[Rule], observed: &[Rule]) -> Vec<RuleStep> {
         }
         steps.extend((1..copies).map(|_| RuleStep::Delete(rule.clone())));
     }
-    // Ours but no longer wanted (an earlier address or port): every copy goes.
-    steps.extend(
-        observed
-            .iter()
-            .filter(|o| !desired.contains(o))
-            .cloned()
-            .map(RuleStep::Delete),
-    );
     steps
 }
 
-/// Why the rules could not be kept or removed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("could not {step} the conntrack-bypass rules: {cause}")]
-pub struct RulesError {
-    pub step: &'static str,
-    pub cause: RuleError,
-}
-
-/// Keeps exactly the desired rules of one family, each once.
+/// Keeps each desired rule of each family once, collects the rules of ours no longer wanted.
 #[derive(Debug)]
 pub struct RuleReconciler<R> {
     rules: R,
-    family: IpFamily,
-    desired: Vec<Rule>,
+    /// The five rules of each desired address, by its family.
+    desired: Vec<(IpFamily, Vec<Rule>)>,
+    /// The rules of ours in the desired families that the last sync listed but does not want:
+    /// collection reads them from here rather than listing again.
+    unwanted: Vec<(IpFamily, Rule)>,
+    stale: StaleMemory<(IpFamily, Rule)>,
+}
+
+fn error(step: &'static str) -> impl Fn(RuleCommandError) -> RuleSyncError {
+    move |cause| RuleSyncError { step, cause }
 }
 
 impl<R: RuleManager> RuleReconciler<R> {
-    pub fn new(rules: R, address: &ProxyAddress, port: u16) -> Self {
+    pub fn new(rules: R, addresses: &ProxyAddresses, port: u16) -> Self {
         Self {
             rules,
-            family: IpFamily::of(address),
-            desired: desired_rules(address, port),
+            desired: addresses
+                .iter()
+                .map(|address| (IpFamily::of(address), desired_rules(address, port)))
+                .collect(),
+            unwanted: Vec::new(),
+            stale: StaleMemory::default(),
         }
     }
 
-    /// Brings the rule set to exactly the desired rules and says what it changed. A failed
-    /// listing changes nothing: a rule is never inserted on a guess, so it is never duplicated.
-    pub async fn sync(&mut self) -> Result<Vec<Repair>, RulesError> {
-        let error = |step| move |cause| RulesError { step, cause };
-        let observed = self
-            .rules
-            .list_ours(self.family)
-            .await
-            .map_err(error("list"))?;
+    fn desired_in(&self, family: IpFamily) -> Option<&[Rule]> {
+        self.desired
+            .iter()
+            .find(|(f, _)| *f == family)
+            .map(|(_, rules)| rules.as_slice())
+    }
+
+    /// Our rules of `family`; none where the family is not desired and its tools are missing.
+    async fn ours(&self, family: IpFamily) -> Result<Vec<Rule>, RuleSyncError> {
+        match self.rules.list_ours(family).await {
+            Err(RuleCommandError::BinaryMissing { .. }) if self.desired_in(family).is_none() => {
+                Ok(Vec::new())
+            }
+            listed => listed.map_err(error("list")),
+        }
+    }
+
+    /// Brings each desired rule to exactly one copy and says what it changed. A failed listing
+    /// changes nothing: a rule is never inserted on a guess, so it is never duplicated.
+    pub async fn sync(&mut self) -> Result<Vec<Repair>, RuleSyncError> {
         let mut repairs = Vec::new();
-        for step in plan(&self.desired, &observed) {
-            match step {
-                RuleStep::Insert(rule) => {
-                    self.rules
-                        .insert(self.family, &rule)
-                        .await
-                        .map_err(error("insert"))?;
-                    repairs.push(Repair::RuleInserted {
-                        rule: rule.to_string(),
-                    });
-                }
-                RuleStep::Delete(rule) => {
-                    self.rules
-                        .delete(self.family, &rule)
-                        .await
-                        .map_err(error("delete"))?;
-                    repairs.push(Repair::RuleDeleted {
-                        rule: rule.to_string(),
-                    });
+        self.unwanted.clear();
+        for (family, desired) in &self.desired {
+            let family = *family;
+            let observed = self.rules.list_ours(family).await.map_err(error("list"))?;
+            self.unwanted.extend(
+                observed
+                    .iter()
+                    .filter(|rule| !desired.contains(rule))
+                    .map(|rule| (family, rule.clone())),
+            );
+            for step in plan(desired, &observed) {
+                match step {
+                    RuleStep::Insert(rule) => {
+                        self.rules
+                            .insert(family, &rule)
+                            .await
+                            .map_err(error("insert"))?;
+                        repairs.push(Repair::RuleInserted {
+                            rule: rule.to_string(),
+                        });
+                    }
+                    RuleStep::Delete(rule) => {
+                        self.rules
+                            .delete(family, &rule)
+                            .await
+                            .map_err(error("delete"))?;
+                        repairs.push(Repair::RuleDeleted {
+                            rule: rule.to_string(),
+                        });
+                    }
                 }
             }
         }
         Ok(repairs)
     }
 
-    /// Removes every rule of ours, every copy, in both families, and no other rule. Safe to run
-    /// twice. A family whose tools are not installed has no rules of ours to remove.
-    pub async fn cleanup(&mut self) -> Result<(), RulesError> {
-        let error = |step| move |cause| RulesError { step, cause };
+    /// Deletes every copy of each rule of ours that is not desired, in both families, unless it
+    /// came back after an earlier pass removed it (another instance keeps it: see
+    /// [`StaleMemory`]). Runs right after a sync: the desired families' rules are those the sync
+    /// listed; only a family not desired is listed here.
+    pub async fn collect_stale(&mut self) -> Result<Collected, RuleSyncError> {
+        let mut stale = self.unwanted.clone();
         for family in IpFamily::ALL {
-            let ours = match self.rules.list_ours(family).await {
-                Err(RuleError::BinaryMissing { .. }) if family != self.family => continue,
-                listed => listed.map_err(error("list"))?,
-            };
-            for rule in ours {
+            if self.desired_in(family).is_none() {
+                stale.extend(
+                    self.ours(family)
+                        .await?
+                        .into_iter()
+                        .map(|rule| (family, rule)),
+                );
+            }
+        }
+        let verdict = self.stale.pass(&stale);
+        let mut collected = Collected {
+            removed: Vec::new(),
+            yielded: verdict
+                .yielded
+                .into_iter()
+                .map(|(_, rule)| Owned::Rule {
+                    rule: rule.to_string(),
+                })
+                .collect(),
+        };
+        for (family, rule) in verdict.remove {
+            for _ in stale.iter().filter(|(f, r)| *f == family && *r == rule) {
                 self.rules
                     .delete(family, &rule)
                     .await
                     .map_err(error("delete"))?;
             }
+            collected.removed.push(Owned::Rule {
+                rule: rule.to_string(),
+            });
+            self.stale.removed((family, rule));
         }
-        Ok(())
+        Ok(collected)
+    }
+
+    /// Removes every rule of ours, every copy, in both families, and no other rule. Safe to run
+    /// twice. A family whose tools are not installed has no rules of ours to remove.
+    pub async fn cleanup(&mut self) -> Result<Vec<Cleaned>, RuleSyncError> {
+        let mut cleaned = Vec::new();
+        for family in IpFamily::ALL {
+            for rule in self.ours(family).await? {
+                self.rules
+                    .delete(family, &rule)
+                    .await
+                    .map_err(error("delete"))?;
+                let owned = Owned::Rule {
+                    rule: rule.to_string(),
+                };
+                cleaned.push(Cleaned {
+                    why: owned.mark(),
+                    owned,
+                });
+            }
+        }
+        Ok(cleaned)
     }
 
     pub fn is_relevant(&self, event: &NetEvent) -> bool {

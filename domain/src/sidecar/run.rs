@@ -1,52 +1,20 @@
 //! The sidecar's loop: one sync at start, then on every interval, at once on a relevant network
 //! event, and sooner after a failure. The reconciler never learns why it runs; the trigger only
-//! goes into logs and metrics.
+//! goes into logs and metrics, and decides whether stale entries are collected after the sync
+//! (a separate reconciler operation: see [`Trigger::collects_stale`]).
 
 use std::future::Future;
 use std::pin::pin;
 use std::time::Duration;
 
 use futures::{FutureExt, Stream, StreamExt};
+use tracing::Instrument;
 
-use crate::ports::{AddressManager, Clock, NetEvent, RuleManager, SyncObserver};
-use crate::sidecar::reconciler::{Sidecar, SyncOutcome};
-
-/// Why a sync ran.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Trigger {
-    Start,
-    Interval,
-    Event,
-    /// The previous sync failed; this one comes before the interval is over.
-    Retry,
-}
-
-impl Trigger {
-    pub const ALL: [Trigger; 4] = [
-        Trigger::Start,
-        Trigger::Interval,
-        Trigger::Event,
-        Trigger::Retry,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Trigger::Start => "start",
-            Trigger::Interval => "interval",
-            Trigger::Event => "event",
-            Trigger::Retry => "retry",
-        }
-    }
-}
-
-/// What one sync did, as logs and metrics see it.
-#[derive(Debug)]
-pub struct SyncReport<'a> {
-    pub trigger: Trigger,
-    pub outcome: &'a SyncOutcome,
-    pub duration: Duration,
-    pub address_present: bool,
-}
+use crate::ports::{AddressManager, Clock, RuleManager, SyncObserver};
+use crate::sidecar::model::NetEvent;
+use crate::sidecar::reconciler::NodeReconciler;
+use crate::sidecar::report::{SyncOutcome, SyncReport, Trigger};
+use crate::sidecar::stale::YIELD_PASSES;
 
 /// How long to wait before the next sync.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,7 +45,7 @@ impl Schedule {
 
 /// Runs one sync, times it, and tells the observer and the log.
 pub async fn sync_once<A, R, C, O>(
-    sidecar: &mut Sidecar<A, R>,
+    reconciler: &mut NodeReconciler<A, R>,
     clock: &C,
     observer: &O,
     trigger: Trigger,
@@ -88,38 +56,54 @@ where
     C: Clock,
     O: SyncObserver,
 {
-    let started = clock.now();
-    let outcome = sidecar.sync().await;
-    let duration = clock.now().saturating_sub(started);
-    for repair in &outcome.repairs {
-        tracing::info!(
-            trigger = trigger.as_str(),
-            kind = repair.kind().as_str(),
-            "{repair}"
-        );
+    // The trigger goes into the span, once, not into every line the sync logs.
+    let span = tracing::info_span!("sync", trigger = trigger.as_str());
+    async {
+        let started = clock.now();
+        let mut outcome = reconciler.sync().await;
+        if trigger.collects_stale() {
+            let collected = reconciler.collect_stale().await;
+            outcome.stale_removed.extend(collected.stale_removed);
+            outcome.yields.extend(collected.yields);
+            outcome.errors.extend(collected.errors);
+        }
+        let duration = clock.now().saturating_sub(started);
+        for repair in &outcome.repairs {
+            tracing::info!(kind = repair.kind().as_str(), "{repair}");
+        }
+        for owned in &outcome.stale_removed {
+            tracing::info!(
+                kind = owned.kind().as_str(),
+                "removed stale {owned}: {}, and this instance does not want it",
+                owned.mark()
+            );
+        }
+        for owned in &outcome.yields {
+            tracing::info!(
+                kind = owned.kind().as_str(),
+                "stale {owned} came back after it was removed: another instance owns it; leaving it alone for {YIELD_PASSES} intervals"
+            );
+        }
+        for error in &outcome.errors {
+            tracing::error!(kind = error.kind(), "{error}");
+        }
+        tracing::debug!(?duration, ok = outcome.succeeded(), "sync finished");
+        observer.sync_finished(&SyncReport {
+            trigger,
+            outcome: &outcome,
+            duration,
+            addresses: reconciler.addresses_present(),
+        });
+        outcome
     }
-    for error in &outcome.errors {
-        tracing::error!(trigger = trigger.as_str(), kind = error.kind(), "{error}");
-    }
-    tracing::debug!(
-        trigger = trigger.as_str(),
-        ?duration,
-        ok = outcome.succeeded(),
-        "sync finished"
-    );
-    observer.sync_finished(&SyncReport {
-        trigger,
-        outcome: &outcome,
-        duration,
-        address_present: sidecar.address_present(),
-    });
-    outcome
+    .instrument(span)
+    .await
 }
 
 /// Keeps the desired state until `shutdown` completes. Never returns early: a failed sync is
 /// retried, a broken event stream leaves the interval as the safety net.
 pub async fn run<A, R, C, O, E, S>(
-    sidecar: &mut Sidecar<A, R>,
+    reconciler: &mut NodeReconciler<A, R>,
     clock: &C,
     observer: &O,
     schedule: Schedule,
@@ -138,16 +122,27 @@ pub async fn run<A, R, C, O, E, S>(
     let mut shutdown = pin!(shutdown.fuse());
     let mut trigger = Trigger::Start;
     let mut failures = 0;
+    // When the next interval sync is due. Only start and interval syncs move it: on a busy node
+    // events come more often than the interval, and restarting the wait on each would keep the
+    // interval (and stale collection with it) from ever running.
+    let mut next_interval = Duration::ZERO;
     loop {
-        let outcome = sync_once(sidecar, clock, observer, trigger).await;
+        let outcome = sync_once(reconciler, clock, observer, trigger).await;
         failures = if outcome.succeeded() { 0 } else { failures + 1 };
-        let mut wait = pin!(clock.sleep(schedule.wait_after(failures)).fuse());
+        if matches!(trigger, Trigger::Start | Trigger::Interval) {
+            next_interval = clock.now().saturating_add(schedule.interval);
+        }
+        let due = match failures {
+            0 => next_interval.saturating_sub(clock.now()),
+            _ => schedule.wait_after(failures),
+        };
+        let mut wait = pin!(clock.sleep(due).fuse());
         trigger = loop {
             futures::select_biased! {
                 () = shutdown => return,
                 () = wait => break if failures == 0 { Trigger::Interval } else { Trigger::Retry },
                 event = events.next() => match event {
-                    Some(event) if sidecar.is_relevant(&event) => {
+                    Some(event) if reconciler.is_relevant(&event) => {
                         tracing::debug!(?event, "network change");
                         // A burst (a flush, a restore) arrives as many events: one sync covers them.
                         while let Some(Some(_)) = events.next().now_or_never() {}

@@ -1,16 +1,24 @@
 use super::*;
 use blackbox_tests::metric;
-use domain::ports::RuleError;
-use domain::sidecar::reconciler::SyncOutcome;
+use std::sync::LazyLock;
+
+use domain::sidecar::desired::ProxyAddress;
+use domain::sidecar::model::RuleCommandError;
 use domain::sidecar::repair::Repair;
-use domain::sidecar::rules::RulesError;
+use domain::sidecar::report::{Owned, RuleSyncError, SyncOutcome};
+
+/// The address, on its interface or not.
+static ADDRESS: LazyLock<[[(ProxyAddress, bool); 1]; 2]> = LazyLock::new(|| {
+    let address = "10.96.0.2".parse().expect("an address");
+    [[(address, false)], [(address, true)]]
+});
 
 fn report<'a>(trigger: Trigger, outcome: &'a SyncOutcome, present: bool) -> SyncReport<'a> {
     SyncReport {
         trigger,
         outcome,
         duration: Duration::from_micros(300),
-        address_present: present,
+        addresses: &ADDRESS[usize::from(present)],
     }
 }
 
@@ -60,6 +68,7 @@ fn a_repairing_sync_moves_exactly_its_counters() {
             },
         ],
         errors: vec![],
+        ..Default::default()
     };
     metrics.sync_finished(&report(Trigger::Event, &outcome, true));
     let text = metrics.metrics();
@@ -93,7 +102,10 @@ fn a_repairing_sync_moves_exactly_its_counters() {
         Some(0.0)
     );
     assert_eq!(
-        metric(&text, "apiserver_proxy_sidecar_address_present"),
+        metric(
+            &text,
+            "apiserver_proxy_sidecar_address_present{address=\"10.96.0.2\"}"
+        ),
         Some(1.0)
     );
     assert_eq!(
@@ -113,12 +125,13 @@ fn a_failed_sync_counts_its_error_and_makes_the_sidecar_unready() {
     let metrics = SidecarMetrics::new(Duration::from_secs(60));
     let outcome = SyncOutcome {
         repairs: vec![],
-        errors: vec![SyncError::Rules(RulesError {
+        errors: vec![SyncError::Rules(RuleSyncError {
             step: "list",
-            cause: RuleError::BinaryMissing {
+            cause: RuleCommandError::BinaryMissing {
                 binary: "iptables-save".into(),
             },
         })],
+        ..Default::default()
     };
     metrics.sync_finished(&report(Trigger::Start, &outcome, true));
     let text = metrics.metrics();
@@ -182,4 +195,37 @@ fn reports_reach_metrics_shared_with_the_server() {
         Some(1.0),
         "{text}"
     );
+}
+
+#[test]
+fn stale_removals_and_yields_are_counted_by_kind() {
+    let metrics = SidecarMetrics::new(Duration::from_secs(60));
+    let outcome = SyncOutcome {
+        stale_removed: vec![
+            Owned::Address {
+                address: "10.96.0.9/32".into(),
+                interface: "lo".into(),
+            },
+            Owned::Link {
+                interface: "apiserver-proxy".into(),
+            },
+        ],
+        yields: vec![Owned::Rule {
+            rule: "-t raw ...".into(),
+        }],
+        ..Default::default()
+    };
+    metrics.sync_finished(&report(Trigger::Interval, &outcome, true));
+    let text = metrics.metrics();
+    for (series, value) in [
+        ("stale_removed_total{kind=\"address\"}", 1.0),
+        ("stale_removed_total{kind=\"link\"}", 1.0),
+        ("stale_removed_total{kind=\"rule\"}", 0.0),
+        ("yields_total{kind=\"rule\"}", 1.0),
+        ("yields_total{kind=\"address\"}", 0.0),
+        ("repairs_total{kind=\"address\"}", 0.0),
+    ] {
+        let name = format!("apiserver_proxy_sidecar_{series}");
+        assert_eq!(metric(&text, &name), Some(value), "{name} in {text}");
+    }
 }

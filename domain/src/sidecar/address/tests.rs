@@ -1,14 +1,14 @@
 use super::*;
 use crate::ports::MockAddressManager;
 use crate::sidecar::desired::ProxyAddress;
-use crate::sidecar::fake_net::FakeNet;
+use crate::sidecar::testing::FakeNet;
 use futures::executor::block_on;
 use mockall::predicate::eq;
 use rstest::rstest;
 
 fn desired(interface: &str) -> DesiredAddress {
     DesiredAddress {
-        address: "10.96.0.2".parse().unwrap(),
+        addresses: "10.96.0.2".parse().unwrap(),
         interface: interface.parse().unwrap(),
     }
 }
@@ -21,21 +21,53 @@ fn link(index: u32, up: bool) -> Option<Link> {
     })
 }
 
+fn v4() -> ProxyAddress {
+    "10.96.0.2".parse().unwrap()
+}
+
+fn v6() -> ProxyAddress {
+    "fd00::2".parse().unwrap()
+}
+
+fn add() -> Step {
+    Step::AddAddress(v4())
+}
+
+fn stray(index: u32) -> Step {
+    Step::RemoveStray {
+        address: v4(),
+        index,
+    }
+}
+
 #[rstest]
 #[case::all_in_place(link(1, true), vec![1], vec![])]
-#[case::interface_missing(None, vec![], vec![Step::CreateLink, Step::SetLinkUp, Step::AddAddress])]
+#[case::interface_missing(None, vec![], vec![Step::CreateLink, Step::SetLinkUp, add()])]
 #[case::interface_down(link(1, false), vec![1], vec![Step::SetLinkUp])]
-#[case::address_missing(link(1, true), vec![], vec![Step::AddAddress])]
-#[case::down_and_missing(link(1, false), vec![], vec![Step::SetLinkUp, Step::AddAddress])]
-#[case::moved_to_another_interface(link(1, true), vec![7], vec![Step::AddAddress, Step::RemoveStray { index: 7 }])]
-#[case::also_on_another_interface(link(1, true), vec![1, 7], vec![Step::RemoveStray { index: 7 }])]
-#[case::interface_missing_address_elsewhere(None, vec![7], vec![Step::CreateLink, Step::SetLinkUp, Step::AddAddress, Step::RemoveStray { index: 7 }])]
+#[case::address_missing(link(1, true), vec![], vec![add()])]
+#[case::down_and_missing(link(1, false), vec![], vec![Step::SetLinkUp, add()])]
+#[case::moved_to_another_interface(link(1, true), vec![7], vec![add(), stray(7)])]
+#[case::also_on_another_interface(link(1, true), vec![1, 7], vec![stray(7)])]
+#[case::interface_missing_address_elsewhere(None, vec![7], vec![Step::CreateLink, Step::SetLinkUp, add(), stray(7)])]
 fn plan_covers_every_observed_case(
     #[case] link: Option<Link>,
     #[case] holders: Vec<u32>,
     #[case] steps: Vec<Step>,
 ) {
+    let holders = vec![(v4(), holders)];
     assert_eq!(plan(&Observed { link, holders }), steps);
+}
+
+#[test]
+fn plan_adds_both_families_before_removing_any_stray() {
+    let holders = vec![(v4(), vec![7]), (v6(), vec![])];
+    assert_eq!(
+        plan(&Observed {
+            link: link(1, true),
+            holders
+        }),
+        vec![add(), Step::AddAddress(v6()), stray(7)]
+    );
 }
 
 #[test]
@@ -144,6 +176,9 @@ fn cleanup_keeps_lo_when_we_did_not_create_it() {
         .with(eq(1), eq("10.96.0.2".parse::<ProxyAddress>().unwrap()))
         .times(1)
         .returning(|_, _| Ok(()));
+    net.expect_links_holding().returning(|_| Ok(vec![1]));
+    net.expect_marked_addresses().returning(|| Ok(vec![]));
+    net.expect_marked_links().returning(|| Ok(vec![]));
     net.expect_delete_link().never();
     let mut reconciler = AddressReconciler::new(net, desired("lo"));
     block_on(reconciler.cleanup()).unwrap();
@@ -217,4 +252,178 @@ fn only_drift_of_our_address_or_interface_is_relevant(
     let mut reconciler = AddressReconciler::new(FakeNet::with_lo(), desired("lo"));
     block_on(reconciler.sync()).unwrap();
     assert_eq!(reconciler.is_relevant(&event), relevant);
+}
+
+fn ip(text: &str) -> ProxyAddress {
+    text.parse().unwrap()
+}
+
+/// A sync and a stale collection, as the loop runs them at start and on the interval.
+fn sync_and_collect<A: AddressManager>(reconciler: &mut AddressReconciler<A>) -> Collected {
+    block_on(reconciler.sync()).unwrap();
+    block_on(reconciler.collect_stale()).unwrap()
+}
+
+#[test]
+fn a_changed_ip_address_removes_the_earlier_marked_one_at_start() {
+    let net = FakeNet::with_lo();
+    net.put_marked_address(1, ip("10.96.0.9"));
+    let mut reconciler = AddressReconciler::new(net.clone(), desired("lo"));
+    let collected = sync_and_collect(&mut reconciler);
+    assert_eq!(net.addresses_of("lo"), vec![ip("10.96.0.2")]);
+    assert_eq!(
+        collected.removed,
+        vec![Owned::Address {
+            address: "10.96.0.9/32".into(),
+            interface: "lo".into()
+        }]
+    );
+}
+
+#[test]
+fn unmarked_addresses_and_links_are_never_collected() {
+    let net = FakeNet::with_lo();
+    net.put_address(1, ip("10.0.0.9"));
+    net.add_link("eth9", true);
+    let mut reconciler = AddressReconciler::new(net.clone(), desired("lo"));
+    for _ in 0..3 {
+        assert_eq!(sync_and_collect(&mut reconciler), Collected::default());
+    }
+    assert!(net.addresses_of("lo").contains(&ip("10.0.0.9")));
+    assert!(net.link("eth9").is_some());
+}
+
+#[test]
+fn our_empty_link_is_deleted_when_the_interface_moves_to_lo() {
+    let net = FakeNet::with_lo();
+    net.add_marked_link("apiserver-proxy");
+    let mut reconciler = AddressReconciler::new(net.clone(), desired("lo"));
+    let collected = sync_and_collect(&mut reconciler);
+    assert_eq!(net.link("apiserver-proxy"), None);
+    assert_eq!(
+        collected.removed,
+        vec![Owned::Link {
+            interface: "apiserver-proxy".into()
+        }]
+    );
+}
+
+#[test]
+fn our_link_is_kept_while_it_holds_a_foreign_address() {
+    let net = FakeNet::with_lo();
+    let index = net.add_marked_link("apiserver-proxy");
+    net.put_address(index, ip("192.0.2.1"));
+    let mut reconciler = AddressReconciler::new(net.clone(), desired("lo"));
+    sync_and_collect(&mut reconciler);
+    sync_and_collect(&mut reconciler);
+    assert!(net.link("apiserver-proxy").is_some());
+}
+
+#[test]
+fn our_old_link_is_deleted_one_pass_after_its_stale_address() {
+    let net = FakeNet::with_lo();
+    let index = net.add_marked_link("apiserver-proxy");
+    net.put_marked_address(index, ip("10.96.0.9"));
+    let mut reconciler = AddressReconciler::new(net.clone(), desired("lo"));
+    sync_and_collect(&mut reconciler);
+    assert!(
+        net.link("apiserver-proxy").is_some(),
+        "it held an address when the pass began"
+    );
+    sync_and_collect(&mut reconciler);
+    assert_eq!(net.link("apiserver-proxy"), None);
+}
+
+#[test]
+fn an_address_that_comes_back_is_left_alone_for_ten_intervals_then_collected() {
+    let net = FakeNet::with_lo();
+    let other = ip("10.96.0.9");
+    net.put_marked_address(1, other);
+    let mut reconciler = AddressReconciler::new(net.clone(), desired("lo"));
+    assert_eq!(sync_and_collect(&mut reconciler).removed.len(), 1);
+    // Another instance keeps it: it is back before the next pass.
+    net.put_marked_address(1, other);
+    let collected = sync_and_collect(&mut reconciler);
+    assert_eq!((collected.removed.len(), collected.yielded.len()), (0, 1));
+    for _ in 0..9 {
+        assert_eq!(sync_and_collect(&mut reconciler), Collected::default());
+    }
+    // That instance is gone now, without cleaning up: the tenth pass collects its address.
+    assert_eq!(sync_and_collect(&mut reconciler).removed.len(), 1);
+    assert_eq!(net.addresses_of("lo"), vec![ip("10.96.0.2")]);
+}
+
+#[test]
+fn a_kernel_that_drops_the_mark_is_noticed_once_and_nothing_is_collected() {
+    let net = FakeNet::with_lo();
+    net.0.lock().unwrap().drops_address_protocol = true;
+    net.put_address(1, ip("10.96.0.9"));
+    let mut reconciler = AddressReconciler::new(net.clone(), desired("lo"));
+    sync_and_collect(&mut reconciler);
+    assert_eq!(reconciler.marks, MarkSupport::Dropped);
+    sync_and_collect(&mut reconciler);
+    assert_eq!(net.addresses_of("lo").len(), 2);
+}
+
+#[test]
+fn a_kernel_that_keeps_the_mark_is_noticed() {
+    let net = FakeNet::with_lo();
+    let mut reconciler = AddressReconciler::new(net, desired("lo"));
+    assert_eq!(reconciler.marks, MarkSupport::Unknown);
+    sync_and_collect(&mut reconciler);
+    assert_eq!(reconciler.marks, MarkSupport::Kept);
+}
+
+#[test]
+fn cleanup_by_a_later_process_removes_the_marked_link_and_says_why() {
+    let net = FakeNet::with_lo();
+    block_on(AddressReconciler::new(net.clone(), desired("proxy0")).sync()).unwrap();
+    let mut later = AddressReconciler::new(net.clone(), desired("proxy0"));
+    let cleaned = block_on(later.cleanup()).unwrap();
+    assert_eq!(net.link("proxy0"), None);
+    let lines: Vec<String> = cleaned.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        lines,
+        vec![
+            "removed address 10.96.0.2/32 on proxy0: --ip-address names it".to_owned(),
+            "removed interface proxy0: its alias is \"apiserver-proxy\" and it holds no address"
+                .to_owned(),
+        ]
+    );
+}
+
+#[test]
+fn cleanup_removes_every_marked_address_but_keeps_a_link_holding_a_foreign_one() {
+    let net = FakeNet::with_lo();
+    let index = net.add_marked_link("proxy0");
+    net.put_address(index, ip("192.0.2.1"));
+    net.put_marked_address(1, ip("10.96.0.9"));
+    let mut reconciler = AddressReconciler::new(net.clone(), desired("proxy0"));
+    block_on(reconciler.sync()).unwrap();
+    block_on(reconciler.cleanup()).unwrap();
+    assert_eq!(net.addresses_of("proxy0"), vec![ip("192.0.2.1")]);
+    assert_eq!(net.addresses_of("lo"), vec![]);
+}
+
+#[test]
+fn both_families_are_kept_on_the_interface_and_reported_each() {
+    let net = FakeNet::with_lo();
+    let both = DesiredAddress {
+        addresses: "10.96.0.2,fd00::2".parse().unwrap(),
+        interface: "lo".parse().unwrap(),
+    };
+    let mut reconciler = AddressReconciler::new(net.clone(), both);
+    block_on(reconciler.sync()).unwrap();
+    assert_eq!(net.addresses_of("lo"), vec![ip("10.96.0.2"), ip("fd00::2")]);
+    assert_eq!(
+        reconciler.present(),
+        &[(ip("10.96.0.2"), true), (ip("fd00::2"), true)]
+    );
+    net.remove_address("lo", ip("fd00::2"));
+    let removed = NetEvent::AddressRemoved {
+        index: 1,
+        address: "fd00::2".parse().unwrap(),
+    };
+    assert!(reconciler.is_relevant(&removed));
+    assert_eq!(block_on(reconciler.sync()).unwrap().len(), 1);
 }

@@ -1,72 +1,19 @@
 use super::*;
-use crate::ports::NetError;
 use crate::sidecar::address::AddressReconciler;
-use crate::sidecar::fake_net::FakeNet;
-use crate::sidecar::fake_rules::FakeRules;
-use async_trait::async_trait;
+use crate::sidecar::model::NetError;
+use crate::sidecar::reconciler::NoRules;
+use crate::sidecar::testing::{FakeClock, FakeNet, Recorder};
 use futures::executor::block_on;
 use futures::future::poll_fn;
 use std::sync::Mutex;
 use std::task::Poll;
 
-/// Sleeps return at once (or never, for event tests) and are recorded, so loops run without
-/// real time passing.
-#[derive(Debug, Default)]
-struct FakeClock {
-    sleeps: Mutex<Vec<Duration>>,
-    sleep_forever: bool,
-}
-
-#[async_trait]
-impl Clock for FakeClock {
-    fn now(&self) -> Duration {
-        Duration::from_millis(self.sleeps.lock().unwrap().len() as u64)
-    }
-
-    async fn sleep(&self, duration: Duration) {
-        self.sleeps.lock().unwrap().push(duration);
-        if self.sleep_forever {
-            futures::future::pending::<()>().await;
-        }
-    }
-}
-
-#[derive(Debug, Default)]
-struct Recorder(Mutex<Vec<(Trigger, bool)>>);
-
-impl SyncObserver for Recorder {
-    fn sync_finished(&self, report: &SyncReport<'_>) {
-        self.0
-            .lock()
-            .unwrap()
-            .push((report.trigger, report.outcome.succeeded()));
-    }
-}
-
-impl Recorder {
-    fn triggers(&self) -> Vec<Trigger> {
-        self.0.lock().unwrap().iter().map(|(t, _)| *t).collect()
-    }
-
-    /// Completes once `n` syncs were reported.
-    async fn after(&self, n: usize) {
-        poll_fn(|_| {
-            if self.0.lock().unwrap().len() >= n {
-                Poll::Ready(())
-            } else {
-                Poll::Pending
-            }
-        })
-        .await
-    }
-}
-
-fn sidecar(net: FakeNet) -> Sidecar<FakeNet, FakeRules> {
+fn sidecar(net: FakeNet) -> NodeReconciler<FakeNet, NoRules> {
     let desired = crate::sidecar::desired::DesiredAddress {
-        address: "10.96.0.2".parse().unwrap(),
+        addresses: "10.96.0.2".parse().unwrap(),
         interface: "lo".parse().unwrap(),
     };
-    Sidecar::new(AddressReconciler::new(net, desired), None)
+    NodeReconciler::new(AddressReconciler::new(net, desired), None)
 }
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -131,7 +78,14 @@ fn a_relevant_event_syncs_at_once_and_repairs() {
     // The event arrives after the first sync, as if someone deleted the address then.
     let deleted = futures::stream::once(async {
         recorder.after(1).await;
-        net.0.lock().unwrap().links.get_mut(&1).unwrap().1.clear();
+        net.0
+            .lock()
+            .unwrap()
+            .links
+            .get_mut(&1)
+            .unwrap()
+            .addresses
+            .clear();
         NetEvent::AddressRemoved {
             index: 1,
             address: "10.96.0.2".parse().unwrap(),
@@ -232,7 +186,10 @@ fn the_observer_hears_whether_the_address_is_present() {
     struct Presence(Mutex<Vec<bool>>);
     impl SyncObserver for Presence {
         fn sync_finished(&self, report: &SyncReport<'_>) {
-            self.0.lock().unwrap().push(report.address_present);
+            self.0
+                .lock()
+                .unwrap()
+                .push(report.addresses.iter().all(|(_, present)| *present));
         }
     }
     let clock = FakeClock::default();
@@ -248,4 +205,62 @@ fn schedule_doubles_from_the_first_retry_up_to_the_interval() {
     let waits: Vec<u64> = (0..9).map(|f| schedule.wait_after(f).as_secs()).collect();
     assert_eq!(waits, vec![60, 1, 2, 4, 8, 16, 32, 60, 60]);
     assert_eq!(schedule.wait_after(u32::MAX), MINUTE);
+}
+
+#[rstest::rstest]
+#[case::start(Trigger::Start, true)]
+#[case::interval(Trigger::Interval, true)]
+#[case::event(Trigger::Event, false)]
+#[case::retry(Trigger::Retry, false)]
+fn stale_entries_are_collected_at_start_and_on_the_interval_only(
+    #[case] trigger: Trigger,
+    #[case] collected: bool,
+) {
+    let net = FakeNet::with_lo();
+    net.put_marked_address(1, "10.96.0.9".parse().unwrap());
+    let mut reconciler = sidecar(net.clone());
+    let outcome = block_on(sync_once(
+        &mut reconciler,
+        &FakeClock::default(),
+        &(),
+        trigger,
+    ));
+    assert_eq!(outcome.stale_removed.len(), usize::from(collected));
+    assert_eq!(net.addresses_of("lo").len(), if collected { 1 } else { 2 });
+}
+
+#[test]
+fn an_event_sync_does_not_postpone_the_interval() {
+    let clock = FakeClock {
+        sleep_forever: true,
+        ..Default::default()
+    };
+    let recorder = Recorder::default();
+    let mut sidecar = sidecar(FakeNet::with_lo());
+    let lost = futures::stream::once(async {
+        recorder.after(1).await;
+        NetEvent::EventsLost
+    });
+    block_on(run(
+        &mut sidecar,
+        &clock,
+        &recorder,
+        Schedule::new(MINUTE),
+        lost,
+        // Stops once the wait after the event sync began; spins its waker until then.
+        poll_fn(|cx| {
+            if clock.sleeps.lock().unwrap().len() >= 2 {
+                Poll::Ready(())
+            } else {
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+        }),
+    ));
+    assert_eq!(recorder.triggers(), vec![Trigger::Start, Trigger::Event]);
+    // The fake clock advances 1 ms per sleep: the wait after the event sync ends when the
+    // start's interval does, not a whole interval later.
+    let sleeps = clock.sleeps.lock().unwrap().clone();
+    assert_eq!(sleeps[0], MINUTE);
+    assert_eq!(sleeps[1], MINUTE - Duration::from_millis(1));
 }

@@ -4,15 +4,15 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
-use crate::ports::{RuleError, RuleManager};
-use crate::sidecar::rules::{IpFamily, Rule, RULE_COMMENT};
+use crate::ports::RuleManager;
+use crate::sidecar::model::{IpFamily, Rule, RuleCommandError, RULE_COMMENT};
 
 #[derive(Debug, Default)]
 pub struct State {
     /// Every rule of both families, ours or not, in chain order.
     pub rules: Vec<(IpFamily, Rule)>,
     /// When set, listing fails with this error (a spurious failure).
-    pub list_error: Option<RuleError>,
+    pub list_error: Option<RuleCommandError>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -36,7 +36,7 @@ impl FakeRules {
 
 #[async_trait]
 impl RuleManager for FakeRules {
-    async fn list_ours(&self, family: IpFamily) -> Result<Vec<Rule>, RuleError> {
+    async fn list_ours(&self, family: IpFamily) -> Result<Vec<Rule>, RuleCommandError> {
         let state = self.0.lock().unwrap();
         if let Some(error) = &state.list_error {
             return Err(error.clone());
@@ -50,7 +50,7 @@ impl RuleManager for FakeRules {
             .collect())
     }
 
-    async fn insert(&self, family: IpFamily, rule: &Rule) -> Result<(), RuleError> {
+    async fn insert(&self, family: IpFamily, rule: &Rule) -> Result<(), RuleCommandError> {
         self.0
             .lock()
             .unwrap()
@@ -59,7 +59,7 @@ impl RuleManager for FakeRules {
         Ok(())
     }
 
-    async fn delete(&self, family: IpFamily, rule: &Rule) -> Result<(), RuleError> {
+    async fn delete(&self, family: IpFamily, rule: &Rule) -> Result<(), RuleCommandError> {
         let mut state = self.0.lock().unwrap();
         if let Some(at) = state
             .rules

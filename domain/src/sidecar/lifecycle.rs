@@ -1,0 +1,107 @@
+//! The process from start to exit: one sync or a loop (`--daemon`), the cleanup (`--cleanup`),
+//! and the exit status they add up to. The binary only wires the adapters to this.
+
+use std::pin::pin;
+
+use futures::future::Either;
+use futures::{FutureExt, Stream, StreamExt};
+
+use crate::ports::{AddressManager, Clock, RuleManager, SyncObserver};
+use crate::sidecar::model::NetEvent;
+use crate::sidecar::reconciler::NodeReconciler;
+use crate::sidecar::report::Trigger;
+use crate::sidecar::run::{run, sync_once, Schedule};
+
+/// `--daemon` and `--cleanup`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mode {
+    pub daemon: bool,
+    pub cleanup: bool,
+}
+
+/// How the process ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// The one-shot sync (and cleanup) succeeded, or the daemon stopped on a signal and cleaned
+    /// up as asked.
+    Success,
+    /// The one-shot sync or a cleanup failed; the log says why.
+    Failure,
+    /// A second signal arrived during cleanup: the process leaves before it finished.
+    Interrupted,
+}
+
+/// Runs the sidecar as `mode` asks until it is done. `stops` yields once per stop signal
+/// (SIGTERM, SIGINT): the first ends the daemon's loop, a second one cuts its cleanup short.
+pub async fn live<A, R, C, O, E, S>(
+    reconciler: &mut NodeReconciler<A, R>,
+    clock: &C,
+    observer: &O,
+    schedule: Schedule,
+    mode: Mode,
+    events: E,
+    stops: S,
+) -> Exit
+where
+    A: AddressManager,
+    R: RuleManager,
+    C: Clock,
+    O: SyncObserver,
+    E: Stream<Item = NetEvent>,
+    S: Stream<Item = ()>,
+{
+    // A signal source that ends has no more signals to give, rather than giving a stop.
+    let mut stops = pin!(stops.chain(futures::stream::pending()));
+    if !mode.daemon {
+        let synced = sync_once(reconciler, clock, observer, Trigger::Start)
+            .await
+            .succeeded();
+        let cleaned = !mode.cleanup || cleanup(reconciler).await;
+        return if synced && cleaned {
+            Exit::Success
+        } else {
+            Exit::Failure
+        };
+    }
+    run(
+        reconciler,
+        clock,
+        observer,
+        schedule,
+        events,
+        stops.next().map(drop),
+    )
+    .await;
+    if !mode.cleanup {
+        tracing::info!("stopping; --cleanup is off, so the address stays");
+        return Exit::Success;
+    }
+    tracing::info!("stopping; cleaning up (a second signal exits at once)");
+    let cleaning = pin!(cleanup(reconciler));
+    match futures::future::select(cleaning, stops.next()).await {
+        Either::Left((true, _)) => Exit::Success,
+        Either::Left((false, _)) => Exit::Failure,
+        Either::Right(_) => {
+            tracing::warn!("second signal: exiting before cleanup finished");
+            Exit::Interrupted
+        }
+    }
+}
+
+/// Removes what carries our marks, saying what and why; says whether it all went.
+async fn cleanup<A: AddressManager, R: RuleManager>(reconciler: &mut NodeReconciler<A, R>) -> bool {
+    let outcome = reconciler.cleanup().await;
+    for cleaned in &outcome.cleaned {
+        tracing::info!(kind = cleaned.owned.kind().as_str(), "cleanup: {cleaned}");
+    }
+    for error in &outcome.errors {
+        tracing::error!("cleanup: {error}");
+    }
+    if outcome.errors.is_empty() {
+        tracing::info!(removed = outcome.cleaned.len(), "cleanup done");
+    }
+    outcome.errors.is_empty()
+}
+
+#[cfg(test)]
+mod tests;

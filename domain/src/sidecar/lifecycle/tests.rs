@@ -1,0 +1,168 @@
+use super::*;
+use crate::sidecar::address::AddressReconciler;
+use crate::sidecar::desired::{DesiredAddress, InterfaceName, ProxyAddress};
+use crate::sidecar::model::{Link, MarkedAddress, MarkedLink, NetError};
+use crate::sidecar::reconciler::NoRules;
+use crate::sidecar::testing::{FakeClock, FakeNet, Recorder};
+use async_trait::async_trait;
+use futures::executor::block_on;
+use rstest::rstest;
+use std::time::Duration;
+
+fn reconciler<A: AddressManager>(net: A) -> NodeReconciler<A, NoRules> {
+    let desired = DesiredAddress {
+        addresses: "10.96.0.2".parse().unwrap(),
+        interface: "lo".parse().unwrap(),
+    };
+    NodeReconciler::new(AddressReconciler::new(net, desired), None)
+}
+
+/// A clock whose sleeps never end: the daemon's loop waits for a signal or an event.
+fn still_clock() -> FakeClock {
+    FakeClock {
+        sleep_forever: true,
+        ..Default::default()
+    }
+}
+
+fn live_with<A: AddressManager>(net: A, mode: Mode, signals: usize) -> (Exit, Vec<Trigger>) {
+    let recorder = Recorder::default();
+    let exit = block_on(live(
+        &mut reconciler(net),
+        &still_clock(),
+        &recorder,
+        Schedule::new(Duration::from_secs(60)),
+        mode,
+        futures::stream::pending(),
+        futures::stream::iter(vec![(); signals]),
+    ));
+    (exit, recorder.triggers())
+}
+
+fn broken() -> FakeNet {
+    let net = FakeNet::with_lo();
+    net.0.lock().unwrap().broken = Some(NetError::PermissionDenied {
+        operation: "list links".into(),
+    });
+    net
+}
+
+const ONE_SHOT: Mode = Mode {
+    daemon: false,
+    cleanup: false,
+};
+const ONE_SHOT_CLEANUP: Mode = Mode {
+    daemon: false,
+    cleanup: true,
+};
+const DAEMON: Mode = Mode {
+    daemon: true,
+    cleanup: false,
+};
+const DAEMON_CLEANUP: Mode = Mode {
+    daemon: true,
+    cleanup: true,
+};
+
+#[rstest]
+#[case::one_shot(ONE_SHOT, true, Exit::Success, true)]
+#[case::one_shot_with_cleanup(ONE_SHOT_CLEANUP, true, Exit::Success, false)]
+#[case::one_shot_failing(ONE_SHOT, false, Exit::Failure, false)]
+#[case::one_shot_failing_with_cleanup(ONE_SHOT_CLEANUP, false, Exit::Failure, false)]
+#[case::daemon_stopped(DAEMON, true, Exit::Success, true)]
+#[case::daemon_stopped_with_cleanup(DAEMON_CLEANUP, true, Exit::Success, false)]
+fn the_mode_decides_the_exit_and_what_stays(
+    #[case] mode: Mode,
+    #[case] working: bool,
+    #[case] exit: Exit,
+    #[case] address_stays: bool,
+) {
+    let net = if working {
+        FakeNet::with_lo()
+    } else {
+        broken()
+    };
+    let (exited, triggers) = live_with(net.clone(), mode, 1);
+    assert_eq!(exited, exit);
+    assert_eq!(triggers, vec![Trigger::Start]);
+    net.0.lock().unwrap().broken = None;
+    assert_eq!(net.addresses_of("lo").len(), usize::from(address_stays));
+}
+
+#[test]
+fn a_daemon_whose_cleanup_fails_exits_with_failure() {
+    // The loop retries with a failing network until the signal; then cleanup fails too.
+    assert_eq!(live_with(broken(), DAEMON_CLEANUP, 1).0, Exit::Failure);
+}
+
+#[test]
+fn a_one_shot_ignores_signals_it_never_waits_for() {
+    assert_eq!(live_with(FakeNet::with_lo(), ONE_SHOT, 0).0, Exit::Success);
+}
+
+/// The fake network, except that removing an address never completes: a cleanup in progress.
+#[derive(Debug, Clone)]
+struct StuckCleanup(FakeNet);
+
+#[async_trait]
+impl AddressManager for StuckCleanup {
+    async fn link_by_name(&self, name: &InterfaceName) -> Result<Option<Link>, NetError> {
+        self.0.link_by_name(name).await
+    }
+    async fn create_dummy_link(&self, name: &InterfaceName) -> Result<Link, NetError> {
+        self.0.create_dummy_link(name).await
+    }
+    async fn set_link_up(&self, index: u32) -> Result<(), NetError> {
+        self.0.set_link_up(index).await
+    }
+    async fn delete_link(&self, index: u32) -> Result<(), NetError> {
+        self.0.delete_link(index).await
+    }
+    async fn links_holding(&self, address: &ProxyAddress) -> Result<Vec<u32>, NetError> {
+        self.0.links_holding(address).await
+    }
+    async fn add_address(&self, index: u32, address: &ProxyAddress) -> Result<(), NetError> {
+        self.0.add_address(index, address).await
+    }
+    async fn marked_addresses(&self) -> Result<Vec<MarkedAddress>, NetError> {
+        self.0.marked_addresses().await
+    }
+    async fn marked_links(&self) -> Result<Vec<MarkedLink>, NetError> {
+        self.0.marked_links().await
+    }
+    async fn delete_address(&self, _: u32, _: &ProxyAddress) -> Result<(), NetError> {
+        futures::future::pending().await
+    }
+}
+
+#[test]
+fn a_second_signal_cuts_the_cleanup_short() {
+    let net = FakeNet::with_lo();
+    let (exit, _) = live_with(StuckCleanup(net.clone()), DAEMON_CLEANUP, 2);
+    assert_eq!(exit, Exit::Interrupted);
+    assert_eq!(net.addresses_of("lo").len(), 1);
+}
+
+#[test]
+fn an_uninstall_job_removes_the_dummy_an_earlier_process_created() {
+    let net = FakeNet::with_lo();
+    let index = net.add_marked_link("apiserver-proxy");
+    net.put_marked_address(index, "10.96.0.2".parse().unwrap());
+    let desired = DesiredAddress {
+        addresses: "10.96.0.2".parse().unwrap(),
+        interface: "apiserver-proxy".parse().unwrap(),
+    };
+    let mut reconciler: NodeReconciler<_, NoRules> =
+        NodeReconciler::new(AddressReconciler::new(net.clone(), desired), None);
+    let exit = block_on(live(
+        &mut reconciler,
+        &still_clock(),
+        &(),
+        Schedule::new(Duration::from_secs(60)),
+        ONE_SHOT_CLEANUP,
+        futures::stream::pending(),
+        futures::stream::pending(),
+    ));
+    assert_eq!(exit, Exit::Success);
+    assert_eq!(net.link("apiserver-proxy"), None);
+}

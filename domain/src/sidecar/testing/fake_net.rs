@@ -1,0 +1,212 @@
+//! An in-memory network namespace for tests that assert state across several syncs.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+
+use crate::ports::AddressManager;
+use crate::sidecar::desired::{InterfaceName, ProxyAddress};
+use crate::sidecar::model::{Link, MarkedAddress, MarkedLink, NetError};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeLink {
+    pub link: Link,
+    /// Whether its alias is ours.
+    pub marked: bool,
+    /// Each address, and whether it carries our address protocol.
+    pub addresses: Vec<(ProxyAddress, bool)>,
+}
+
+#[derive(Debug, Default)]
+pub struct State {
+    pub links: BTreeMap<u32, FakeLink>,
+    pub next_index: u32,
+    /// When set, every request fails with this error.
+    pub broken: Option<NetError>,
+    /// A kernel older than 5.18: addresses lose their protocol.
+    pub drops_address_protocol: bool,
+}
+
+/// Cloning shares the state, so a test keeps a handle while the reconciler owns another.
+#[derive(Debug, Clone, Default)]
+pub struct FakeNet(pub Arc<Mutex<State>>);
+
+impl FakeNet {
+    /// A namespace with `lo` (index 1, up) and nothing on it.
+    pub fn with_lo() -> Self {
+        let net = Self::default();
+        net.add_link("lo", true);
+        net
+    }
+
+    pub fn add_link(&self, name: &str, up: bool) -> u32 {
+        let mut state = self.0.lock().unwrap();
+        state.next_index += 1;
+        let index = state.next_index;
+        let link = Link {
+            index,
+            name: name.into(),
+            up,
+        };
+        state.links.insert(
+            index,
+            FakeLink {
+                link,
+                marked: false,
+                addresses: Vec::new(),
+            },
+        );
+        index
+    }
+
+    /// A link as another sidecar would have created it: with our alias.
+    pub fn add_marked_link(&self, name: &str) -> u32 {
+        let index = self.add_link(name, true);
+        self.0.lock().unwrap().links.get_mut(&index).unwrap().marked = true;
+        index
+    }
+
+    pub fn addresses_of(&self, name: &str) -> Vec<ProxyAddress> {
+        self.find(name)
+            .map(|l| l.addresses.iter().map(|(a, _)| *a).collect())
+            .unwrap_or_default()
+    }
+
+    /// Puts an address without our mark, as a person or another program would.
+    pub fn put_address(&self, index: u32, address: ProxyAddress) {
+        self.put(index, address, false);
+    }
+
+    /// Puts an address with our mark, as another sidecar would.
+    pub fn put_marked_address(&self, index: u32, address: ProxyAddress) {
+        self.put(index, address, true);
+    }
+
+    fn put(&self, index: u32, address: ProxyAddress, marked: bool) {
+        let mut state = self.0.lock().unwrap();
+        let link = state.links.get_mut(&index).unwrap();
+        link.addresses.push((address, marked));
+    }
+
+    pub fn remove_address(&self, name: &str, address: ProxyAddress) {
+        let mut state = self.0.lock().unwrap();
+        for link in state.links.values_mut() {
+            if link.link.name == name {
+                link.addresses.retain(|(a, _)| *a != address);
+            }
+        }
+    }
+
+    pub fn link(&self, name: &str) -> Option<Link> {
+        self.find(name).map(|l| l.link)
+    }
+
+    pub fn find(&self, name: &str) -> Option<FakeLink> {
+        let state = self.0.lock().unwrap();
+        state.links.values().find(|l| l.link.name == name).cloned()
+    }
+
+    fn check(&self) -> Result<std::sync::MutexGuard<'_, State>, NetError> {
+        let state = self.0.lock().unwrap();
+        match &state.broken {
+            Some(error) => Err(error.clone()),
+            None => Ok(state),
+        }
+    }
+}
+
+#[async_trait]
+impl AddressManager for FakeNet {
+    async fn link_by_name(&self, name: &InterfaceName) -> Result<Option<Link>, NetError> {
+        drop(self.check()?);
+        Ok(self.link(name.as_str()))
+    }
+
+    async fn create_dummy_link(&self, name: &InterfaceName) -> Result<Link, NetError> {
+        drop(self.check()?);
+        let index = self.add_link(name.as_str(), false);
+        let mut state = self.0.lock().unwrap();
+        let link = state.links.get_mut(&index).unwrap();
+        link.marked = true;
+        Ok(link.link.clone())
+    }
+
+    async fn set_link_up(&self, index: u32) -> Result<(), NetError> {
+        let mut state = self.check()?;
+        if let Some(link) = state.links.get_mut(&index) {
+            link.link.up = true;
+        }
+        Ok(())
+    }
+
+    async fn delete_link(&self, index: u32) -> Result<(), NetError> {
+        self.check()?.links.remove(&index);
+        Ok(())
+    }
+
+    async fn links_holding(&self, address: &ProxyAddress) -> Result<Vec<u32>, NetError> {
+        let state = self.check()?;
+        Ok(state
+            .links
+            .iter()
+            .filter(|(_, l)| l.addresses.iter().any(|(a, _)| a == address))
+            .map(|(i, _)| *i)
+            .collect())
+    }
+
+    async fn add_address(&self, index: u32, address: &ProxyAddress) -> Result<(), NetError> {
+        let mut state = self.check()?;
+        let marked = !state.drops_address_protocol;
+        let link = state
+            .links
+            .get_mut(&index)
+            .ok_or_else(|| NetError::Failed {
+                operation: "add address".into(),
+                message: "no such device".into(),
+            })?;
+        if !link.addresses.iter().any(|(a, _)| a == address) {
+            link.addresses.push((*address, marked));
+        }
+        Ok(())
+    }
+
+    async fn marked_addresses(&self) -> Result<Vec<MarkedAddress>, NetError> {
+        let state = self.check()?;
+        Ok(state
+            .links
+            .values()
+            .flat_map(|l| {
+                l.addresses
+                    .iter()
+                    .filter(|(_, marked)| *marked)
+                    .map(|(address, _)| MarkedAddress {
+                        index: l.link.index,
+                        interface: l.link.name.clone(),
+                        address: *address,
+                    })
+            })
+            .collect())
+    }
+
+    async fn marked_links(&self) -> Result<Vec<MarkedLink>, NetError> {
+        let state = self.check()?;
+        Ok(state
+            .links
+            .values()
+            .filter(|l| l.marked)
+            .map(|l| MarkedLink {
+                link: l.link.clone(),
+                holds_addresses: !l.addresses.is_empty(),
+            })
+            .collect())
+    }
+
+    async fn delete_address(&self, index: u32, address: &ProxyAddress) -> Result<(), NetError> {
+        let mut state = self.check()?;
+        if let Some(link) = state.links.get_mut(&index) {
+            link.addresses.retain(|(a, _)| a != address);
+        }
+        Ok(())
+    }
+}
