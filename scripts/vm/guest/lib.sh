@@ -1,0 +1,139 @@
+# Shared by every case (sourced, under dash, in the case's own network namespace): the flags
+# Gardener runs the sidecar with, checks that collect failures, the sidecar in the background,
+# polling, and repair latencies read from `ip -ts monitor` timestamps.
+
+ADDR=10.96.0.2
+LINK=apiserver-proxy
+# Gardener's production flags (no --setup-iptables); --daemon=false in its init container.
+PRODUCTION="--ip-address=$ADDR --interface=$LINK"
+LOG=/tmp/sidecar-$$.log
+MONITOR=/tmp/monitor-$$.log
+failures=""
+notes=""
+sidecar_pid=""
+monitor_pid=""
+
+fail() { failures="${failures:+$failures; }$*"; }
+note() { notes="${notes:+$notes; }$*"; }
+
+# check WHAT COMMAND...: fails the case with WHAT unless COMMAND succeeds.
+check() {
+  what=$1
+  shift
+  "$@" >/dev/null 2>&1 || fail "$what"
+}
+
+# wait_for WHAT COMMAND...: polls every 10 ms for at most 10 s (the bound only keeps a broken
+# case from hanging).
+wait_for() {
+  what=$1
+  shift
+  tries=0
+  until "$@" >/dev/null 2>&1; do
+    tries=$((tries + 1))
+    if [ $tries -ge 1000 ]; then
+      fail "timed out waiting until $what"
+      return 1
+    fi
+    sleep 0.01
+  done
+}
+
+# === what the kernel holds ===
+
+link_exists() { ip link show dev "$1"; }
+link_is_dummy() { ip -d -o link show dev "$1" | grep -q ' dummy '; }
+link_is_up() { ip -o link show dev "$1" | grep -q '[<,]UP[,>]'; }
+link_alias() { ip -o link show dev "$1" | sed -n 's/.* alias \(.*\)$/\1/p' | sed 's/\\$//; s/ *$//'; }
+# has_global ADDRESS DEVICE: the address on the device, with global scope, as /32 or /128.
+has_global() { ip -o addr show dev "$2" scope global | grep -qE " $1/(32|128) "; }
+has_address() { ip -o addr show dev "$2" | grep -qF " $1/"; }
+no_address() { ! ip -o addr show | grep -qF " $1/"; }
+# rule_count TOOL: how many of our rules (marked with our comment) `TOOL` (a -save) lists.
+rule_count() { "$1" 2>/dev/null | grep -c -- '--comment apiserver-proxy'; }
+rules_are() { [ "$(rule_count "$1")" -eq "$2" ]; }
+
+# === the sidecar ===
+
+# oneshot ARGS...: runs the sidecar with --daemon=false; its exit status.
+oneshot() {
+  apiserver-proxy-sidecar --daemon=false "$@" >>"$LOG" 2>&1
+}
+
+start_sidecar() {
+  apiserver-proxy-sidecar "$@" >>"$LOG" 2>&1 &
+  sidecar_pid=$!
+}
+
+# stop_sidecar: SIGTERM, then its exit status.
+stop_sidecar() {
+  kill -TERM "$sidecar_pid"
+  wait "$sidecar_pid"
+  status=$?
+  sidecar_pid=""
+  return $status
+}
+
+running() { kill -0 "$sidecar_pid" 2>/dev/null; }
+
+# === repair latency ===
+
+# monitor_start: `ip -ts monitor` of links and addresses, running once it has seen a change.
+monitor_start() {
+  # Both this and the marker below append, so neither overwrites the other.
+  : >"$MONITOR"
+  ip -ts monitor link address >>"$MONITOR" 2>&1 &
+  monitor_pid=$!
+  ip addr add 127.0.0.99/32 dev lo
+  wait_for "ip monitor is listening" grep -q 127.0.0.99 "$MONITOR"
+  ip addr del 127.0.0.99/32 dev lo
+  echo "--- start" >>"$MONITOR"
+}
+
+# latency FIGURE WHAT FROM TO: the time from the first event line matching FROM (after the start
+# marker) to the first later one matching TO (extended regular expressions), printed as a
+# FIGURE line and noted.
+latency() {
+  kill "$monitor_pid" 2>/dev/null
+  wait "$monitor_pid" 2>/dev/null
+  ms=$(awk -v from="$3" -v to="$4" '
+    /^--- start/ { started = 1; next }
+    !started || !/^\[/ { next }
+    { split(substr($1, 13, 15), t, ":"); now = t[1] * 3600 + t[2] * 60 + t[3] }
+    begin == "" && $0 ~ from { begin = now; next }
+    begin != "" && $0 ~ to { printf "%.1f", (now - begin) * 1000; exit }
+  ' "$MONITOR")
+  if [ -z "$ms" ]; then
+    fail "no events from /$3/ to /$4/ in ip monitor's log"
+    sed 's/^/  monitor: /' "$MONITOR"
+    return
+  fi
+  echo "FIGURE $1 $ms $2"
+  note "$2 in $ms ms"
+}
+
+# finish: the case's verdict line; on failure the sidecar's last log lines too.
+finish() {
+  [ -n "$sidecar_pid" ] && kill -KILL "$sidecar_pid" 2>/dev/null
+  if [ -n "$failures" ]; then
+    echo "CASE $CASE: FAIL $failures"
+    [ -f "$LOG" ] && tail -n 20 "$LOG" | sed 's/^/  sidecar: /'
+    return 1
+  fi
+  echo "CASE $CASE: PASS $notes"
+}
+
+# === ownership marks (the pending cases: issue 12's ownership and dual-stack work) ===
+
+# The address protocol (IFA_PROTO) the sidecar marks every address it adds with: set it to the
+# value the sidecar picks (domain/adapters) when that lands. Empty: every mark check fails.
+OUR_ADDRESS_PROTO=""
+# The alias (IFLA_IFALIAS) on every link the sidecar creates; `ip link show` prints it.
+OUR_LINK_ALIAS=apiserver-proxy
+
+# address_proto ADDRESS: its IFA_PROTO (0: none), read over rtnetlink by addr-proto, since
+# bookworm's iproute2 6.1 cannot show it.
+address_proto() { addr-proto | awk -v a="$1" '$1 == a { print $2; exit }'; }
+address_is_ours() { [ -n "$OUR_ADDRESS_PROTO" ] && [ "$(address_proto "$1")" = "$OUR_ADDRESS_PROTO" ]; }
+address_is_not_ours() { [ "$(address_proto "$1")" != "$OUR_ADDRESS_PROTO" ]; }
+link_is_ours() { [ "$(link_alias "$1")" = "$OUR_LINK_ALIAS" ]; }
