@@ -2,9 +2,11 @@
 fetched with `apt-get download` and unpacked with `dpkg-deb` into the cache. Nothing is
 installed on the host and nothing goes into its /boot."""
 
+import json
 import lzma
 import os
 import subprocess
+from pathlib import Path
 
 # The kernels of Debian bookworm nodes: what each meta package depends on at the time of the run.
 KERNELS = {
@@ -58,13 +60,43 @@ def _candidates(packages):
     return found
 
 
-def kernel_package(meta):
-    """The versioned kernel package a meta package (`linux-image-amd64`) depends on."""
-    for line in run(["apt-cache", "depends", meta]).splitlines():
+def kernel_packages(metas):
+    """`{meta: versioned kernel package}`: what each meta package (`linux-image-amd64`) depends on."""
+    found, meta = {}, None
+    for line in run(["apt-cache", "depends", *metas]).splitlines():
         key, _, value = line.strip().partition(": ")
-        if key == "Depends" and value.startswith("linux-image-"):
-            return value
-    raise SystemExit(f"vm: {meta} depends on no linux-image package")
+        if not line.startswith(" "):
+            meta = line.strip()
+        elif key == "Depends" and value.startswith("linux-image-"):
+            found.setdefault(meta, value)
+    missing = sorted(set(metas) - set(found))
+    if missing:
+        raise SystemExit(f"vm: {', '.join(missing)} depend on no linux-image package")
+    return found
+
+
+def resolve(cache):
+    """What to fetch: `{"tools": {package: [version, arch]}, "kernels": {series: [package,
+    version, arch]}}`. apt-cache takes seconds a call on a busy machine, so the answer is kept in
+    the cache until the package lists change."""
+    lists = Path("/var/lib/apt/lists")
+    stamp = max((p.stat().st_mtime for p in lists.glob("*_Packages*")), default=0)
+    saved = cache / "resolved.json"
+    if saved.exists() and (answer := json.loads(saved.read_text())).get("lists") == stamp:
+        return answer
+    if stamp == 0 and os.geteuid() == 0:
+        subprocess.run(["apt-get", "update", "-qq"], check=True)
+        stamp = max((p.stat().st_mtime for p in lists.glob("*_Packages*")), default=0)
+    kernels = kernel_packages(list(KERNELS.values()))
+    tools = TOOL_PACKAGES + dependencies(TOOL_PACKAGES)
+    versions = candidates(tools + list(kernels.values()))
+    answer = {
+        "lists": stamp,
+        "tools": {package: versions[package] for package in tools},
+        "kernels": {series: [kernels[meta], *versions[kernels[meta]]] for series, meta in KERNELS.items()},
+    }
+    saved.write_text(json.dumps(answer, indent=2) + "\n")
+    return answer
 
 
 def dependencies(packages):
@@ -77,18 +109,19 @@ def dependencies(packages):
 
 
 def download(packages, debs):
-    """`apt-get download`s each package (at its candidate version) into `debs` unless present;
+    """`apt-get download`s each of `{package: (version, arch)}` into `debs` unless present;
     returns the .deb paths."""
     debs.mkdir(parents=True, exist_ok=True)
     wanted = {}
-    for package, (version, arch) in candidates(packages).items():
+    for package, (version, arch) in packages.items():
         wanted[package] = debs / f"{package}_{version.replace(':', '%3a')}_{arch}.deb"
     missing = [package for package, path in wanted.items() if not path.exists()]
     if missing:
         print(f"vm: apt-get download {' '.join(missing)}", flush=True)
         # As root apt drops to its `_apt` user, which cannot write into the cache: say root.
         sandbox = ["-o", "APT::Sandbox::User=root"] if os.geteuid() == 0 else []
-        subprocess.run(["apt-get", "download", "-q", *sandbox, *missing], cwd=debs, check=True,
+        pinned = [f"{package}={packages[package][0]}" for package in missing]
+        subprocess.run(["apt-get", "download", "-q", *sandbox, *pinned], cwd=debs, check=True,
                        stdout=subprocess.DEVNULL)
     for package, path in wanted.items():
         if not path.exists():

@@ -109,6 +109,11 @@ def libraries(root, binaries):
             if not path.is_relative_to(root):
                 raise SystemExit(f"vm: {binary} needs {path}, which no unpacked package holds")
             needed.add(str(path.relative_to(root)))
+            # The soname is a link to the versioned file: both go in.
+            real = Path(os.path.realpath(path))
+            if not real.is_relative_to(root):
+                raise SystemExit(f"vm: {path} links out of the unpacked packages")
+            needed.add(str(real.relative_to(root)))
     return sorted(needed)
 
 

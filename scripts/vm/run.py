@@ -87,9 +87,8 @@ class Cache:
     def __exit__(self, *_):
         self.lock.close()
 
-    def tools(self):
+    def tools(self, packages):
         """The tool packages and their libraries, unpacked into one tree."""
-        packages = debian.TOOL_PACKAGES + debian.dependencies(debian.TOOL_PACKAGES)
         debs = debian.download(packages, self.debs)
         key = hashlib.sha256("\n".join(sorted(d.name for d in debs)).encode()).hexdigest()[:12]
         root = self.path / f"tools-{key}"
@@ -100,10 +99,9 @@ class Cache:
             (root / ".done").touch()
         return root, key
 
-    def kernel(self, series, tools_root, tools_key):
-        """`(vmlinux, base archive, kernel release)` of a kernel series (`6.1`)."""
-        package = debian.kernel_package(debian.KERNELS[series])
-        (deb,) = debian.download([package], self.debs)
+    def kernel(self, package, version, arch, tools_root, tools_key):
+        """`(vmlinux, base archive, kernel release)` of a kernel package."""
+        (deb,) = debian.download({package: (version, arch)}, self.debs)
         root = self.path / deb.stem
         if not (root / ".done").exists():
             started = time.monotonic()
@@ -128,8 +126,9 @@ class Cache:
 
 def prepare(cache_dir, kernels):
     with Cache(cache_dir) as cache:
-        tools_root, tools_key = cache.tools()
-        return {series: cache.kernel(series, tools_root, tools_key) for series in kernels}
+        wanted = debian.resolve(cache.path)
+        tools_root, tools_key = cache.tools(wanted["tools"])
+        return {series: cache.kernel(*wanted["kernels"][series], tools_root, tools_key) for series in kernels}
 
 
 # === a VM ===

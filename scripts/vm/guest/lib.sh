@@ -78,30 +78,39 @@ running() { kill -0 "$sidecar_pid" 2>/dev/null; }
 
 # === repair latency ===
 
-# monitor_start: `ip -ts monitor` of links and addresses, running once it has seen a change.
+# monitor_start: `ip -ts monitor` of links and addresses, running once it has seen a change
+# (a probe address on lo, added and deleted until it shows: the subscription takes a moment).
 monitor_start() {
   # Both this and the marker below append, so neither overwrites the other.
   : >"$MONITOR"
   ip -ts monitor link address >>"$MONITOR" 2>&1 &
   monitor_pid=$!
-  ip addr add 127.0.0.99/32 dev lo
-  wait_for "ip monitor is listening" grep -q 127.0.0.99 "$MONITOR"
-  ip addr del 127.0.0.99/32 dev lo
+  tries=0
+  until grep -q 127.0.0.99 "$MONITOR"; do
+    tries=$((tries + 1))
+    if [ $tries -ge 200 ]; then
+      fail "ip monitor never reported a change"
+      return 1
+    fi
+    ip addr add 127.0.0.99/32 dev lo
+    ip addr del 127.0.0.99/32 dev lo
+    sleep 0.05
+  done
   echo "--- start" >>"$MONITOR"
 }
 
 # latency FIGURE WHAT FROM TO: the time from the first event line matching FROM (after the start
-# marker) to the first later one matching TO (extended regular expressions), printed as a
-# FIGURE line and noted.
+# marker) to the first later one matching TO (extended regular expressions, passed through the
+# environment: awk -v would eat their backslashes), printed as a FIGURE line and noted.
 latency() {
   kill "$monitor_pid" 2>/dev/null
   wait "$monitor_pid" 2>/dev/null
-  ms=$(awk -v from="$3" -v to="$4" '
+  ms=$(FROM="$3" TO="$4" awk '
     /^--- start/ { started = 1; next }
     !started || !/^\[/ { next }
     { split(substr($1, 13, 15), t, ":"); now = t[1] * 3600 + t[2] * 60 + t[3] }
-    begin == "" && $0 ~ from { begin = now; next }
-    begin != "" && $0 ~ to { printf "%.1f", (now - begin) * 1000; exit }
+    !seen && $0 ~ ENVIRON["FROM"] { seen = 1; begin = now; next }
+    seen && $0 ~ ENVIRON["TO"] { printf "%.1f", (now - begin) * 1000; exit }
   ' "$MONITOR")
   if [ -z "$ms" ]; then
     fail "no events from /$3/ to /$4/ in ip monitor's log"
