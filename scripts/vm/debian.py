@@ -33,6 +33,10 @@ KERNEL_MEMBERS = [
 ]
 
 
+class Unavailable(Exception):
+    """What the guest needs cannot be fetched or built here (no candidate, a missing library)."""
+
+
 def run(args, **kwargs):
     return subprocess.run(args, check=True, capture_output=True, text=True, **kwargs).stdout
 
@@ -46,7 +50,7 @@ def candidates(packages):
         found = _candidates(packages)
     missing = sorted(set(packages) - set(found))
     if missing:
-        raise SystemExit(f"vm: apt knows no candidate of {', '.join(missing)}: run `apt-get update` as root")
+        raise Unavailable(f"apt knows no candidate of {', '.join(missing)}: run `apt-get update` as root")
     return found
 
 
@@ -71,7 +75,7 @@ def kernel_packages(metas):
             found.setdefault(meta, value)
     missing = sorted(set(metas) - set(found))
     if missing:
-        raise SystemExit(f"vm: {', '.join(missing)} depend on no linux-image package")
+        raise Unavailable(f"{', '.join(missing)} depend on no linux-image package")
     return found
 
 
@@ -125,7 +129,7 @@ def download(packages, debs):
                        stdout=subprocess.DEVNULL)
     for package, path in wanted.items():
         if not path.exists():
-            raise SystemExit(f"vm: apt-get download {package} gave no {path.name}")
+            raise Unavailable(f"apt-get download {package} gave no {path.name}")
     return list(wanted.values())
 
 
@@ -136,7 +140,7 @@ def unpack(deb, into, members=()):
     selection = ["--wildcards", *members] if members else []
     subprocess.run(["tar", "-x", "-C", str(into), *selection], stdin=tar.stdout, check=True)
     if tar.wait() != 0:
-        raise SystemExit(f"vm: dpkg-deb cannot read {deb}")
+        raise Unavailable(f"dpkg-deb cannot read {deb}")
 
 
 def vmlinux(bzimage):
@@ -152,7 +156,7 @@ def vmlinux(bzimage):
         out = subprocess.run(["zstd", "-dc"], input=data[zstd:], capture_output=True).stdout
         if out.startswith(b"\x7fELF"):
             return out
-    raise SystemExit(f"vm: {bzimage} holds no xz or zstd payload this script can unpack")
+    raise Unavailable(f"{bzimage} holds no xz or zstd payload this script can unpack")
 
 
 def decompress_modules(modules):

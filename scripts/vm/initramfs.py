@@ -10,6 +10,8 @@ import stat
 import subprocess
 from pathlib import Path
 
+from debian import Unavailable
+
 # busybox applets the guest scripts use, linked into /bb, which comes last on PATH so iproute2's
 # `ip` wins over busybox's (a busybox shell would run its own applet whatever PATH says: the
 # scripts run under dash).
@@ -101,18 +103,18 @@ def libraries(root, binaries):
         listing = subprocess.run([str(loader), "--library-path", search, "--list", str(binary)],
                                  capture_output=True, text=True)
         if listing.returncode != 0 and "statically linked" not in listing.stdout + listing.stderr:
-            raise SystemExit(f"vm: cannot list the libraries of {binary}: {listing.stderr.strip()}")
+            raise Unavailable(f"cannot list the libraries of {binary}: {listing.stderr.strip()}")
         # `libc.so.6 => ROOT/lib/.../libc.so.6 (0x...)`; the loader's own line names it by its
         # absolute path and is added above.
         for match in re.finditer(r"^\s+[^/\s]\S* => (\S+) \(", listing.stdout, re.MULTILINE):
             path = Path(match.group(1))
             if not path.is_relative_to(root):
-                raise SystemExit(f"vm: {binary} needs {path}, which no unpacked package holds")
+                raise Unavailable(f"{binary} needs {path}, which no unpacked package holds")
             needed.add(str(path.relative_to(root)))
             # The soname is a link to the versioned file: both go in.
             real = Path(os.path.realpath(path))
             if not real.is_relative_to(root):
-                raise SystemExit(f"vm: {path} links out of the unpacked packages")
+                raise Unavailable(f"{path} links out of the unpacked packages")
             needed.add(str(real.relative_to(root)))
     return sorted(needed)
 
@@ -159,7 +161,7 @@ def write_base(path, tools_root, kernel_root, release):
         for name in TOOLS + xtables + libraries(tools_root, binaries) + ETC:
             parent = str(Path(name).parent)
             if (tools_root / parent).is_symlink():
-                raise SystemExit(f"vm: {parent} is a link in the unpacked packages")
+                raise Unavailable(f"{parent} is a link in the unpacked packages")
             cpio.copy(tools_root, name)
         cpio.symlink("bin/sh", "dash")
         for link, target in IPTABLES_LINKS.items():

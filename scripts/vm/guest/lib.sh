@@ -12,6 +12,7 @@ failures=""
 notes=""
 sidecar_pid=""
 monitor_pid=""
+timed_out=""
 
 fail() { failures="${failures:+$failures; }$*"; }
 note() { notes="${notes:+$notes; }$*"; }
@@ -23,16 +24,25 @@ check() {
   "$@" >/dev/null 2>&1 || fail "$what"
 }
 
-# wait_for WHAT COMMAND...: polls every 10 ms for at most 10 s (the bound only keeps a broken
-# case from hanging).
+# uptime_cs: the guest's uptime in hundredths of a second, without a process.
+uptime_cs() {
+  read -r up _ </proc/uptime
+  echo "${up%.*}${up#*.}"
+}
+
+# wait_for WHAT COMMAND...: polls every 10 ms until COMMAND succeeds, for at most 10 s of the
+# guest's time (the bound only keeps a broken case from hanging). After one wait of a case timed
+# out, the case's later waits give up at once: its state is wrong anyway, and the first failure
+# is the one to read.
 wait_for() {
   what=$1
   shift
-  tries=0
+  [ -n "$timed_out" ] && return 1
+  deadline=$(($(uptime_cs) + 1000))
   until "$@" >/dev/null 2>&1; do
-    tries=$((tries + 1))
-    if [ $tries -ge 1000 ]; then
+    if [ "$(uptime_cs)" -ge $deadline ]; then
       fail "timed out waiting until $what"
+      timed_out=1
       return 1
     fi
     sleep 0.01

@@ -12,7 +12,7 @@ check "$NEW carries our protocol mark" address_is_ours $NEW
 check "the old $ADDR is removed" no_address $ADDR
 check "the foreign 192.0.2.7 is kept" has_address 192.0.2.7 $LINK
 start_sidecar --ip-address=$ADDR --interface=$LINK
-wait_for "a daemon moves back to $ADDR" has_global $ADDR $LINK
-wait_for "and removes $NEW" no_address $NEW
+wait_for "a daemon adds $ADDR back" has_global $ADDR $LINK
+wait_for "the daemon removes $NEW" no_address $NEW
 check "SIGTERM exits 0" stop_sidecar
 note "old marked address removed at start, one-shot and daemon; foreign address kept"
