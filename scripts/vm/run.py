@@ -35,7 +35,7 @@ CANNOT_RUN = 2
 HANG_SECONDS = 300
 
 CASE_LINE = re.compile(r"^CASE (\S+): (PASS|FAIL)\b ?(.*)$")
-FIGURE_LINE = re.compile(r"^FIGURE (\S+) (\S+) (.*)$")
+FIGURE_LINE = re.compile(r"^FIGURE (\S+) (\S+) (\S+) (.*)$")
 END_LINE = re.compile(r"^VM-END (\d+)$")
 
 
@@ -187,7 +187,7 @@ def boot(series, vmlinux, base, sidecar, names, work, echo):
         if case := CASE_LINE.match(line):
             report["cases"][case.group(1)] = (case.group(2), case.group(3))
         elif figure := FIGURE_LINE.match(line):
-            report["figures"].append((figure.group(1), figure.group(2), figure.group(3)))
+            report["figures"].append(figure.groups())
         elif end := END_LINE.match(line):
             report["end"] = int(end.group(1))
     qemu.wait()
@@ -224,8 +224,8 @@ def print_table(series, report, rows):
         print(f"  {name:<{width}}  {result:<7}  {detail}")
     if report["end"] is None:
         print(f"  the guest never reported its end: see {report['console']}")
-    for name, value, detail in report["figures"]:
-        print(f"  figure {name}: {value} {detail}")
+    for name, median, most, what in report["figures"]:
+        print(f"  figure {name}: {what}: median {median} ms, max {most} ms")
     sys.stdout.flush()
 
 
@@ -254,10 +254,11 @@ def write_readme(reports, rows_by_kernel, tier_seconds):
     ]
     figures = {}
     for report in reports:
-        for name, value, detail in report["figures"]:
-            figures.setdefault(detail, {})[report["kernel"]] = value
-    for detail, values in figures.items():
-        lines.append(f"| sidecar {detail}, inside the VM | " + " | ".join(f"{values.get(s, '-')} ms" for s in series) + " |")
+        for name, median, most, what in report["figures"]:
+            figures.setdefault(what, {})[report["kernel"]] = f"{median} / {most} ms"
+    for what, values in figures.items():
+        lines.append(f"| sidecar {what}, inside the VM: median / max of 5 | "
+                     + " | ".join(values.get(s, "-") for s in series) + " |")
     readme = ROOT / "README.md"
     head, rest = readme.read_text().split(README_BEGIN, 1)
     _, tail = rest.split(README_END, 1)

@@ -109,13 +109,14 @@ monitor_start() {
   echo "--- start" >>"$MONITOR"
 }
 
-# latency FIGURE WHAT FROM TO: the time from the first event line matching FROM (after the start
-# marker) to the first later one matching TO (extended regular expressions, passed through the
-# environment: awk -v would eat their backslashes), printed as a FIGURE line and noted.
-latency() {
+# latency_sample FROM TO: stops the monitor and adds to $samples the time from the first event
+# line matching FROM (after the start marker) to the first later one matching TO (extended
+# regular expressions, passed through the environment: awk -v would eat their backslashes).
+samples=""
+latency_sample() {
   kill "$monitor_pid" 2>/dev/null
   wait "$monitor_pid" 2>/dev/null
-  ms=$(FROM="$3" TO="$4" awk '
+  ms=$(FROM="$1" TO="$2" awk '
     /^--- start/ { started = 1; next }
     !started || !/^\[/ { next }
     { split(substr($1, 13, 15), t, ":"); now = t[1] * 3600 + t[2] * 60 + t[3] }
@@ -123,13 +124,24 @@ latency() {
     seen && $0 ~ ENVIRON["TO"] { printf "%.1f", (now - begin) * 1000; exit }
   ' "$MONITOR")
   if [ -z "$ms" ]; then
-    fail "no events from /$3/ to /$4/ in ip monitor's log"
+    fail "no events from /$1/ to /$2/ in ip monitor's log"
     sed 's/^/  monitor: /' "$MONITOR"
-    return
+    return 1
   fi
-  echo "FIGURE $1 $ms $2"
-  note "$2 in $ms ms"
+  samples="$samples $ms"
 }
+
+# report_latency FIGURE WHAT: the median and maximum of $samples as a FIGURE line
+# (`FIGURE name median max what`), and a note.
+report_latency() {
+  [ -z "$samples" ] && return
+  set -- "$1" "$2" $(echo $samples | tr ' ' '\n' | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)], v[NR], NR }')
+  echo "FIGURE $1 $3 $4 $2"
+  note "$2: median $3 ms, max $4 ms of $5"
+}
+
+# REPAIRS: how many times each repair case breaks and measures.
+REPAIRS=5
 
 # finish: the case's verdict line; on failure the sidecar's last log lines too.
 finish() {
