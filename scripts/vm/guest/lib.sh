@@ -156,9 +156,9 @@ finish() {
 
 # === ownership marks (the pending cases: issue 12's ownership and dual-stack work) ===
 
-# The address protocol (IFA_PROTO) the sidecar marks every address it adds with: set it to the
-# value the sidecar picks (domain/adapters) when that lands. Empty: every mark check fails.
-OUR_ADDRESS_PROTO=""
+# The address protocol (IFA_PROTO) the sidecar marks every address it adds with: 97, the value
+# the ownership work picked (adapters' netlink address module, --help of --ip-address).
+OUR_ADDRESS_PROTO=97
 # The alias (IFLA_IFALIAS) on every link the sidecar creates; `ip link show` prints it.
 OUR_LINK_ALIAS=apiserver-proxy
 
