@@ -30,15 +30,16 @@ uptime_cs() {
   echo "${up%.*}${up#*.}"
 }
 
-# wait_for WHAT COMMAND...: polls every 10 ms until COMMAND succeeds, for at most 10 s of the
-# guest's time (the bound only keeps a broken case from hanging). After one wait of a case timed
+# wait_for WHAT COMMAND...: polls every 10 ms until COMMAND succeeds, for at most 30 s of the
+# guest's time (the bound only keeps a broken case from hanging; an emulated guest on a loaded
+# machine has taken 11 s from the sidecar's start to its first sync). After one wait of a case timed
 # out, the case's later waits give up at once: its state is wrong anyway, and the first failure
 # is the one to read.
 wait_for() {
   what=$1
   shift
   [ -n "$timed_out" ] && return 1
-  deadline=$(($(uptime_cs) + 1000))
+  deadline=$(($(uptime_cs) + 3000))
   until "$@" >/dev/null 2>&1; do
     if [ "$(uptime_cs)" -ge $deadline ]; then
       fail "timed out waiting until $what"
