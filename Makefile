@@ -85,6 +85,7 @@ demo-serve: deps release
 bench: deps release
 	bash scripts/deps.sh strace wrk hey
 	python3 bench/webhook.py
+	python3 bench/flood.py
 	python3 bench/patch.py
 	python3 bench/sidecar.py
 	python3 bench/sync.py

@@ -108,3 +108,12 @@ pub fn assert_one_line_flag_error(output: &std::process::Output, named: &str) {
     assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
     assert!(stderr.contains(named), "{stderr}");
 }
+
+/// `--version` and `--help`, as both binaries must answer them: exit 0 with a first line on
+/// stdout that names `program` and the workspace's version.
+pub fn assert_names_the_version(output: &std::process::Output, program: &str) {
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let expected = format!("{program} {}", env!("CARGO_PKG_VERSION"));
+    assert_eq!(stdout.lines().next(), Some(expected.as_str()), "{stdout}");
+}

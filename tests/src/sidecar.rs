@@ -15,8 +15,13 @@ use crate::netns::try_sh;
 
 pub const SIDECAR: &str = "apiserver-proxy-sidecar";
 
+/// The built sidecar, for a test that runs it through another program (`prlimit`).
+pub fn binary_path() -> std::path::PathBuf {
+    binary(SIDECAR)
+}
+
 pub fn sidecar(args: &[&str]) -> Command {
-    let mut command = Command::new(binary(SIDECAR));
+    let mut command = Command::new(binary_path());
     command.args(args);
     command
 }

@@ -1,9 +1,10 @@
 //! Black-box tier: the real images, as `make docker-images` builds them from the Dockerfile (local
-//! bookworm base, host-built static binaries: docs/images.md), run by the local Docker engine.
+//! bookworm base, host-built static binaries: docs/images.md), run by the local Docker engine
+//! through testcontainers (`blackbox_tests::docker`).
 //!
 //! The sidecar runs as in a Pod: a pause-like container from the base image owns a
-//! `--network none` namespace, and the sidecar joins it with `NET_ADMIN` and `NET_RAW` only (no
-//! `--privileged`). The checks run `ip` and `iptables-save` in the pause container, since the
+//! network-less namespace, and the sidecar joins it with `NET_ADMIN` and `NET_RAW` only (not
+//! privileged). The checks run `ip` and `iptables-save` in the pause container, since the
 //! sidecar image has neither a shell nor `ip`; the namespace outlives the sidecar, so its cleanup
 //! can be seen.
 
@@ -11,35 +12,38 @@
 #[allow(dead_code)] // Shared with webhook.rs, which uses all of it; these tests use a part.
 mod harness;
 
+use std::future::Future;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
-use blackbox_tests::docker::{images_ready, sidecar_image, webhook_image, Container, BASE_IMAGE};
+use blackbox_tests::docker::{base_image, images_ready, sidecar_image, webhook_image, Container};
 use harness::*;
 use hyper::StatusCode;
+use testcontainers::core::{AccessMode, Mount};
+use testcontainers::ImageExt;
 
-/// Polls `check` every 50 ms for at most 20 s; on timeout the failure shows `container`'s log.
-/// The bound only keeps a broken test from hanging.
-fn wait_for(what: &str, container: &Container, check: impl Fn() -> bool) {
+/// Polls `check` every 50 ms for at most 20 s; the bound only keeps a broken test from hanging.
+/// A timeout's report shows what the test's containers logged (they print it when dropped).
+async fn wait_for<F, Fut>(what: &str, check: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let mut ticks = tokio::time::interval(Duration::from_millis(50));
     for _ in 0..400 {
-        if check() {
+        ticks.tick().await;
+        if check().await {
             return;
         }
-        #[allow(clippy::disallowed_methods)] // The test's own pacing, not code under test.
-        std::thread::sleep(Duration::from_millis(50));
     }
-    panic!(
-        "timed out waiting until {what}; {} logged:\n{}",
-        container.name,
-        container.logs()
-    );
+    panic!("timed out waiting until {what}");
 }
 
 /// A field of the container's main process's /proc/PID/status, as the host sees it, with its
 /// whitespace collapsed.
-fn proc_status(container: &Container, field: &str) -> String {
-    let pid = container.inspect("{{.State.Pid}}");
+async fn proc_status(container: &Container, field: &str) -> String {
+    let pid = container.pid().await;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the status");
     status
         .lines()
@@ -50,62 +54,44 @@ fn proc_status(container: &Container, field: &str) -> String {
 
 // === the sidecar image ===
 
-/// A Pod's network namespace: a container that only sleeps, with no network but `lo`. `extra`
-/// docker options apply to the namespace (a sysctl).
-fn pod(extra: &[&str]) -> Container {
-    let args = [
-        &[
-            "--network",
-            "none",
-            "--cap-add",
-            "NET_ADMIN",
-            "--cap-add",
-            "NET_RAW",
-        ],
-        extra,
-        &[BASE_IMAGE, "sleep", "infinity"],
-    ]
-    .concat();
-    Container::run("pod", &args)
+/// A Pod's network namespace: a container that only sleeps, with no network but `lo`, and
+/// `sysctls` set in it.
+async fn pod(sysctls: &[(&str, &str)]) -> Container {
+    let request = base_image()
+        .with_cap_add("NET_ADMIN")
+        .with_cap_add("NET_RAW")
+        .with_cmd(["sleep", "infinity"]);
+    Container::start("pod", request, "none", sysctls).await
 }
 
 /// The sidecar image in `pod`'s namespace, with the rules and cleanup on, and `args`; confined
 /// as deploy/ confines it: all capabilities dropped but NET_ADMIN and NET_RAW, a read-only root,
 /// and a writable /run for the legacy backend's lock (the node's /run/xtables.lock there).
-fn sidecar(pod: &Container, args: &[&str]) -> Container {
-    let image = sidecar_image();
-    let network = pod.network();
-    let options = [
-        "--network",
-        &network,
-        "--read-only",
-        "--tmpfs",
-        "/run",
-        "--cap-drop",
-        "ALL",
-        "--cap-add",
-        "NET_ADMIN",
-        "--cap-add",
-        "NET_RAW",
-        &image,
-        "--setup-iptables",
-        "--cleanup",
-        "--v=2",
-    ];
-    Container::run("sidecar", &[&options[..], args].concat())
+async fn sidecar(pod: &Container, args: &[&str]) -> Container {
+    let flags = ["--setup-iptables", "--cleanup", "--v=2"];
+    let request = sidecar_image()
+        .with_readonly_rootfs(true)
+        .with_mount(Mount::tmpfs_mount("/run"))
+        .with_cap_drop("ALL")
+        .with_cap_add("NET_ADMIN")
+        .with_cap_add("NET_RAW")
+        .with_cmd(flags.iter().chain(args).copied());
+    Container::start("sidecar", request, &pod.network(), &[]).await
 }
 
-fn on_lo(pod: &Container, shown: &str) -> bool {
+async fn on_lo(pod: &Container, shown: &str) -> bool {
     pod.sh(&["ip", "-o", "addr", "show", "dev", "lo"])
+        .await
         .contains(shown)
 }
 
 /// Our rules as `table -A CHAIN ...` lines, sorted, as `save` (`iptables-nft-save`, ...) lists
 /// them in `pod`'s namespace.
-fn our_rules(pod: &Container, save: &str) -> Vec<String> {
+async fn our_rules(pod: &Container, save: &str) -> Vec<String> {
     let mut table = String::new();
     let mut rules: Vec<String> = pod
         .sh(&[save])
+        .await
         .lines()
         .filter_map(|line| {
             if let Some(name) = line.strip_prefix('*') {
@@ -139,65 +125,82 @@ fn five_rules(address: &str) -> Vec<String> {
     rules
 }
 
-#[test]
-fn sidecar_image_keeps_the_address_and_the_five_rules_with_only_net_admin_and_net_raw() {
+#[tokio::test]
+async fn sidecar_image_keeps_the_address_and_the_five_rules_with_only_net_admin_and_net_raw() {
     if !images_ready(
         "sidecar_image_keeps_the_address_and_the_five_rules_with_only_net_admin_and_net_raw",
-    ) {
+    )
+    .await
+    {
         return;
     }
-    let pod = pod(&[]);
+    let pod = pod(&[]).await;
     let sidecar = sidecar(
         &pod,
         &[
             "--ip-address=10.96.0.2",
             "--metrics-bind-address=0.0.0.0:16910",
         ],
-    );
-    wait_for("the address is on lo", &sidecar, || {
+    )
+    .await;
+    wait_for("the address is on lo", || {
         on_lo(&pod, "inet 10.96.0.2/32 scope global lo")
-    });
-    wait_for("the five rules are in place", &sidecar, || {
-        our_rules(&pod, "iptables-nft-save") == five_rules("10.96.0.2/32")
-    });
-    assert_eq!(sidecar.inspect("{{.HostConfig.Privileged}}"), "false");
+    })
+    .await;
+    wait_for("the five rules are in place", || async {
+        our_rules(&pod, "iptables-nft-save").await == five_rules("10.96.0.2/32")
+    })
+    .await;
+    assert!(!sidecar.privileged().await);
     // CAP_NET_ADMIN is bit 12, CAP_NET_RAW bit 13: nothing else is effective.
-    assert_eq!(proc_status(&sidecar, "CapEff:"), "0000000000003000");
+    assert_eq!(proc_status(&sidecar, "CapEff:").await, "0000000000003000");
 
     // The DaemonSet's probes, as the kubelet sends them.
     for path in ["/healthz", "/readyz"] {
         let request = format!(
             "exec 3<>/dev/tcp/127.0.0.1/16910 && printf 'GET {path} HTTP/1.0\\r\\n\\r\\n' >&3 && cat <&3"
         );
-        let answer = pod.sh(&["bash", "-c", &request]);
+        let answer = pod.sh(&["bash", "-c", &request]).await;
         assert!(
             answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.0 200"),
             "{path}: {answer}"
         );
     }
 
-    pod.sh(&["ip", "addr", "del", "10.96.0.2/32", "dev", "lo"]);
-    wait_for("the deleted address is back", &sidecar, || {
+    pod.sh(&["ip", "addr", "del", "10.96.0.2/32", "dev", "lo"])
+        .await;
+    wait_for("the deleted address is back", || {
         on_lo(&pod, "inet 10.96.0.2/32 scope global lo")
-    });
+    })
+    .await;
 }
 
-#[test]
-fn sidecar_image_leaves_nothing_of_ours_after_docker_stop() {
-    if !images_ready("sidecar_image_leaves_nothing_of_ours_after_docker_stop") {
+#[tokio::test]
+async fn sidecar_image_leaves_nothing_of_ours_after_docker_stop() {
+    if !images_ready("sidecar_image_leaves_nothing_of_ours_after_docker_stop").await {
         return;
     }
-    let pod = pod(&[]);
-    let sidecar = sidecar(&pod, &["--ip-address=10.96.0.2"]);
-    wait_for("the five rules are in place", &sidecar, || {
-        our_rules(&pod, "iptables-nft-save").len() == 5
-    });
-    assert_eq!(sidecar.stop(), 0, "{}", sidecar.logs());
-    assert!(!on_lo(&pod, "10.96.0.2"), "cleanup removed the address");
-    assert!(on_lo(&pod, "inet 127.0.0.1/8"), "lo keeps its own address");
-    assert_eq!(our_rules(&pod, "iptables-nft-save"), Vec::<String>::new());
+    let pod = pod(&[]).await;
+    let sidecar = sidecar(&pod, &["--ip-address=10.96.0.2"]).await;
+    wait_for("the five rules are in place", || async {
+        our_rules(&pod, "iptables-nft-save").await.len() == 5
+    })
+    .await;
+    assert_eq!(sidecar.stop().await, 0);
+    assert!(
+        !on_lo(&pod, "10.96.0.2").await,
+        "cleanup removed the address"
+    );
+    assert!(
+        on_lo(&pod, "inet 127.0.0.1/8").await,
+        "lo keeps its own address"
+    );
     assert_eq!(
-        our_rules(&pod, "iptables-legacy-save"),
+        our_rules(&pod, "iptables-nft-save").await,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        our_rules(&pod, "iptables-legacy-save").await,
         Vec::<String>::new()
     );
 }
@@ -210,58 +213,54 @@ print STDERR "listening\n";
 while (my $client = $server->accept) { print $client "hello from the proxy\n"; close $client; }
 "#;
 
-#[test]
-fn a_proxy_in_the_same_namespace_serves_on_the_proxy_address() {
-    if !images_ready("a_proxy_in_the_same_namespace_serves_on_the_proxy_address") {
+#[tokio::test]
+async fn a_proxy_in_the_same_namespace_serves_on_the_proxy_address() {
+    if !images_ready("a_proxy_in_the_same_namespace_serves_on_the_proxy_address").await {
         return;
     }
-    let pod = pod(&[]);
-    let sidecar = sidecar(&pod, &["--ip-address=10.96.0.2"]);
-    wait_for("the address is on lo", &sidecar, || {
-        on_lo(&pod, "10.96.0.2/32")
-    });
-    let network = pod.network();
-    let proxy = Container::run(
-        "proxy",
-        &[
-            "--network",
-            &network,
-            BASE_IMAGE,
-            "perl",
-            "-MIO::Socket::INET",
-            "-e",
-            LISTENER,
-        ],
-    );
-    wait_for("the proxy listens", &proxy, || {
+    let pod = pod(&[]).await;
+    let _sidecar = sidecar(&pod, &["--ip-address=10.96.0.2"]).await;
+    wait_for("the address is on lo", || on_lo(&pod, "10.96.0.2/32")).await;
+    let request = base_image().with_cmd(["perl", "-MIO::Socket::INET", "-e", LISTENER]);
+    let proxy = Container::start("proxy", request, &pod.network(), &[]).await;
+    wait_for("the proxy listens", || async {
         proxy.logs().contains("listening")
-    });
-    let greeting = pod.sh(&["bash", "-c", "exec 3<>/dev/tcp/10.96.0.2/443 && cat <&3"]);
+    })
+    .await;
+    let greeting = pod
+        .sh(&["bash", "-c", "exec 3<>/dev/tcp/10.96.0.2/443 && cat <&3"])
+        .await;
     assert_eq!(greeting, "hello from the proxy\n");
 }
 
-#[test]
-fn sidecar_image_keeps_an_ipv6_address_and_its_ip6tables_rules() {
-    if !images_ready("sidecar_image_keeps_an_ipv6_address_and_its_ip6tables_rules") {
+#[tokio::test]
+async fn sidecar_image_keeps_an_ipv6_address_and_its_ip6tables_rules() {
+    if !images_ready("sidecar_image_keeps_an_ipv6_address_and_its_ip6tables_rules").await {
         return;
     }
-    let pod = pod(&["--sysctl", "net.ipv6.conf.lo.disable_ipv6=0"]);
-    let sidecar = sidecar(&pod, &["--ip-address=fd00::2"]);
-    wait_for("the address is on lo", &sidecar, || {
+    let pod = pod(&[("net.ipv6.conf.lo.disable_ipv6", "0")]).await;
+    let _sidecar = sidecar(&pod, &["--ip-address=fd00::2"]).await;
+    wait_for("the address is on lo", || {
         on_lo(&pod, "inet6 fd00::2/128 scope global")
-    });
-    wait_for("the five ip6tables rules are in place", &sidecar, || {
-        our_rules(&pod, "ip6tables-nft-save") == five_rules("fd00::2/128")
-    });
-    assert_eq!(our_rules(&pod, "iptables-nft-save"), Vec::<String>::new());
+    })
+    .await;
+    wait_for("the five ip6tables rules are in place", || async {
+        our_rules(&pod, "ip6tables-nft-save").await == five_rules("fd00::2/128")
+    })
+    .await;
+    assert_eq!(
+        our_rules(&pod, "iptables-nft-save").await,
+        Vec::<String>::new()
+    );
 }
 
-#[test]
-fn sidecar_image_writes_through_the_legacy_backend_when_the_node_uses_it() {
-    if !images_ready("sidecar_image_writes_through_the_legacy_backend_when_the_node_uses_it") {
+#[tokio::test]
+async fn sidecar_image_writes_through_the_legacy_backend_when_the_node_uses_it() {
+    if !images_ready("sidecar_image_writes_through_the_legacy_backend_when_the_node_uses_it").await
+    {
         return;
     }
-    let pod = pod(&[]);
+    let pod = pod(&[]).await;
     // The kubelet's hint that the node's iptables is legacy.
     pod.sh(&[
         "iptables-legacy",
@@ -269,12 +268,17 @@ fn sidecar_image_writes_through_the_legacy_backend_when_the_node_uses_it() {
         "mangle",
         "-N",
         "KUBE-IPTABLES-HINT",
-    ]);
-    let sidecar = sidecar(&pod, &["--ip-address=10.96.0.2"]);
-    wait_for("the five legacy rules are in place", &sidecar, || {
-        our_rules(&pod, "iptables-legacy-save") == five_rules("10.96.0.2/32")
-    });
-    assert_eq!(our_rules(&pod, "iptables-nft-save"), Vec::<String>::new());
+    ])
+    .await;
+    let _sidecar = sidecar(&pod, &["--ip-address=10.96.0.2"]).await;
+    wait_for("the five legacy rules are in place", || async {
+        our_rules(&pod, "iptables-legacy-save").await == five_rules("10.96.0.2/32")
+    })
+    .await;
+    assert_eq!(
+        our_rules(&pod, "iptables-nft-save").await,
+        Vec::<String>::new()
+    );
 }
 
 // === the webhook image ===
@@ -282,30 +286,24 @@ fn sidecar_image_writes_through_the_legacy_backend_when_the_node_uses_it() {
 /// The webhook image, as the image defines its user, with `cert_dir` mounted read-only, a
 /// read-only root and no capabilities, on 127.0.0.1:`port` of the host's loopback (this engine
 /// has no bridge network to publish a port from).
-fn webhook(cert_dir: &Path, port: u16) -> Container {
-    let mount = format!("{}:/certs:ro", cert_dir.display());
-    let port = format!("--port={port}");
-    let image = webhook_image();
-    let webhook = Container::run(
-        "webhook",
-        &[
-            "--network",
-            "host",
-            "--read-only",
-            "--cap-drop",
-            "ALL",
-            "--volume",
-            &mount,
-            &image,
-            "--apiserver-fqdn=foo.bar.",
-            "--cert-dir=/certs",
-            "--host=127.0.0.1",
-            &port,
-        ],
-    );
-    wait_for("the webhook serves", &webhook, || {
+async fn webhook(cert_dir: &Path, port: u16) -> Container {
+    let certs = Mount::bind_mount(cert_dir.display().to_string(), "/certs")
+        .with_access_mode(AccessMode::ReadOnly);
+    let request = webhook_image()
+        .with_readonly_rootfs(true)
+        .with_cap_drop("ALL")
+        .with_mount(certs)
+        .with_cmd([
+            "--apiserver-fqdn=foo.bar.".to_owned(),
+            "--cert-dir=/certs".to_owned(),
+            "--host=127.0.0.1".to_owned(),
+            format!("--port={port}"),
+        ]);
+    let webhook = Container::start("webhook", request, "host", &[]).await;
+    wait_for("the webhook serves", || async {
         webhook.logs().contains("serving https://")
-    });
+    })
+    .await;
     webhook
 }
 
@@ -313,15 +311,23 @@ fn webhook(cert_dir: &Path, port: u16) -> Container {
 async fn webhook_image_runs_as_non_root_and_answers_the_seed_sample_with_the_seeds_patch() {
     if !images_ready(
         "webhook_image_runs_as_non_root_and_answers_the_seed_sample_with_the_seeds_patch",
-    ) {
+    )
+    .await
+    {
         return;
     }
     let dir = TempDir::new("image-seed");
     put_pair("server-ecdsa", dir.path());
     let port = free_port();
-    let webhook = webhook(dir.path(), port);
-    assert_eq!(proc_status(&webhook, "Uid:"), "65532 65532 65532 65532");
-    assert_eq!(proc_status(&webhook, "Gid:"), "65532 65532 65532 65532");
+    let webhook = webhook(dir.path(), port).await;
+    assert_eq!(
+        proc_status(&webhook, "Uid:").await,
+        "65532 65532 65532 65532"
+    );
+    assert_eq!(
+        proc_status(&webhook, "Gid:").await,
+        "65532 65532 65532 65532"
+    );
     let answer = Client::new(port).post(sample()).await.expect("an answer");
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(answer.json["response"]["allowed"], true);
@@ -336,13 +342,13 @@ async fn webhook_image_runs_as_non_root_and_answers_the_seed_sample_with_the_see
 
 #[tokio::test]
 async fn webhook_image_serves_a_rotated_secret_volume_certificate() {
-    if !images_ready("webhook_image_serves_a_rotated_secret_volume_certificate") {
+    if !images_ready("webhook_image_serves_a_rotated_secret_volume_certificate").await {
         return;
     }
     let dir = TempDir::new("image-rotation");
     install_first_pair(dir.path(), Layout::SecretVolume);
     let port = free_port();
-    let _webhook = webhook(dir.path(), port);
+    let _webhook = webhook(dir.path(), port).await;
     let client = Client::new(port);
     let first = client.connect().await.expect("a connection").server_cert;
     assert_eq!(first, cert_der(&testdata("certs/server-ecdsa/tls.crt")));

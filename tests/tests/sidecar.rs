@@ -2,9 +2,12 @@
 //! of its own.
 
 use blackbox_tests::netns::{in_netns, sh, try_sh};
-use blackbox_tests::sidecar::{on_lo, our_rules, output, start, stderr, terminate};
+use blackbox_tests::sidecar::{
+    binary_path, on_lo, our_rules, output, spawn, start, stderr, terminate, SIDECAR,
+};
 use blackbox_tests::{
-    assert_one_line_flag_error, check_openmetrics, http_get, metric, skip, wait_until,
+    assert_names_the_version, assert_one_line_flag_error, check_openmetrics, http_get, metric,
+    skip, wait_until,
 };
 use rstest::rstest;
 
@@ -20,6 +23,13 @@ use rstest::rstest;
 #[case::missing_address(&[], "--ip-address")]
 fn bad_flags_exit_non_zero_with_one_line_naming_them(#[case] args: &[&str], #[case] named: &str) {
     assert_one_line_flag_error(&output(args), named);
+}
+
+#[rstest]
+#[case::version("--version")]
+#[case::help("--help")]
+fn version_and_help_name_the_version_and_exit_zero(#[case] flag: &str) {
+    assert_names_the_version(&output(&[flag]), SIDECAR);
 }
 
 #[test]
@@ -221,6 +231,11 @@ fn metrics_count_a_repair_exactly_once_and_parse_as_openmetrics() {
                 metric(&after, "apiserver_proxy_sidecar_address_present"),
                 Some(1.0)
             );
+            let build_info = format!(
+                "apiserver_proxy_sidecar_build_info{{version=\"{}\"}}",
+                env!("CARGO_PKG_VERSION")
+            );
+            assert_eq!(metric(&after, &build_info), Some(1.0), "{after}");
             assert_eq!(http_get(METRICS_PORT, "/healthz").unwrap().0, 200);
             assert_eq!(http_get(METRICS_PORT, "/readyz").unwrap().0, 200);
             match check_openmetrics(&after) {
@@ -337,4 +352,43 @@ fn setup_iptables_uses_ip6tables_for_ipv6() {
         assert!(sh("ip6tables-save").contains("-d fd00::2/128 -p tcp -m tcp --dport 443"));
         assert_eq!(our_rules("iptables-save"), 0);
     });
+}
+
+/// As Go's runtime does at start, and as the original sidecar therefore did: a container runtime
+/// sets a low soft limit (containerd 2.x: 1024) under a high hard one.
+#[test]
+fn the_soft_open_file_limit_is_raised_to_the_hard_limit() {
+    in_netns(
+        "the_soft_open_file_limit_is_raised_to_the_hard_limit",
+        || async {
+            let mut command = std::process::Command::new("prlimit");
+            command
+                .args(["--nofile=256:4096", "--"])
+                .arg(binary_path())
+                .args([
+                    "--ip-address=10.96.0.2",
+                    "--metrics-bind-address=127.0.0.1:9090",
+                    "--v=2",
+                ]);
+            // prlimit sets the limit and execs the sidecar: same process, same pid.
+            let child = spawn(command);
+            wait_until("the sidecar serves", || {
+                http_get(METRICS_PORT, "/healthz").is_ok_and(|(status, _)| status == 200)
+            });
+            let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id()))
+                .expect("the limits");
+            let line = limits
+                .lines()
+                .find(|line| line.starts_with("Max open files"))
+                .expect("the open-file limit");
+            let fields: Vec<_> = line.split_whitespace().collect();
+            assert_eq!(fields[3..5], ["4096", "4096"], "{line}");
+            let output = terminate(child);
+            assert!(
+                stderr(&output).contains("open-file limit raised to the hard limit"),
+                "{}",
+                stderr(&output)
+            );
+        },
+    );
 }

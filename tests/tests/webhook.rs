@@ -2,13 +2,15 @@
 //! the API server calls it, by a client that verifies it against the test CA.
 
 #[path = "webhook/harness.rs"]
+#[allow(dead_code)] // Each test file uses a part of the shared harness.
 mod harness;
 
 use std::process::Command;
 use std::time::Duration;
 
 use blackbox_tests::{
-    assert_one_line_flag_error, binary, check_openmetrics, http_get, metric, skip,
+    assert_names_the_version, assert_one_line_flag_error, binary, check_openmetrics, http_get,
+    metric, skip,
 };
 use bytes::Bytes;
 use harness::*;
@@ -216,21 +218,31 @@ async fn slow_clients_are_cut_off_while_others_are_served() {
     assert_eq!(answer.status, StatusCode::OK);
 }
 
+/// As Go's net/http (and so controller-runtime) answers it: a client that forgot `https://`
+/// learns why, and the server keeps serving.
+#[rstest]
+#[case::post("POST")]
+#[case::get("GET")]
 #[tokio::test]
-async fn plain_http_on_the_tls_port_fails_the_handshake_and_the_server_keeps_serving() {
+async fn plain_http_on_the_tls_port_gets_gos_400_and_the_server_keeps_serving(
+    #[case] method: &str,
+) {
     let webhook = Webhook::start("plain-http", &committed("server-ecdsa"), &[]);
     let mut plain = tokio::net::TcpStream::connect(("127.0.0.1", webhook.port))
         .await
         .expect("a TCP connection");
     plain
-        .write_all(format!("POST {PATH} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
+        .write_all(format!("{method} {PATH} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
         .await
         .expect("a plain request");
     let mut response = Vec::new();
-    let _ = tokio::time::timeout(BOUND, plain.read_to_end(&mut response)).await;
-    assert!(
-        !response.starts_with(b"HTTP/"),
-        "plain HTTP got an HTTP answer"
+    tokio::time::timeout(BOUND, plain.read_to_end(&mut response))
+        .await
+        .expect("the connection is closed after the answer")
+        .expect("the answer");
+    assert_eq!(
+        String::from_utf8_lossy(&response),
+        "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
     );
     let answer = webhook
         .client()
@@ -238,8 +250,30 @@ async fn plain_http_on_the_tls_port_fails_the_handshake_and_the_server_keeps_ser
         .await
         .expect("still serving");
     assert_eq!(answer.status, StatusCode::OK);
-    // tokio-rustls drops the stream inside the failed accept, so the client can see the close
-    // before the server has written its log line.
+    assert!(webhook.log().contains("plain HTTP on the TLS port"));
+}
+
+#[tokio::test]
+async fn bytes_that_are_neither_tls_nor_http_are_closed_without_an_answer() {
+    let webhook = Webhook::start("not-tls", &committed("server-ecdsa"), &[]);
+    let mut junk = tokio::net::TcpStream::connect(("127.0.0.1", webhook.port))
+        .await
+        .expect("a TCP connection");
+    junk.write_all(b"\x00\x01\x02\x03\x04\x05")
+        .await
+        .expect("junk");
+    let mut response = Vec::new();
+    // Closed with a byte unread: a reset rather than an end of stream, either is a close.
+    let _ = tokio::time::timeout(BOUND, junk.read_to_end(&mut response))
+        .await
+        .expect("the connection is closed");
+    assert!(response.is_empty(), "{response:?}");
+    let answer = webhook
+        .client()
+        .post(sample())
+        .await
+        .expect("still serving");
+    assert_eq!(answer.status, StatusCode::OK);
     eventually("the failed handshake is logged", || async {
         webhook.log().contains("TLS handshake failed")
     })
@@ -562,6 +596,16 @@ fn moved(before: &str, after: &str) -> Vec<(String, f64)> {
         .collect()
 }
 
+#[test]
+fn metrics_name_the_version() {
+    let webhook = Webhook::start("build_info", &committed("server-ecdsa"), &[]);
+    let build_info = format!(
+        "apiserver_proxy_webhook_build_info{{version=\"{}\"}}",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert_eq!(metric(&webhook.scrape(), &build_info), Some(1.0));
+}
+
 #[tokio::test]
 async fn metrics_count_a_patched_request_and_a_bad_request_exactly_once() {
     let webhook = Webhook::start("metrics", &committed("server-ecdsa"), &["-v=2"]);
@@ -658,6 +702,13 @@ fn run_with(args: &[&str]) -> std::process::Output {
 #[case::unknown_flag(&["--apiserver-fqdn=foo.bar", "--cert-dir=/tmp", "--frobnicate"], "--frobnicate")]
 fn bad_flags_exit_non_zero_with_one_line_naming_them(#[case] args: &[&str], #[case] named: &str) {
     assert_one_line_flag_error(&run_with(args), named);
+}
+
+#[rstest]
+#[case::version("--version")]
+#[case::help("--help")]
+fn version_and_help_name_the_version_and_exit_zero(#[case] flag: &str) {
+    assert_names_the_version(&run_with(&[flag]), WEBHOOK);
 }
 
 #[test]

@@ -1,7 +1,8 @@
-//! The request-head deadline of one connection: from its TLS handshake, and from each answer, a
-//! client gets [`READ_TIMEOUT`](super::server::READ_TIMEOUT) to send a complete request head, or
-//! its connection is closed. This bounds both a slow-loris head and an idle keep-alive
-//! connection.
+//! The request-head deadline of one connection: from its accept (so through the TLS handshake),
+//! and from each answer, a client gets [`READ_TIMEOUT`](super::server::READ_TIMEOUT) to send a
+//! complete request head, or its connection is closed. This bounds a stalled handshake, a
+//! slow-loris head and an idle keep-alive connection. How long a connection has waited for a head
+//! is also what the connection cap (`connections.rs`) compares to choose whom to push out.
 //!
 //! hyper's own `header_read_timeout` does the same with a timer created, registered and dropped
 //! for every request: under keep-alive load that was a measurable share of the server's CPU per
@@ -16,6 +17,7 @@ use domain::ports::Clock;
 /// `waiting_since` while a request is being answered: no head is awaited then.
 const ANSWERING: u64 = u64::MAX;
 
+#[derive(Debug)]
 pub struct HeadDeadline<C> {
     clock: C,
     timeout: Duration,
@@ -43,6 +45,15 @@ impl<C: Clock> HeadDeadline<C> {
     pub fn answered(&self) {
         let now = nanos(self.clock.now());
         self.waiting_since.store(now, Ordering::Relaxed);
+    }
+
+    /// Since when (clock time, in nanoseconds) a head has been awaited; `None` while a request
+    /// is answered.
+    pub fn idle_since(&self) -> Option<u64> {
+        match self.waiting_since.load(Ordering::Relaxed) {
+            ANSWERING => None,
+            since => Some(since),
+        }
     }
 
     /// Completes once a head has been awaited for longer than the timeout. Sleeps until the

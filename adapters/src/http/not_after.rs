@@ -11,7 +11,6 @@
 //! certificate when the pair was loaded, so an x509 parser would only repeat that work with a
 //! dozen crates more (see docs/dependencies.md).
 
-use time::format_description::well_known::Rfc3339;
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time};
 
 const SEQUENCE: u8 = 0x30;
@@ -44,12 +43,6 @@ pub fn not_after(der: &[u8]) -> Result<OffsetDateTime, NotAfterError> {
     let after_not_before = tlv(validity)?.2;
     let (tag, value, _) = tlv(after_not_before)?;
     time_value(tag, value)
-}
-
-/// `2126-10-31T23:02:04Z`, for logs and probe answers.
-pub fn rfc3339(time: OffsetDateTime) -> String {
-    time.format(&Rfc3339)
-        .unwrap_or_else(|_| time.unix_timestamp().to_string())
 }
 
 fn expect<'a>(

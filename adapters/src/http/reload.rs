@@ -18,8 +18,8 @@ use rustls::sign::CertifiedKey;
 use time::OffsetDateTime;
 
 use super::certs::{CertError, CertPaths, ServingPair};
-use super::not_after::rfc3339;
 use crate::metrics::webhook::WebhookMetrics;
+use crate::rfc3339::rfc3339;
 
 /// How often the files are looked at. A rotated certificate is served within this time.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);

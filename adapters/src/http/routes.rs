@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use domain::webhook::fqdn::ApiserverFqdn;
 
 use super::admission;
-use crate::metrics::server::{is_probe, respond};
+use crate::metrics::routes::{is_probe, respond};
 use crate::metrics::webhook::WebhookMetrics;
 
 /// The TLS port's request handler.

@@ -14,20 +14,22 @@ use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use socket2::{Domain, Socket, Type};
 use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
-use domain::ports::Clock as _;
 use domain::webhook::fqdn::ApiserverFqdn;
 
+use crate::accept::accept_until;
 use crate::clock::TokioClock;
 use crate::metrics::webhook::WebhookMetrics;
 
 use super::certs::{load_client_roots, CertError, CertPaths};
-use super::head_deadline::HeadDeadline;
-use super::not_after::rfc3339;
+use super::connections::{Admitted, Connections};
+use super::plaintext::{self, Opening};
 use super::reload::ReloadingCertResolver;
 use super::routes::Routes;
 use super::tls;
+use crate::rfc3339::rfc3339;
 
 /// A client gets this long for its TLS handshake, for its request head (from the handshake or
 /// the previous answer, so also an idle keep-alive connection), and for its body: the API
@@ -38,9 +40,15 @@ pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a shutdown waits for requests in flight.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// Pauses the accept loop after an accept error (such as running out of file descriptors), so
-/// the loop does not spin while the condition lasts.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// The most connections open at once; at the cap a new one pushes out the longest-idle one (see
+/// connections.rs). The API server keeps a handful open per webhook; the cap bounds what a flood
+/// of connections can make the webhook hold (memory per connection: docs/webhook.md).
+pub const MAX_CONNECTIONS: usize = 512;
+
+/// hyper's read buffer per connection at most (its floor): a request head larger than this is
+/// refused, and a body is read in pieces of at most this size. The API server's heads are well
+/// under 1 KiB.
+const MAX_READ_BUFFER: usize = 8 * 1024;
 
 const LISTEN_BACKLOG: i32 = 1024;
 
@@ -126,28 +134,29 @@ impl Server {
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let reload = tokio::spawn(Arc::clone(&self.certs).watch(Arc::clone(&self.metrics)));
         let graceful = GracefulShutdown::new();
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                () = &mut shutdown => break,
-                accepted = self.listener.accept() => match accepted {
-                    Ok((stream, peer)) => {
-                        let connection = serve_connection(
-                            stream,
-                            peer,
-                            self.acceptor.clone(),
-                            Arc::clone(&self.routes),
-                            graceful.watcher(),
-                        );
-                        tokio::spawn(connection);
-                    }
-                    Err(cause) => {
-                        tracing::error!(%cause, "cannot accept a connection");
-                        TokioClock::default().sleep(ACCEPT_BACKOFF).await;
-                    }
-                },
-            }
-        }
+        let clock = TokioClock::default();
+        let connections = Connections::new(MAX_CONNECTIONS, clock, READ_TIMEOUT);
+        accept_until(
+            &self.listener,
+            &clock,
+            "webhook",
+            shutdown,
+            |stream, peer| {
+                let Some(admitted) = connections.admit() else {
+                    return;
+                };
+                let connection = serve_connection(
+                    stream,
+                    peer,
+                    admitted,
+                    self.acceptor.clone(),
+                    Arc::clone(&self.routes),
+                    graceful.watcher(),
+                );
+                tokio::spawn(connection);
+            },
+        )
+        .await;
         drop(self.listener);
         reload.abort();
         let in_flight = graceful.count();
@@ -177,9 +186,13 @@ impl std::fmt::Debug for Server {
     }
 }
 
+/// One connection, from its accept to its close: plain HTTP gets Go's 400, TLS gets its
+/// handshake and then HTTP/1.1. Closed when its head deadline (from the accept, then from each
+/// answer) passes, or when a newer connection takes its place at the cap.
 async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
+    admitted: Admitted<TokioClock>,
     acceptor: TlsAcceptor,
     routes: Arc<Routes>,
     watcher: Watcher,
@@ -188,41 +201,76 @@ async fn serve_connection(
     if let Err(cause) = stream.set_nodelay(true) {
         tracing::debug!(%peer, %cause, "cannot set TCP_NODELAY");
     }
-    let tls = match tokio::time::timeout(READ_TIMEOUT, acceptor.accept(stream)).await {
-        Ok(Ok(tls)) => tls,
-        Ok(Err(cause)) => {
-            tracing::info!(%peer, %cause, "TLS handshake failed");
+    let deadline = admitted.deadline();
+    let served = async {
+        let Some(tls) = handshake(stream, peer, &acceptor, &admitted).await else {
             return;
-        }
-        Err(_) => {
-            tracing::info!(%peer, timeout = ?READ_TIMEOUT, "TLS handshake timed out");
-            return;
-        }
-    };
-    let deadline = Arc::new(HeadDeadline::new(TokioClock::default(), READ_TIMEOUT));
-    let service = service_fn({
-        let deadline = Arc::clone(&deadline);
-        move |request| {
+        };
+        let service = service_fn(|request| {
             deadline.head_received();
-            let (routes, deadline) = (Arc::clone(&routes), Arc::clone(&deadline));
+            let routes = Arc::clone(&routes);
             async move {
                 let response = routes.answer(request).await;
                 deadline.answered();
                 Ok::<_, Infallible>(response)
             }
+        });
+        // hyper's own header_read_timeout is off: see head_deadline.rs for why.
+        let connection = http1::Builder::new()
+            .max_buf_size(MAX_READ_BUFFER)
+            .serve_connection(TokioIo::new(tls), service);
+        if let Err(cause) = watcher.watch(connection).await {
+            tracing::debug!(%peer, %cause, "connection ended with an error");
         }
-    });
-    // hyper's own header_read_timeout is off: see head_deadline.rs for why.
-    let connection = http1::Builder::new().serve_connection(TokioIo::new(tls), service);
+    };
     tokio::select! {
         biased;
-        ended = watcher.watch(connection) => {
-            if let Err(cause) = ended {
-                tracing::debug!(%peer, %cause, "connection ended with an error");
-            }
-        }
+        () = served => {}
         () = deadline.missed() => {
             tracing::info!(%peer, timeout = ?READ_TIMEOUT, "no complete request head in time: closing the connection");
+        }
+        () = admitted.pushed_out() => {
+            tracing::debug!(%peer, "pushed out by a newer connection at the cap: closing the longest-idle connection");
+        }
+    }
+}
+
+/// The TLS handshake, or `None` when the client does not speak TLS (plain HTTP gets Go's answer)
+/// or the handshake fails.
+async fn handshake(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    acceptor: &TlsAcceptor,
+    admitted: &Admitted<TokioClock>,
+) -> Option<TlsStream<TcpStream>> {
+    match Opening::read(&mut stream).await {
+        Ok(Opening::Tls) => admitted.handshaking(true),
+        Ok(Opening::Http) => {
+            tracing::info!(%peer, "plain HTTP on the TLS port: answered 400");
+            plaintext::answer(&mut stream).await;
+            return None;
+        }
+        Ok(Opening::Closed) => {
+            // A TCP probe, a port scan, a flood: nothing to report at info.
+            tracing::debug!(%peer, "the client closed before sending anything");
+            return None;
+        }
+        Ok(Opening::Other) => {
+            tracing::info!(%peer, "TLS handshake failed: the client sent no TLS handshake record");
+            return None;
+        }
+        Err(cause) => {
+            tracing::info!(%peer, %cause, "TLS handshake failed");
+            return None;
+        }
+    }
+    let accepted = acceptor.accept(stream).await;
+    admitted.handshaking(false);
+    match accepted {
+        Ok(tls) => Some(tls),
+        Err(cause) => {
+            tracing::info!(%peer, %cause, "TLS handshake failed");
+            None
         }
     }
 }

@@ -18,18 +18,19 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Layer, Registry};
 
-use crate::cli::parse_go_bool;
+use crate::cli::values::go_boolean;
 pub use format::Klog;
 
 /// The klog flags of the original `--help`, same names and defaults.
 #[derive(Debug, Clone, Args)]
+#[command(mut_args(go_boolean))]
 pub struct KlogFlags {
     /// If true, adds the file directory to the header
-    #[arg(long = "add_dir_header", alias = "add-dir-header", default_value = "false", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = parse_go_bool)]
+    #[arg(long = "add_dir_header", alias = "add-dir-header")]
     pub add_dir_header: bool,
 
     /// log to standard error as well as files
-    #[arg(long = "alsologtostderr", default_value = "false", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = parse_go_bool)]
+    #[arg(long = "alsologtostderr")]
     pub alsologtostderr: bool,
 
     /// when logging hits line file:N, emit a stack trace (accepted, no effect: Rust has no such hook)
@@ -69,15 +70,15 @@ pub struct KlogFlags {
     pub log_file_max_size: u64,
 
     /// log to standard error instead of files
-    #[arg(long = "logtostderr", default_value = "true", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = parse_go_bool)]
+    #[arg(long = "logtostderr", default_value = "true")]
     pub logtostderr: bool,
 
     /// If true, avoid header prefixes in the log messages
-    #[arg(long = "skip_headers", alias = "skip-headers", default_value = "false", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = parse_go_bool)]
+    #[arg(long = "skip_headers", alias = "skip-headers")]
     pub skip_headers: bool,
 
     /// If true, avoid headers when opening log files (accepted, no effect: no file headers are written)
-    #[arg(long = "skip_log_headers", alias = "skip-log-headers", default_value = "false", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = parse_go_bool)]
+    #[arg(long = "skip_log_headers", alias = "skip-log-headers")]
     pub skip_log_headers: bool,
 
     /// logs at or above this threshold go to stderr (0 INFO, 1 WARNING, 2 ERROR, 3 FATAL)

@@ -2,6 +2,9 @@
 
 use prometheus_client::registry::Registry;
 
+mod build_info;
+pub mod flags;
+pub mod routes;
 pub mod server;
 pub mod sidecar;
 pub mod webhook;

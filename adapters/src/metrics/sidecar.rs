@@ -49,6 +49,7 @@ impl SidecarMetrics {
     pub fn new(interval: Duration) -> Self {
         let clock = TokioClock::default();
         let mut registry = Registry::with_prefix("apiserver_proxy_sidecar");
+        super::build_info::register(&mut registry);
         let syncs = Family::<SyncLabels, Counter>::default();
         let repairs = Family::<KindLabels, Counter>::default();
         let errors = Family::<KindLabels, Counter>::default();

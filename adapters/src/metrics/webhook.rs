@@ -14,7 +14,7 @@ use prometheus_client::registry::Registry;
 use time::OffsetDateTime;
 
 use super::Exposition;
-use crate::http::not_after::rfc3339;
+use crate::rfc3339::rfc3339;
 
 /// 25 µs to 10 s: a review takes tens of microseconds, a slow client's body up to the 10 s read
 /// timeout. Round steps (1, 2.5, 5) so that `le` labels read well on a dashboard.
@@ -56,6 +56,7 @@ pub struct WebhookMetrics {
 impl WebhookMetrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("apiserver_proxy_webhook");
+        super::build_info::register(&mut registry);
         let requests = Family::<RequestLabels, Counter>::default();
         let reloads = Family::<ResultLabels, Counter>::default();
         let duration = Histogram::new(LATENCY_BUCKETS);

@@ -3,17 +3,22 @@
 
 use std::path::PathBuf;
 
-use adapters::cli::{parse_port, BindAddress};
+use adapters::cli::values::parse_port;
+use adapters::cli::HELP_TEMPLATE;
 use adapters::http::server::Config;
 use adapters::logging::KlogFlags;
-use clap::Parser;
+use adapters::metrics::flags::MetricsFlags;
+use clap::{ArgAction, Parser};
 use domain::webhook::fqdn::ApiserverFqdn;
 
 #[derive(Debug, Parser)]
 #[command(
     name = "apiserver-proxy-pod-webhook",
     about = "A mutating admission webhook that adds KUBERNETES_SERVICE_HOST=<--apiserver-fqdn> to every container of new Pods.",
+    version,
+    // `--version` is the field below: clap's own flag would also take -V, which pflag refuses.
     disable_version_flag = true,
+    help_template = HELP_TEMPLATE,
     // pflag lets a later occurrence of a flag override an earlier one.
     args_override_self = true
 )]
@@ -46,16 +51,15 @@ pub struct Flags {
     #[arg(long, value_name = "int", default_value = "9443", value_parser = parse_port)]
     pub port: u16,
 
-    /// [optional] address (e.g. 127.0.0.1:9090) to serve /metrics, /healthz and /readyz on, over plain HTTP. Empty: off. /healthz and /readyz are also served on the TLS port.
-    #[arg(
-        long = "metrics-bind-address",
-        value_name = "string",
-        default_value = ""
-    )]
-    pub metrics_bind_address: BindAddress,
+    #[command(flatten)]
+    pub metrics: MetricsFlags,
 
     #[command(flatten)]
     pub klog: KlogFlags,
+
+    /// Print the version and exit
+    #[arg(long, action = ArgAction::Version)]
+    pub version: (),
 }
 
 impl Flags {
@@ -70,7 +74,8 @@ impl Flags {
             self.client_ca_name,
             self.host,
             self.port,
-            self.metrics_bind_address
+            self.metrics
+                .bind_address
                 .0
                 .map(|address| address.to_string())
                 .unwrap_or_default()
@@ -137,18 +142,15 @@ mod tests {
     #[test]
     fn metrics_are_opt_in() {
         assert_eq!(
-            parse(&REQUIRED).expect("valid").metrics_bind_address.0,
+            parse(&REQUIRED).expect("valid").metrics.bind_address.0,
             None
         );
         let flags = parse(&[&REQUIRED[..], &["--metrics-bind-address=127.0.0.1:9090"]].concat())
             .expect("valid");
         assert_eq!(
-            flags.metrics_bind_address.0,
+            flags.metrics.bind_address.0,
             Some("127.0.0.1:9090".parse().expect("an address"))
         );
-        let error = parse(&[&REQUIRED[..], &["--metrics-bind-address=9090"]].concat())
-            .expect_err("no host");
-        assert!(adapters::cli::one_line(&error).contains("host:port"));
     }
 
     #[test]
@@ -188,6 +190,34 @@ mod tests {
         let error = parse(args).expect_err("missing");
         assert_eq!(error.kind(), ErrorKind::MissingRequiredArgument);
         assert!(adapters::cli::one_line(&error).contains(missing));
+    }
+
+    #[test]
+    fn version_is_long_only_as_v_is_klogs_verbosity() {
+        let version = parse(&["--version"]).expect_err("prints the version");
+        assert_eq!(version.kind(), ErrorKind::DisplayVersion);
+        assert_eq!(
+            version.to_string(),
+            concat!(
+                "apiserver-proxy-pod-webhook ",
+                env!("CARGO_PKG_VERSION"),
+                "\n"
+            )
+        );
+        let error = parse(&[&REQUIRED[..], &["-V"]].concat()).expect_err("not a pflag flag");
+        assert_eq!(error.kind(), ErrorKind::UnknownArgument);
+    }
+
+    #[test]
+    fn help_names_the_version_first() {
+        let help = parse(&["--help"]).expect_err("prints help").to_string();
+        assert_eq!(
+            help.lines().next(),
+            Some(concat!(
+                "apiserver-proxy-pod-webhook ",
+                env!("CARGO_PKG_VERSION")
+            ))
+        );
     }
 
     #[test]

@@ -29,8 +29,9 @@ fn main() -> ExitCode {
 
 async fn serve(flags: Flags) -> anyhow::Result<ExitCode> {
     tracing::info!("starting {PROGRAM}: {}", flags.summary());
+    adapters::rlimit::raise_open_files_limit();
     let mut signals = Signals::install()?;
-    let metrics_address = flags.metrics_bind_address.0;
+    let metrics_address = flags.metrics.bind_address.0;
     let metrics = Arc::new(WebhookMetrics::new());
     let server = Server::bind(flags.server_config(), Arc::clone(&metrics))?;
     if let Some(address) = metrics_address {

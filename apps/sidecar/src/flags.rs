@@ -2,9 +2,11 @@
 
 use std::time::Duration;
 
-use adapters::cli::{parse_go_bool, parse_port, BindAddress};
+use adapters::cli::values::{go_boolean, parse_port};
+use adapters::cli::HELP_TEMPLATE;
 use adapters::logging::KlogFlags;
-use clap::Parser;
+use adapters::metrics::flags::MetricsFlags;
+use clap::{ArgAction, Parser};
 use domain::duration::{format_go_duration, parse_go_duration};
 use domain::sidecar::desired::{InterfaceName, ProxyAddress};
 
@@ -12,17 +14,21 @@ use domain::sidecar::desired::{InterfaceName, ProxyAddress};
 #[command(
     name = "apiserver-proxy-sidecar",
     about = "Keeps the API server proxy's address on a node-local interface, and optionally the iptables rules that skip conntrack for it.",
+    version,
+    // `--version` is the field below: clap's own flag would also take -V, which pflag refuses.
     disable_version_flag = true,
+    help_template = HELP_TEMPLATE,
+    mut_args(go_boolean),
     // pflag lets a later occurrence of a flag override an earlier one.
     args_override_self = true
 )]
 pub struct Flags {
     /// [optional] indicates whether created interface and iptables should be removed on exit.
-    #[arg(long, default_value = "false", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = parse_go_bool)]
+    #[arg(long)]
     pub cleanup: bool,
 
     /// [optional] indicates if the sidecar should run as a daemon
-    #[arg(long, default_value = "true", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = parse_go_bool)]
+    #[arg(long, default_value = "true")]
     pub daemon: bool,
 
     /// [optional] name of the interface to add address to.
@@ -38,23 +44,22 @@ pub struct Flags {
     pub port: u16,
 
     /// [optional] indicates whether iptables rules should be setup.
-    #[arg(long = "setup-iptables", default_value = "false", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = parse_go_bool)]
+    #[arg(long = "setup-iptables")]
     pub setup_iptables: bool,
 
     /// [optional] interval to check for iptables rules.
     #[arg(long = "sync-interval", value_name = "duration", default_value = "1m0s", value_parser = parse_sync_interval)]
     pub sync_interval: Duration,
 
-    /// [optional] address (e.g. 127.0.0.1:9090) to serve /metrics, /healthz and /readyz on, over plain HTTP. Empty: off.
-    #[arg(
-        long = "metrics-bind-address",
-        value_name = "string",
-        default_value = ""
-    )]
-    pub metrics_bind_address: BindAddress,
+    #[command(flatten)]
+    pub metrics: MetricsFlags,
 
     #[command(flatten)]
     pub klog: KlogFlags,
+
+    /// Print the version and exit
+    #[arg(long, action = ArgAction::Version)]
+    pub version: (),
 }
 
 fn parse_sync_interval(value: &str) -> Result<Duration, String> {
@@ -104,23 +109,20 @@ mod tests {
         assert!(flags.daemon);
         assert!(!flags.cleanup);
         assert!(!flags.setup_iptables);
-        assert_eq!(flags.metrics_bind_address.0, None);
+        assert_eq!(flags.metrics.bind_address.0, None);
     }
 
     #[test]
-    fn metrics_are_opt_in() {
+    fn the_metrics_flag_is_accepted() {
         let flags = parse(&[
             "--ip-address=10.96.0.2",
             "--metrics-bind-address=127.0.0.1:9090",
         ])
         .expect("valid");
         assert_eq!(
-            flags.metrics_bind_address.0,
-            Some("127.0.0.1:9090".parse().unwrap())
+            flags.metrics.bind_address.0,
+            Some("127.0.0.1:9090".parse().expect("an address"))
         );
-        let error = parse(&["--ip-address=10.96.0.2", "--metrics-bind-address=localhost"])
-            .expect_err("no port");
-        assert!(adapters::cli::one_line(&error).contains("host:port"));
     }
 
     #[test]
@@ -186,6 +188,31 @@ mod tests {
         assert_eq!(
             parse(&[]).expect_err("missing").kind(),
             ErrorKind::MissingRequiredArgument
+        );
+    }
+
+    #[test]
+    fn version_is_long_only_as_v_is_klogs_verbosity() {
+        let version = parse(&["--version"]).expect_err("prints the version");
+        assert_eq!(version.kind(), ErrorKind::DisplayVersion);
+        assert_eq!(
+            version.to_string(),
+            concat!("apiserver-proxy-sidecar ", env!("CARGO_PKG_VERSION"), "\n")
+        );
+        let error = parse(&[&["--ip-address=10.96.0.2"][..], &["-V"]].concat())
+            .expect_err("not a pflag flag");
+        assert_eq!(error.kind(), ErrorKind::UnknownArgument);
+    }
+
+    #[test]
+    fn help_names_the_version_first() {
+        let help = parse(&["--help"]).expect_err("prints help").to_string();
+        assert_eq!(
+            help.lines().next(),
+            Some(concat!(
+                "apiserver-proxy-sidecar ",
+                env!("CARGO_PKG_VERSION")
+            ))
         );
     }
 

@@ -36,6 +36,7 @@ fn main() -> ExitCode {
 
 async fn serve(flags: Flags) -> anyhow::Result<ExitCode> {
     tracing::info!("starting {PROGRAM}: {}", flags.summary());
+    adapters::rlimit::raise_open_files_limit();
     let net = Netlink::connect()?;
     let desired = DesiredAddress {
         address: flags.ip_address,
@@ -52,7 +53,7 @@ async fn serve(flags: Flags) -> anyhow::Result<ExitCode> {
     });
     let mut sidecar = Sidecar::new(AddressReconciler::new(net, desired), rules);
     let clock = TokioClock::default();
-    let metrics = match flags.metrics_bind_address.0 {
+    let metrics = match flags.metrics.bind_address.0 {
         Some(address) => Some(serve_metrics(address, flags.sync_interval).await?),
         None => None,
     };

@@ -210,8 +210,24 @@ impl Webhook {
     /// Retries on another port when the chosen one was taken meanwhile (a concurrent test's
     /// listener), so that tests do not fail by chance.
     pub fn start_on(name: &str, cert_dir: &Path, host: &str, extra: &[&str]) -> Self {
+        Self::start_limited(name, cert_dir, host, extra, None)
+    }
+
+    /// Starts the webhook with its open-file limit set to `(soft, hard)` (by `prlimit`), as a
+    /// container runtime sets it.
+    pub fn start_with_open_files(name: &str, cert_dir: &Path, soft: u64, hard: u64) -> Self {
+        Self::start_limited(name, cert_dir, "127.0.0.1", &[], Some((soft, hard)))
+    }
+
+    fn start_limited(
+        name: &str,
+        cert_dir: &Path,
+        host: &str,
+        extra: &[&str],
+        open_files: Option<(u64, u64)>,
+    ) -> Self {
         for _ in 0..5 {
-            match Self::try_start_on(name, cert_dir, host, extra) {
+            match Self::try_start_on(name, cert_dir, host, extra, open_files) {
                 Ok(webhook) => return webhook,
                 Err(log) if log.contains("in use") => continue,
                 Err(log) => panic!("the webhook did not start:\n{log}"),
@@ -225,12 +241,25 @@ impl Webhook {
         cert_dir: &Path,
         host: &str,
         extra: &[&str],
+        open_files: Option<(u64, u64)>,
     ) -> Result<Self, String> {
         let dir = TempDir::new(&format!("{name}-log"));
         let log = dir.path().join("stderr.log");
         let port = free_port();
         let metrics_port = free_port();
-        let child = Command::new(binary(WEBHOOK))
+        let mut command = match open_files {
+            None => Command::new(binary(WEBHOOK)),
+            Some((soft, hard)) => {
+                // prlimit sets the limit and then execs the webhook: same process, same pid.
+                let mut command = Command::new("prlimit");
+                command
+                    .arg(format!("--nofile={soft}:{hard}"))
+                    .arg("--")
+                    .arg(binary(WEBHOOK));
+                command
+            }
+        };
+        let child = command
             .arg(format!("--apiserver-fqdn={FQDN}"))
             .arg(format!("--cert-dir={}", cert_dir.display()))
             .arg(format!("--host={host}"))
@@ -258,6 +287,10 @@ impl Webhook {
         }
         webhook.wait();
         Err(webhook.log())
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
     }
 
     pub fn log(&self) -> String {

@@ -1,53 +1,24 @@
-//! Flag parsing as Go's pflag does it, with one-line errors.
+//! Flag parsing as Go's pflag does it, with one-line errors, and the start every binary shares.
 
-use clap::error::{ContextKind, ContextValue, ErrorKind};
+pub mod values;
+
 use std::fmt::Display;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::str::FromStr;
 
+use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::Parser;
 
 use crate::logging::KlogFlags;
 
-/// Go's `strconv.ParseBool`, which pflag uses for `--flag=value` booleans.
-pub fn parse_go_bool(value: &str) -> Result<bool, String> {
-    match value {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
-        _ => Err("expected a boolean: true, false, 1, 0, t, f".to_owned()),
-    }
-}
+/// Both binaries' `--help`: clap's layout under a first line that names the program and its
+/// version, as the Go originals' usage line names the program.
+pub const HELP_TEMPLATE: &str = "\
+{name} {version}
+{before-help}{about-with-newline}
+{usage-heading} {usage}
 
-/// An optional `host:port` flag: empty means off, as Kubernetes components' bind-address flags.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BindAddress(pub Option<SocketAddr>);
-
-impl FromStr for BindAddress {
-    type Err = String;
-
-    fn from_str(value: &str) -> Result<Self, Self::Err> {
-        if value.is_empty() {
-            return Ok(Self(None));
-        }
-        value
-            .parse()
-            .map(|address| Self(Some(address)))
-            .map_err(|_| {
-                "expected host:port such as 127.0.0.1:9090 or [::1]:9090, or empty for off"
-                    .to_owned()
-            })
-    }
-}
-
-/// A TCP port to listen on; 0 (any port) is refused, as nothing would know where to connect.
-pub fn parse_port(value: &str) -> Result<u16, String> {
-    match value.parse::<u16>() {
-        Ok(port) if port > 0 => Ok(port),
-        _ => Err("expected a port number from 1 to 65535".to_owned()),
-    }
-}
+{all-args}{after-help}";
 
 /// What both binaries do once their flags are parsed: start logging from the klog flags, build
 /// the runtime, run `serve`, and turn an error into one logged line (with its causes) and exit 1.
@@ -131,32 +102,5 @@ pub fn one_line(error: &clap::Error) -> String {
             _ => first.to_owned(),
         },
         _ => first.to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use rstest::rstest;
-
-    #[rstest]
-    #[case("true", true)]
-    #[case("True", true)]
-    #[case("TRUE", true)]
-    #[case("t", true)]
-    #[case("1", true)]
-    #[case("false", false)]
-    #[case("F", false)]
-    #[case("0", false)]
-    fn parses_booleans_as_go_does(#[case] value: &str, #[case] expected: bool) {
-        assert_eq!(parse_go_bool(value), Ok(expected));
-    }
-
-    #[rstest]
-    #[case("yes")]
-    #[case("")]
-    #[case("tRuE")]
-    fn refuses_what_go_refuses(#[case] value: &str) {
-        assert!(parse_go_bool(value).is_err());
     }
 }

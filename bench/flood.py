@@ -1,0 +1,225 @@
+"""Pod webhook under a connection flood, only on 127.0.0.1: its RSS (peak and after), how many
+connections it holds, and the latency of a good review sent on a new connection meanwhile.
+
+Floods, one after the other, each of FLOOD_CONNECTIONS (default 5,000) connection attempts that
+are then left idle:
+- plain TCP: connections that never start their TLS handshake (half-open handshakes);
+- idle TLS: connections that complete the handshake and send nothing.
+Meanwhile a prober sends the sample review on a new connection (TCP, TLS handshake, request)
+every 100 ms. The TLS flood runs twice: memory the allocator kept after the first is used again
+by the second, not added to. Before the floods, RSS per idle TLS connection is measured below
+the cap.
+
+Usage: python3 bench/flood.py  (expects the release webhook; make bench builds it)
+Env: FLOOD_CONNECTIONS (default 5000).
+"""
+
+import multiprocessing
+import os
+import resource
+import socket
+import ssl
+import subprocess
+import threading
+import time
+
+from common import RELEASE, ROOT, fd_count, hwm_kib, percentile_ms, rss_kib, write
+
+SAMPLE = ROOT / "testdata" / "admission" / "pod-create-v1.json"
+CERTS = ROOT / "testdata" / "certs"
+PATH = "/webhook/pod-apiserver-env"
+PORT = 19445
+PROBE_EVERY_S = 0.1
+BELOW_CAP = 400
+CORES = os.cpu_count() or 1
+SERVER_CPUS = ["taskset", "-c", str(CORES - 1)] if CORES > 1 else []
+
+
+def context():
+    ctx = ssl.create_default_context(cafile=str(CERTS / "ca.crt"))
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx
+
+
+def review_request(body):
+    head = (f"POST {PATH} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n")
+    return head.encode() + body
+
+
+def good_request(ctx, request):
+    """One review on a new connection: the seconds it took, or None when it failed."""
+    started = time.monotonic()
+    try:
+        with socket.create_connection(("127.0.0.1", PORT), timeout=5) as raw:
+            with ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+                tls.sendall(request)
+                answer = b""
+                while chunk := tls.recv(65536):
+                    answer += chunk
+        if not answer.startswith(b"HTTP/1.1 200"):
+            return None
+    except OSError:
+        return None
+    return time.monotonic() - started
+
+
+class Prober:
+    """Sends a good review every PROBE_EVERY_S until stopped, and samples the server's RSS, from a
+    process of its own: a thread would wait for the flooding thread's GIL, and measure that."""
+
+    def __init__(self, pid):
+        self.pid, self.stop, self.results = pid, multiprocessing.Event(), multiprocessing.Queue()
+        self.process = multiprocessing.Process(target=self.run, daemon=True)
+
+    def start(self):
+        self.process.start()
+
+    def run(self):
+        ctx, request = context(), review_request(SAMPLE.read_bytes())
+        times, failed, peak_kib = [], 0, 0
+        while not self.stop.is_set():
+            took = good_request(ctx, request)
+            if took is None:
+                failed += 1
+            else:
+                times.append(took)
+            peak_kib = max(peak_kib, rss_kib(self.pid))
+            self.stop.wait(PROBE_EVERY_S)
+        self.results.put((times, failed, peak_kib))
+
+    def finish(self):
+        """Stops it: (latencies in seconds, failed probes, peak RSS seen)."""
+        self.stop.set()
+        results = self.results.get(timeout=30)
+        self.process.join()
+        return results
+
+
+def open_plain(count):
+    sockets = []
+    for _ in range(count):
+        try:
+            sockets.append(socket.create_connection(("127.0.0.1", PORT), timeout=5))
+        except OSError:
+            pass
+    return sockets
+
+
+def open_tls(count, ctx):
+    sockets = []
+    for _ in range(count):
+        try:
+            raw = socket.create_connection(("127.0.0.1", PORT), timeout=5)
+            sockets.append(ctx.wrap_socket(raw, server_hostname="localhost"))
+        except OSError:
+            pass
+    return sockets
+
+
+def close_all(sockets):
+    for s in sockets:
+        try:
+            s.close()
+        except OSError:
+            pass
+
+
+def settle(pid, baseline_fds):
+    """Waits until the server has closed its side of the flood (at most 15 s)."""
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and fd_count(pid) > baseline_fds + 2:
+        time.sleep(0.1)
+    time.sleep(1)
+
+
+def flood(pid, opener, count, baseline_fds):
+    prober = Prober(pid)
+    prober.start()
+    time.sleep(0.5)
+    started = time.monotonic()
+    sockets = opener(count)
+    opened_s = time.monotonic() - started
+    time.sleep(1)
+    held = fd_count(pid) - baseline_fds
+    times, failed, peak_kib = prober.finish()
+    close_all(sockets)
+    settle(pid, baseline_fds)
+    return {
+        "attempts": count, "opened": len(sockets), "opened_in_s": round(opened_s, 1),
+        "server_connections_held": held,
+        "peak_rss_kib": max(peak_kib, rss_kib(pid)),
+        **probe_figures(times, failed),
+        "rss_after_kib": rss_kib(pid),
+    }
+
+
+def probe_figures(times, failed):
+    return {"probes": len(times) + failed, "probes_failed": failed,
+            "probe_p50_ms": percentile_ms(times, 50),
+            "probe_max_ms": round(max(times) * 1000, 1) if times else None}
+
+
+def main():
+    count = int(os.environ.get("FLOOD_CONNECTIONS", "5000"))
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    args = [str(RELEASE / "apiserver-proxy-pod-webhook"), "--apiserver-fqdn=foo.bar.",
+            f"--cert-dir={CERTS / 'server-ecdsa'}", "--host=127.0.0.1", f"--port={PORT}"]
+    server = subprocess.Popen(SERVER_CPUS + args, stderr=subprocess.PIPE, text=True)
+    log_lines = []
+    reader = threading.Thread(target=lambda: log_lines.extend(server.stderr), daemon=True)
+    reader.start()
+    ctx = context()
+    try:
+        request = review_request(SAMPLE.read_bytes())
+        deadline = time.monotonic() + 30
+        while good_request(ctx, request) is None:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the webhook did not start: {''.join(log_lines)}")
+            time.sleep(0.05)
+        time.sleep(0.5)
+        pid = server.pid
+        baseline_fds = fd_count(pid)
+        idle_kib = rss_kib(pid)
+        # RSS per idle TLS connection, below the cap: what the cap multiplies.
+        sockets = open_tls(BELOW_CAP, ctx)
+        time.sleep(1)
+        per_connection_kib = (rss_kib(pid) - idle_kib) / max(1, len(sockets))
+        close_all(sockets)
+        settle(pid, baseline_fds)
+        quiet = [good_request(ctx, request) for _ in range(20)]
+        figures = {"flood_connections": count, "idle_rss_kib": idle_kib,
+                   "rss_per_idle_tls_connection_kib": round(per_connection_kib, 1),
+                   "no_flood": probe_figures([t for t in quiet if t is not None], quiet.count(None)),
+                   "floods": {}}
+        figures["floods"]["plain TCP"] = flood(pid, open_plain, count, baseline_fds)
+        figures["floods"]["idle TLS"] = flood(pid, lambda n: open_tls(n, ctx), count, baseline_fds)
+        # Freed memory the allocator kept is used again, not added to: the peak stays.
+        figures["floods"]["idle TLS, a second time"] = flood(pid, lambda n: open_tls(n, ctx), count, baseline_fds)
+        figures["peak_rss_kib"] = hwm_kib(pid)
+        figures["rss_after_kib"] = rss_kib(pid)
+        figures["log_lines"] = len(log_lines)
+    finally:
+        server.terminate()
+        server.wait(15)
+    # Every figure starts with "flood": bench/update_readme.py --only flood finds the rows by it.
+    rows = [("flood (webhook): RSS idle; RSS per idle TLS connection, below the cap",
+             f"{figures['idle_rss_kib'] / 1024:.1f} MiB; {figures['rss_per_idle_tls_connection_kib']} KiB")]
+    q = figures["no_flood"]
+    rows.append(("flood (webhook), none: a review on a new connection, p50 / max",
+                 f"{q['probe_p50_ms']} / {q['probe_max_ms']} ms; {q['probes_failed']} of {q['probes']} failed"))
+    for label, f in figures["floods"].items():
+        rows.append((f"flood (webhook), {label}: {f['attempts']} connections held idle: connections the webhook "
+                     "holds; peak RSS; RSS after they close",
+                     f"{f['server_connections_held']}; {f['peak_rss_kib'] / 1024:.1f} MiB; "
+                     f"{f['rss_after_kib'] / 1024:.1f} MiB"))
+        rows.append((f"flood (webhook), {label}: a review on a new connection meanwhile, p50 / max",
+                     f"{f['probe_p50_ms']} / {f['probe_max_ms']} ms; {f['probes_failed']} of {f['probes']} failed"))
+    rows.append(("flood (webhook): peak RSS over every flood (VmHWM); RSS at the end",
+                 f"{figures['peak_rss_kib'] / 1024:.1f} MiB; {figures['rss_after_kib'] / 1024:.1f} MiB"))
+    write("flood", figures, rows)
+
+
+if __name__ == "__main__":
+    main()
