@@ -2,7 +2,8 @@
 CARGO ?= cargo
 
 .PHONY: all build release deps lint test demo demo-serve bench fuzz soak validate-manifests \
-	docker-engine docker-base docker-binaries docker-images images-for-test
+	docker-engine docker-base docker-binaries docker-images images-for-test vm-for-test test-vm \
+	vm-figures
 
 all: build
 
@@ -20,10 +21,26 @@ lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 # Every tier: domain unit tests, kernel tier (network namespaces), black-box binaries, the
-# manifests, and the images. The black-box tests run the binaries cargo builds into target/debug
-# and the images docker-images builds, so build both first.
-test: deps lint build validate-manifests images-for-test
+# manifests, the images, and the VM tier (Debian's node kernels in qemu). The black-box tests run
+# the binaries cargo builds into target/debug, the images docker-images builds and the static
+# sidecar in target/docker, so build them first.
+test: deps lint build validate-manifests images-for-test vm-for-test
 	$(CARGO) test --workspace
+
+# The VM tier's static sidecar and its cache (kernels and tools from Debian's packages, the
+# initramfs; docs/vm.md), ready before the tests. Where it cannot be prepared (exit 2: no qemu, no
+# package lists) the tier's tests skip loudly, or fail with REQUIRE_PRIVILEGED=1.
+vm-for-test: docker-binaries
+	@python3 scripts/vm/run.py --prepare || [ $$? -eq 2 ]
+
+# The VM tier alone, every kernel, the guest's console echoed; VM_CASES=all adds the pending
+# cases, --kernel and --case pick (docs/vm.md).
+test-vm: deps docker-binaries
+	python3 scripts/vm/run.py $(VM_ARGS)
+
+# The VM tier's figures (its time, the repairs measured inside the VM) into README.md.
+vm-figures: deps docker-binaries
+	python3 scripts/vm/run.py --quiet --readme
 
 # deploy/ and the example overlay rendered with kubectl kustomize and checked against the
 # Kubernetes schemas, offline.

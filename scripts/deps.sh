@@ -10,6 +10,10 @@ command -v openssl >/dev/null || packages+=(openssl)
 command -v python3 >/dev/null || packages+=(python3)
 command -v curl >/dev/null || packages+=(curl)
 command -v jq >/dev/null || packages+=(jq)
+# The VM tier (docs/vm.md): qemu, and what unpacks Debian's kernels (xz is read by Python).
+command -v qemu-system-x86_64 >/dev/null || packages+=(qemu-system-x86)
+command -v zstd >/dev/null || packages+=(zstd)
+command -v gcc >/dev/null || packages+=(gcc libc6-dev)
 for extra in "$@"; do
   command -v "$extra" >/dev/null || packages+=("$extra")
 done
