@@ -33,8 +33,8 @@ test: deps lint build validate-manifests images-for-test vm-for-test
 vm-for-test: docker-binaries
 	@python3 scripts/vm/run.py --prepare || [ $$? -eq 2 ]
 
-# The VM tier alone, every kernel, the guest's console echoed; VM_CASES=all adds the pending
-# cases, --kernel and --case pick (docs/vm.md).
+# The VM tier alone, every kernel, the guest's console echoed; VM_CASES=a,b, --kernel and --case
+# pick (docs/vm.md).
 test-vm: deps docker-binaries
 	python3 scripts/vm/run.py $(VM_ARGS)
 

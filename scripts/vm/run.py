@@ -3,9 +3,9 @@
 release sidecar inside, one named case after another, against each kernel's real dummy, veth,
 nf_tables and legacy xtables. See docs/vm.md.
 
-    python3 scripts/vm/run.py                      # every kernel, every case not pending
+    python3 scripts/vm/run.py                      # every kernel, every case
     python3 scripts/vm/run.py --kernel 6.12 --case repair-link-deleted
-    VM_CASES=all python3 scripts/vm/run.py         # the pending cases too
+    VM_CASES=dual-stack,migrate-to-lo python3 scripts/vm/run.py   # some cases
     python3 scripts/vm/run.py --prepare            # only fetch and build the cache
 
 Exit status 0 when every case that ran passed on every kernel; 2 when the tier cannot run here
@@ -44,29 +44,19 @@ class CannotRun(Exception):
 
 
 def cases():
-    """Every case script, in file order: `NN-name.sh` is case `name`; a `# pending: why` line
-    marks a case that waits for a feature and runs only when asked for."""
-    found = []
-    for script in sorted(CASES.glob("*.sh")):
-        name = script.stem.split("-", 1)[1]
-        pending = re.search(r"^# pending: (.*)$", script.read_text(), re.MULTILINE)
-        found.append((name, pending.group(1) if pending else None))
-    return found
+    """Every case name, in file order: `NN-name.sh` is case `name`."""
+    return [script.stem.split("-", 1)[1] for script in sorted(CASES.glob("*.sh"))]
 
 
-def selected(asked, everything):
-    """The case names to run: those asked for, else all but the pending ones (VM_CASES=all: all)."""
-    names = [name for name, _ in everything]
-    if asked:
-        unknown = sorted(set(asked) - set(names))
-        if unknown:
-            raise SystemExit(f"vm: unknown case {', '.join(unknown)}: expected one of {', '.join(names)}")
-        return [name for name in names if name in asked]
-    if os.environ.get("VM_CASES", "") == "all":
+def selected(asked, names):
+    """The case names to run: those asked for (`--case`, else `VM_CASES=a,b`), else all."""
+    asked = asked or [name for name in os.environ.get("VM_CASES", "").split(",") if name]
+    if not asked:
         return names
-    if os.environ.get("VM_CASES"):
-        return selected(os.environ["VM_CASES"].split(","), everything)
-    return [name for name, pending in everything if pending is None]
+    unknown = sorted(set(asked) - set(names))
+    if unknown:
+        raise SystemExit(f"vm: unknown case {', '.join(unknown)}: expected one of {', '.join(names)}")
+    return [name for name in names if name in asked]
 
 
 # === the cache ===
@@ -146,7 +136,7 @@ def accelerator():
 
 def addr_proto(work):
     """guest/addr-proto.c built static (gcc, as the Rust toolchain's linker needs anyway); the
-    pending cases read IFA_PROTO with it. Without gcc those checks fail, saying why."""
+    ownership cases read IFA_PROTO with it. Without gcc those checks fail, saying why."""
     binary = work / "addr-proto"
     source = GUEST / "addr-proto.c"
     if not binary.exists() or binary.stat().st_mtime < source.stat().st_mtime:
@@ -203,15 +193,12 @@ def boot(series, vmlinux, base, sidecar, names, work, echo):
 
 def verdict(report, names, everything):
     """Rows `(case, result, detail)` for every case, and whether the kernel passed."""
-    pending = dict(everything)
     rows, passed = [], report["end"] is not None
-    for name, why in everything:
+    for name in everything:
         if name not in names:
-            rows.append((name, "PENDING" if why else "not run", why or "not selected"))
+            rows.append((name, "not run", "not selected"))
             continue
         result, detail = report["cases"].get(name, ("MISSING", "the guest reported nothing"))
-        if result == "PASS" and pending[name]:
-            detail = f"{detail} (pending case: {pending[name]})".strip()
         rows.append((name, result, detail))
         passed = passed and result == "PASS"
     return rows, passed
@@ -247,10 +234,9 @@ def write_readme(reports, rows_by_kernel, tier_seconds):
         "| | " + " | ".join(f"Debian {r['kernel']} (`{r['release']}`)" for r in reports) + " |",
         "| --- | " + " | ".join("---" for _ in reports) + " |",
         "| launch to poweroff | " + " | ".join(f"{r['seconds']} s" for r in reports) + " |",
-        "| named cases passed / run / pending | " + " | ".join(
+        "| named cases passed / run | " + " | ".join(
             f"{sum(row[1] == 'PASS' for row in rows_by_kernel[s])} / "
-            f"{sum(row[1] in ('PASS', 'FAIL', 'MISSING') for row in rows_by_kernel[s])} / "
-            f"{sum(row[1] == 'PENDING' for row in rows_by_kernel[s])}" for s in series) + " |",
+            f"{sum(row[1] in ('PASS', 'FAIL', 'MISSING') for row in rows_by_kernel[s])}" for s in series) + " |",
     ]
     figures = {}
     for report in reports:
@@ -269,7 +255,7 @@ def write_readme(reports, rows_by_kernel, tier_seconds):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kernel", action="append", choices=sorted(debian.KERNELS), help="default: every kernel")
-    parser.add_argument("--case", action="append", default=[], help="a case name; default: all but the pending ones")
+    parser.add_argument("--case", action="append", default=[], help="a case name; default: every case")
     parser.add_argument("--sidecar", type=Path, default=ROOT / "target" / "docker" / "apiserver-proxy-sidecar",
                         help="the static sidecar (make docker-binaries)")
     parser.add_argument("--cache", type=Path, default=Path(os.environ.get("VM_CACHE", ROOT / "target" / "vm-cache")))

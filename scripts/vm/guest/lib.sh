@@ -155,7 +155,7 @@ finish() {
   echo "CASE $CASE: PASS $notes"
 }
 
-# === ownership marks (the pending cases: issue 12's ownership and dual-stack work) ===
+# === ownership marks ===
 
 # The address protocol (IFA_PROTO) the sidecar marks every address it adds with: 97, the value
 # the ownership work picked (adapters' netlink address module, --help of --ip-address).

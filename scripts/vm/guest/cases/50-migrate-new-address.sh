@@ -1,4 +1,3 @@
-# pending: ownership marks (IFA_PROTO on our addresses), issue 12
 # A restarted sidecar with a new --ip-address removes the old marked address at start and keeps
 # the link; a foreign address on the link is never touched.
 NEW=10.96.0.3

@@ -1,4 +1,3 @@
-# pending: ownership marks (IFLA_IFALIAS on our links), issue 12
 # Moved back to --interface=lo: the address goes to lo, and our dummy link, empty now, is deleted.
 check "one-shot on $LINK exited 0" oneshot $PRODUCTION
 check "$LINK carries our alias" link_is_ours $LINK

@@ -1,4 +1,3 @@
-# pending: ownership marks (IFLA_IFALIAS on our links), issue 12
 # Moved back to lo while our link holds a foreign address: the link is kept, with that address,
 # until a later run finds it empty.
 check "one-shot on $LINK exited 0" oneshot $PRODUCTION

@@ -1,4 +1,3 @@
-# pending: ownership marks (IFA_PROTO, IFLA_IFALIAS), issue 12
 # --daemon=false --cleanup removes the marked address and the marked link an earlier process
 # created (the init container's leftovers after the daemon was SIGKILLed, say).
 check "first one-shot exited 0" oneshot $PRODUCTION

@@ -1,4 +1,3 @@
-# pending: ownership marks (IFLA_IFALIAS on our links), issue 12
 # A dummy link without our alias is never deleted: not by a later cleanup, not on a move to lo,
 # even when it holds nothing.
 ip link add $LINK type dummy

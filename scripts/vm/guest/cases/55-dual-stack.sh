@@ -1,4 +1,3 @@
-# pending: dual-stack --ip-address, issue 12
 # --ip-address=10.96.0.2,fd00::2: both addresses on the link with global scope, marked, the
 # rules in both families (nft here, then legacy), repaired, all removed by cleanup.
 V6=fd00::2
