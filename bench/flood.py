@@ -1,4 +1,4 @@
-"""Pod webhook under a connection flood, only on 127.0.0.1: its RSS (peak and after), how many
+"""Pod webhook under a connection flood, only on 127.0.0.1: its RSS (peak, and after), how many
 connections it holds, and the latency of a good review sent on a new connection meanwhile.
 
 Floods, one after the other, each of FLOOD_CONNECTIONS (default 5,000) connection attempts that
@@ -6,9 +6,10 @@ are then left idle:
 - plain TCP: connections that never start their TLS handshake (half-open handshakes);
 - idle TLS: connections that complete the handshake and send nothing.
 Meanwhile a prober sends the sample review on a new connection (TCP, TLS handshake, request)
-every 100 ms. The TLS flood runs twice: memory the allocator kept after the first is used again
-by the second, not added to. Before the floods, RSS per idle TLS connection is measured below
-the cap.
+every 100 ms. After each flood's connections close, RSS is read again 10 s and 30 s later, the
+webhook idle meanwhile: whether its allocator gives the memory back. The TLS flood runs twice:
+the second must neither add to the first's peak nor keep more after. Before the floods, RSS per
+idle TLS connection is measured below the cap.
 
 Usage: python3 bench/flood.py  (expects the release webhook; make bench builds it)
 Env: FLOOD_CONNECTIONS (default 5000); FLOOD_BINARY, the webhook to run (default the release
@@ -210,7 +211,7 @@ def main():
                    "floods": {}}
         figures["floods"]["plain TCP"] = flood(pid, open_plain, count, baseline_fds)
         figures["floods"]["idle TLS"] = flood(pid, lambda n: open_tls(n, ctx), count, baseline_fds)
-        # Freed memory the allocator kept is used again, not added to: the peak stays.
+        # A second flood after the memory came back: the same peak, and back again.
         figures["floods"]["idle TLS, a second time"] = flood(pid, lambda n: open_tls(n, ctx), count, baseline_fds)
         figures["peak_rss_kib"] = hwm_kib(pid)
         figures["rss_after_kib"] = rss_kib(pid)
