@@ -1,4 +1,4 @@
-"""Pod webhook under a connection flood, only on 127.0.0.1: its RSS (peak and after), how many
+"""Pod webhook under a connection flood, only on 127.0.0.1: its RSS (peak, and after), how many
 connections it holds, and the latency of a good review sent on a new connection meanwhile.
 
 Floods, one after the other, each of FLOOD_CONNECTIONS (default 5,000) connection attempts that
@@ -6,12 +6,14 @@ are then left idle:
 - plain TCP: connections that never start their TLS handshake (half-open handshakes);
 - idle TLS: connections that complete the handshake and send nothing.
 Meanwhile a prober sends the sample review on a new connection (TCP, TLS handshake, request)
-every 100 ms. The TLS flood runs twice: memory the allocator kept after the first is used again
-by the second, not added to. Before the floods, RSS per idle TLS connection is measured below
-the cap.
+every 100 ms. After each flood's connections close, RSS is read again 10 s and 30 s later, the
+webhook idle meanwhile: whether its allocator gives the memory back. The TLS flood runs twice:
+the second must neither add to the first's peak nor keep more after. Before the floods, RSS per
+idle TLS connection is measured below the cap.
 
 Usage: python3 bench/flood.py  (expects the release webhook; make bench builds it)
-Env: FLOOD_CONNECTIONS (default 5000).
+Env: FLOOD_CONNECTIONS (default 5000); FLOOD_BINARY, the webhook to run (default the release
+build; `make docker-binaries` puts the static one, as the image has it, in target/docker/).
 """
 
 import multiprocessing
@@ -31,6 +33,8 @@ PATH = "/webhook/pod-apiserver-env"
 PORT = 19445
 PROBE_EVERY_S = 0.1
 BELOW_CAP = 400
+# Seconds after a flood's connections close at which RSS is read again, the server idle meanwhile.
+AFTER_S = (10, 30)
 CORES = os.cpu_count() or 1
 SERVER_CPUS = ["taskset", "-c", str(CORES - 1)] if CORES > 1 else []
 
@@ -133,6 +137,15 @@ def settle(pid, baseline_fds):
     time.sleep(1)
 
 
+def rss_later(pid, since):
+    """RSS at each of AFTER_S seconds after `since`: whether the memory comes back while idle."""
+    figures = {}
+    for seconds in AFTER_S:
+        time.sleep(max(0.0, since + seconds - time.monotonic()))
+        figures[f"rss_{seconds}s_after_kib"] = rss_kib(pid)
+    return figures
+
+
 def flood(pid, opener, count, baseline_fds):
     prober = Prober(pid)
     prober.start()
@@ -144,6 +157,7 @@ def flood(pid, opener, count, baseline_fds):
     held = fd_count(pid) - baseline_fds
     times, failed, peak_kib = prober.finish()
     close_all(sockets)
+    closed = time.monotonic()
     settle(pid, baseline_fds)
     return {
         "attempts": count, "opened": len(sockets), "opened_in_s": round(opened_s, 1),
@@ -151,6 +165,7 @@ def flood(pid, opener, count, baseline_fds):
         "peak_rss_kib": max(peak_kib, rss_kib(pid)),
         **probe_figures(times, failed),
         "rss_after_kib": rss_kib(pid),
+        **rss_later(pid, closed),
     }
 
 
@@ -164,7 +179,8 @@ def main():
     count = int(os.environ.get("FLOOD_CONNECTIONS", "5000"))
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    args = [str(RELEASE / "apiserver-proxy-pod-webhook"), "--apiserver-fqdn=foo.bar.",
+    binary = os.environ.get("FLOOD_BINARY", str(RELEASE / "apiserver-proxy-pod-webhook"))
+    args = [binary, "--apiserver-fqdn=foo.bar.",
             f"--cert-dir={CERTS / 'server-ecdsa'}", "--host=127.0.0.1", f"--port={PORT}"]
     server = subprocess.Popen(SERVER_CPUS + args, stderr=subprocess.PIPE, text=True)
     log_lines = []
@@ -195,7 +211,7 @@ def main():
                    "floods": {}}
         figures["floods"]["plain TCP"] = flood(pid, open_plain, count, baseline_fds)
         figures["floods"]["idle TLS"] = flood(pid, lambda n: open_tls(n, ctx), count, baseline_fds)
-        # Freed memory the allocator kept is used again, not added to: the peak stays.
+        # A second flood after the memory came back: the same peak, and back again.
         figures["floods"]["idle TLS, a second time"] = flood(pid, lambda n: open_tls(n, ctx), count, baseline_fds)
         figures["peak_rss_kib"] = hwm_kib(pid)
         figures["rss_after_kib"] = rss_kib(pid)
@@ -210,10 +226,12 @@ def main():
     rows.append(("flood (webhook), none: a review on a new connection, p50 / max",
                  f"{q['probe_p50_ms']} / {q['probe_max_ms']} ms; {q['probes_failed']} of {q['probes']} failed"))
     for label, f in figures["floods"].items():
+        later = "; ".join(f"{f[f'rss_{s}s_after_kib'] / 1024:.1f} MiB" for s in AFTER_S)
         rows.append((f"flood (webhook), {label}: {f['attempts']} connections held idle: connections the webhook "
-                     "holds; peak RSS; RSS after they close",
+                     "holds; peak RSS; RSS when they have closed, "
+                     + ", ".join(f"{s} s" for s in AFTER_S) + " after",
                      f"{f['server_connections_held']}; {f['peak_rss_kib'] / 1024:.1f} MiB; "
-                     f"{f['rss_after_kib'] / 1024:.1f} MiB"))
+                     f"{f['rss_after_kib'] / 1024:.1f} MiB; {later}"))
         rows.append((f"flood (webhook), {label}: a review on a new connection meanwhile, p50 / max",
                      f"{f['probe_p50_ms']} / {f['probe_max_ms']} ms; {f['probes_failed']} of {f['probes']} failed"))
     rows.append(("flood (webhook): peak RSS over every flood (VmHWM); RSS at the end",

@@ -17,6 +17,9 @@ use tokio::io::AsyncReadExt;
 /// `MAX_CONNECTIONS` in adapters/src/http/server.rs, which a black-box test cannot read.
 const CAP: usize = 512;
 
+/// `MAX_CONNECTIONS` in adapters/src/metrics/server.rs.
+const METRICS_CAP: usize = 64;
+
 fn committed(pair: &str) -> std::path::PathBuf {
     testdata(&format!("certs/{pair}"))
 }
@@ -88,6 +91,38 @@ async fn at_the_cap_a_new_connection_pushes_out_the_longest_idle_and_a_review_is
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(pushed_out(&webhook.log()), flood + 2, "one more made room");
     assert!(closed_by_server(&plain[flood]), "the longest-idle one");
+}
+
+/// The metrics port has a cap of its own, reached with plain TCP connections that send nothing:
+/// the oldest are closed to stay at the cap, the newest are kept, and the probes are answered.
+#[test]
+fn at_the_metrics_ports_cap_a_new_connection_pushes_out_the_longest_idle_and_probes_are_answered() {
+    raise_own_open_files_limit();
+    let webhook = Webhook::start("metrics-cap", &committed("server-ecdsa"), &["--v=2"]);
+    let flood = 10;
+    let idle: Vec<_> = (0..METRICS_CAP + flood)
+        .map(|_| TcpStream::connect(("127.0.0.1", webhook.metrics_port)).expect("a connection"))
+        .collect();
+    wait_until("the oldest metrics connections are pushed out", || {
+        idle[..flood].iter().all(closed_by_server)
+    });
+    assert!(
+        !webhook
+            .log()
+            .contains("metrics: no complete request head in time"),
+        "closed by the head deadline, not by the cap: the test ran too slowly to tell"
+    );
+    assert!(
+        !idle[flood..].iter().any(closed_by_server),
+        "the newest are kept"
+    );
+
+    let (status, _) = http_get(webhook.metrics_port, "/healthz").expect("/healthz at the cap");
+    assert_eq!(status, 200);
+    wait_until("the longest-idle one made room", || {
+        closed_by_server(&idle[flood])
+    });
+    assert!(!idle[flood + 1..].iter().any(closed_by_server));
 }
 
 #[test]

@@ -17,6 +17,7 @@
 //! with how many connections were pushed out or refused meanwhile: never a line per connection.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -32,6 +33,8 @@ const CALM: (usize, usize) = (3, 4);
 /// The open connections, and the cap on them.
 #[derive(Debug)]
 pub struct Connections<C> {
+    /// Names the listener in the log, as the accept loop does.
+    server: &'static str,
     cap: usize,
     clock: C,
     timeout: Duration,
@@ -59,6 +62,17 @@ struct Slot<C> {
     pushed_out: Notify,
 }
 
+/// Why a connection's serving ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// The connection ended by itself: the client closed it, or it failed.
+    Served,
+    /// No complete request head came in time.
+    DeadlineMissed,
+    /// A newer connection took its place at the cap.
+    PushedOut,
+}
+
 /// A connection's place among the open ones, given up on drop.
 #[derive(Debug)]
 pub struct Admitted<C> {
@@ -68,10 +82,11 @@ pub struct Admitted<C> {
 }
 
 impl<C: Clock + Clone> Connections<C> {
-    /// At most `cap` connections (at least one), each with a head deadline of `timeout` on
-    /// `clock`, which must be one clock for all so their waits compare.
-    pub fn new(cap: usize, clock: C, timeout: Duration) -> Arc<Self> {
+    /// At most `cap` connections (at least one) to `server`, each with a head deadline of
+    /// `timeout` on `clock`, which must be one clock for all so their waits compare.
+    pub fn new(server: &'static str, cap: usize, clock: C, timeout: Duration) -> Arc<Self> {
         Arc::new(Self {
+            server,
             cap: cap.max(1),
             clock,
             timeout,
@@ -101,6 +116,7 @@ impl<C: Clock + Clone> Connections<C> {
                 .min();
             let pressure = state.at_cap.get_or_insert_with(|| {
                 tracing::warn!(
+                    server = self.server,
                     cap = self.cap,
                     "connection cap reached: each new connection now closes the one idle the longest"
                 );
@@ -154,6 +170,7 @@ impl<C> Connections<C> {
         if state.open.len() <= calm {
             if let Some(pressure) = state.at_cap.take() {
                 tracing::info!(
+                    server = self.server,
                     cap = self.cap,
                     open = state.open.len(),
                     pushed_out = pressure.pushed_out,
@@ -181,6 +198,18 @@ impl<C: Clock> Admitted<C> {
     pub async fn pushed_out(&self) {
         self.slot.pushed_out.notified().await;
     }
+
+    /// Runs `served` (the connection's HTTP, which must mark heads received and answered on
+    /// [`deadline`](Self::deadline)) until it ends, its head deadline passes, or it is pushed
+    /// out; the caller then drops the connection, which closes it.
+    pub async fn serve(&self, served: impl Future<Output = ()>) -> Ended {
+        tokio::select! {
+            biased;
+            () = served => Ended::Served,
+            () = self.deadline().missed() => Ended::DeadlineMissed,
+            () = self.pushed_out() => Ended::PushedOut,
+        }
+    }
 }
 
 impl<C> Drop for Admitted<C> {
@@ -200,7 +229,7 @@ mod tests {
 
     /// Three connections, accepted one second apart.
     async fn three_open(cap: usize) -> (Arc<Connections<TokioClock>>, Vec<Admitted<TokioClock>>) {
-        let connections = Connections::new(cap, TokioClock::default(), TIMEOUT);
+        let connections = Connections::new("test", cap, TokioClock::default(), TIMEOUT);
         let mut admitted = Vec::new();
         for _ in 0..3 {
             admitted.push(connections.admit().expect("room"));
@@ -290,6 +319,29 @@ mod tests {
         assert_eq!(connections.open(), 2);
         let _fourth = connections.admit().expect("room");
         assert!(!open.iter().any(was_pushed_out));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn serving_ends_with_the_service_the_deadline_or_a_push_out() {
+        let connections = Connections::new("test", 1, TokioClock::default(), TIMEOUT);
+        let first = connections.admit().expect("room");
+        assert_eq!(first.serve(async {}).await, Ended::Served);
+        assert_eq!(
+            first.serve(std::future::pending()).await,
+            Ended::DeadlineMissed,
+            "the clock runs on while paused tasks wait"
+        );
+        first.deadline().answered();
+        let second = connections.admit().expect("room made");
+        assert_eq!(first.serve(std::future::pending()).await, Ended::PushedOut);
+        second.deadline().head_received();
+        assert!(
+            second
+                .serve(std::future::pending())
+                .now_or_never()
+                .is_none(),
+            "a connection busy with a request waits for its service"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -3,7 +3,7 @@
 //! - [`server`]: binds, accepts (the shared loop in `crate::accept`), runs TLS handshakes and
 //!   HTTP/1.1 connections with timeouts, shuts down gracefully.
 //! - `connections`: the cap on open connections; at the cap a new one pushes out the one idle
-//!   the longest.
+//!   the longest (the metrics port's cap too).
 //! - `plaintext`: plain HTTP on the TLS port gets Go's 400 answer.
 //! - [`admission`]: the route: status codes for what cannot be a review, the domain for the rest.
 //! - [`tls`]: the rustls configuration (TLS 1.2/1.3, client certificates).
@@ -15,8 +15,8 @@
 
 pub mod admission;
 pub mod certs;
-mod connections;
-mod head_deadline;
+pub(crate) mod connections;
+pub(crate) mod head_deadline;
 pub mod not_after;
 mod plaintext;
 pub mod reload;

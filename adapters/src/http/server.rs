@@ -24,7 +24,7 @@ use crate::clock::TokioClock;
 use crate::metrics::webhook::WebhookMetrics;
 
 use super::certs::{load_client_roots, CertError, CertPaths};
-use super::connections::{Admitted, Connections};
+use super::connections::{Admitted, Connections, Ended};
 use super::plaintext::{self, Opening};
 use super::reload::ReloadingCertResolver;
 use super::routes::Routes;
@@ -135,7 +135,7 @@ impl Server {
         let reload = tokio::spawn(Arc::clone(&self.certs).watch(Arc::clone(&self.metrics)));
         let graceful = GracefulShutdown::new();
         let clock = TokioClock::default();
-        let connections = Connections::new(MAX_CONNECTIONS, clock, READ_TIMEOUT);
+        let connections = Connections::new("webhook", MAX_CONNECTIONS, clock, READ_TIMEOUT);
         accept_until(
             &self.listener,
             &clock,
@@ -223,13 +223,12 @@ async fn serve_connection(
             tracing::debug!(%peer, %cause, "connection ended with an error");
         }
     };
-    tokio::select! {
-        biased;
-        () = served => {}
-        () = deadline.missed() => {
+    match admitted.serve(served).await {
+        Ended::Served => {}
+        Ended::DeadlineMissed => {
             tracing::info!(%peer, timeout = ?READ_TIMEOUT, "no complete request head in time: closing the connection");
         }
-        () = admitted.pushed_out() => {
+        Ended::PushedOut => {
             tracing::debug!(%peer, "pushed out by a newer connection at the cap: closing the longest-idle connection");
         }
     }

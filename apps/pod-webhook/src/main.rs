@@ -12,6 +12,9 @@ use anyhow::Context;
 
 use apiserver_proxy_pod_webhook::flags::Flags;
 
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 const PROGRAM: &str = "apiserver-proxy-pod-webhook";
 
 /// Two workers: the work per review is microseconds, and each worker thread costs memory.
