@@ -90,7 +90,7 @@ libfuzzer_sys::fuzz_target!(|review: Review| {
     }
     let mut labels = Map::new();
     if let Some(value) = &review.label {
-        labels.insert(domain::webhook::pod_patch::OPT_OUT_LABEL.into(), json!(value));
+        labels.insert(domain::webhook::rule::OPT_OUT_LABEL.into(), json!(value));
     }
     let mut pod = Map::new();
     pod.insert("metadata".into(), json!({ "name": "p", "labels": labels }));

@@ -600,13 +600,19 @@ async fn metrics_count_a_patched_request_and_a_bad_request_exactly_once() {
         Err(why) if why.contains("No module named") => skip("openmetrics parser", &why),
         Err(why) => panic!("the exposition does not parse: {why}\n{refused}"),
     }
-    // The review's log line names the Pod by namespace and name.
+    // The review's log line is in a `review` span that names the Pod by namespace and name,
+    // and the review by its uid.
     let log = webhook.log();
     let line = log
         .lines()
         .find(|line| line.contains("outcome=\"patched\""))
         .unwrap_or_else(|| panic!("no review line at -v=2:\n{log}"));
+    assert!(line.contains("review{"), "{line}");
     assert!(line.contains("team-a/foo"), "{line}");
+    assert!(
+        line.contains("3c1e0b1a-9f4d-4c55-8a1e-7d2f6b9c0a11"),
+        "{line}"
+    );
 }
 
 #[tokio::test]

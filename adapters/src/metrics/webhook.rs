@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
+use domain::webhook::outcome::ReviewVersion;
 use domain::webhook::outcome::{OutcomeKind, ReviewReport};
-use domain::webhook::review::ReviewVersion;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;

@@ -1,5 +1,7 @@
 use super::*;
-use crate::webhook::pod_patch::{PodError, OPT_OUT_LABEL};
+use crate::webhook::outcome::ReviewVersion;
+use crate::webhook::rule::{PodError, OPT_OUT_LABEL};
+use base64::Engine as _;
 use rstest::rstest;
 use serde_json::{json, Value};
 
@@ -334,4 +336,38 @@ fn an_escaped_name_is_logged_as_what_it_stands_for() {
     let body = sample_text_with(&body, "\"web-\"", "\"w\\u0065b-\"");
     let answer = review(&body, &fqdn()).expect("a decodable review");
     assert_eq!(answer.object, "team-a/web-");
+}
+
+#[test]
+fn a_pod_too_large_to_patch_is_allowed_with_a_warning() {
+    let body = sample_with(|r| {
+        let containers: Vec<Value> = (0..2000)
+            .map(|i| json!({ "name": format!("c{i}") }))
+            .collect();
+        r["request"]["object"]["spec"]["containers"] = json!(containers);
+    });
+    let (answer, outcome) = answer(&body);
+    assert_eq!(outcome.as_str(), "too_large");
+    assert_eq!(
+        answer["response"],
+        json!({
+            "uid": "3c1e0b1a-9f4d-4c55-8a1e-7d2f6b9c0a11",
+            "allowed": true,
+            "warnings": [outcome.to_string()],
+        })
+    );
+}
+
+#[test]
+fn a_mirror_pod_is_allowed_without_patch() {
+    let body = sample_with(|r| {
+        r["request"]["object"]["metadata"]["annotations"] =
+            json!({ "kubernetes.io/config.mirror": "5c1a" })
+    });
+    let (answer, outcome) = answer(&body);
+    assert_eq!(
+        answer["response"],
+        json!({ "uid": "3c1e0b1a-9f4d-4c55-8a1e-7d2f6b9c0a11", "allowed": true })
+    );
+    assert_eq!(outcome, Outcome::MirrorPod);
 }
