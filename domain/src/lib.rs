@@ -24,6 +24,7 @@
 //!   - `review`: one AdmissionReview's bytes in, the answer out (v1 and v1beta1).
 //!   - `answer`: the answer and its patch, written out.
 //!   - `outcome`: what was decided, as metric labels and log fields.
+//!   - `health`: ready while the served certificate is valid.
 
 pub mod duration;
 pub mod ports;
