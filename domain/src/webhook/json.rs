@@ -202,41 +202,36 @@ impl<'de, T: Deserialize<'de> + Expected> Visitor<'de> for ShapedVisitor<T> {
     }
 }
 
-/// The most elements a [`List`] keeps. The rule patches no Pod with a longer list, so a review
-/// of a million empty containers costs a few MiB, not 50 times its size (docs/webhook.md says
-/// why no real Pod comes near it).
-pub const MAX_ITEMS: usize = 1024;
-
-/// A JSON array of which the first [`MAX_ITEMS`] elements are kept and the rest only counted
-/// (and skipped unread).
+/// A JSON array of which the first `MAX` elements are kept and the rest only counted (and
+/// skipped unread), so that what a long array costs is bounded by `MAX`, not by its length.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct List<T> {
+pub struct List<T, const MAX: usize> {
     pub items: Vec<T>,
     /// Every element, kept or not.
     pub len: usize,
 }
 
-impl<T> List<T> {
+impl<T, const MAX: usize> List<T, MAX> {
     /// The elements, when every one was kept.
     pub fn complete(&self) -> Option<&[T]> {
         (self.len == self.items.len()).then_some(&self.items[..])
     }
 }
 
-impl<T> Expected for List<T> {
+impl<T, const MAX: usize> Expected for List<T, MAX> {
     const TYPE: JsonType = JsonType::Array;
 }
 
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for List<T> {
+impl<'de, T: Deserialize<'de>, const MAX: usize> Deserialize<'de> for List<T, MAX> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         deserializer.deserialize_seq(ListVisitor(PhantomData))
     }
 }
 
-struct ListVisitor<T>(PhantomData<T>);
+struct ListVisitor<T, const MAX: usize>(PhantomData<T>);
 
-impl<'de, T: Deserialize<'de>> Visitor<'de> for ListVisitor<T> {
-    type Value = List<T>;
+impl<'de, T: Deserialize<'de>, const MAX: usize> Visitor<'de> for ListVisitor<T, MAX> {
+    type Value = List<T, MAX>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("an array")
@@ -245,7 +240,7 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for ListVisitor<T> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let mut items = Vec::new();
         let mut len = 0;
-        while len < MAX_ITEMS {
+        while len < MAX {
             match seq.next_element()? {
                 Some(item) => items.push(item),
                 None => return Ok(List { items, len }),

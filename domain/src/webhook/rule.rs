@@ -9,7 +9,7 @@ use std::fmt;
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer};
 
-use super::json::{AnyText, Expected, JsonType, List, Shaped, Text, MAX_ITEMS};
+use super::json::{AnyText, Expected, JsonType, List, Shaped, Text};
 
 /// The variable the webhook sets; client-go's in-cluster config reads it.
 pub const ENV_NAME: &str = "KUBERNETES_SERVICE_HOST";
@@ -22,6 +22,17 @@ pub const FALSE_LIKE: [&str; 7] = ["false", "False", "FALSE", "f", "F", "0", "di
 
 /// The annotation the kubelet puts on the mirror of a static Pod.
 pub const MIRROR_ANNOTATION: &str = "kubernetes.io/config.mirror";
+
+/// The longest `initContainers`, `containers` or `env` list patched. Kubernetes sets no limit,
+/// but the API server stores at most about 1.5 MiB per object, and real Pods have tens of
+/// containers and env entries, not thousands. Past it the Pod is allowed without a patch (and
+/// with a warning): decoding keeps no more than this many elements of a list, and the answer
+/// holds at most two lists' operations, so no review costs more than a few MiB however long
+/// its lists (docs/webhook.md has the figures).
+pub const MAX_ITEMS: usize = 1024;
+
+/// A list of the Pod, bounded by [`MAX_ITEMS`].
+type Bounded<T> = List<T, MAX_ITEMS>;
 
 /// The decision on one decodable review. Every outcome answers `allowed: true`: the webhook never
 /// denies a Pod.
@@ -208,7 +219,7 @@ fn read<'v, T>(
 }
 
 /// A list's elements, unless it is longer than any real Pod's (see [`MAX_ITEMS`]).
-fn complete<'v, T>(list: &'v List<T>, path: &str) -> Result<&'v [T], Outcome> {
+fn complete<'v, T>(list: &'v Bounded<T>, path: &str) -> Result<&'v [T], Outcome> {
     list.complete().ok_or_else(|| Outcome::TooLarge {
         path: path.to_owned(),
         len: list.len,
@@ -328,15 +339,15 @@ pub struct Annotations {
 #[serde(rename_all = "camelCase")]
 pub struct Spec {
     #[serde(default)]
-    pub init_containers: Shaped<List<Shaped<Container>>>,
+    pub init_containers: Shaped<Bounded<Shaped<Container>>>,
     #[serde(default)]
-    pub containers: Shaped<List<Shaped<Container>>>,
+    pub containers: Shaped<Bounded<Shaped<Container>>>,
 }
 
 #[derive(Debug, Deserialize)]
 pub struct Container {
     #[serde(default)]
-    pub env: Shaped<List<Shaped<EnvVar>>>,
+    pub env: Shaped<Bounded<Shaped<EnvVar>>>,
 }
 
 /// An `env` entry, as whether it is named [`ENV_NAME`]: a bool, not the name, so that a long
