@@ -6,6 +6,7 @@ use rstest::rstest;
 use serde_json::{json, Value};
 
 const SAMPLE: &str = include_str!("../../../../testdata/admission/pod-create-v1.json");
+const PATCHED: &str = include_str!("../../../../testdata/admission/pod-create-v1-patched.json");
 
 fn fqdn() -> ApiserverFqdn {
     "foo.bar.".parse().expect("a valid name")
@@ -65,6 +66,11 @@ fn the_seed_sample_gets_exactly_the_seeds_two_operations() {
     ]);
     assert_eq!(decoded_patch(&answer), seed_patch);
     assert_eq!(outcome, Outcome::Patched { containers: 2 });
+    let patch: json_patch::Patch = serde_json::from_value(seed_patch).expect("a JSON Patch");
+    let mut pod = sample()["request"]["object"].clone();
+    json_patch::patch(&mut pod, &patch).expect("the patch applies to the review's Pod");
+    let expected: Value = serde_json::from_str(PATCHED).expect("the patched Pod is JSON");
+    assert_eq!(pod, expected);
     assert_eq!(
         answer["response"]["patchType"], "JSONPatch",
         "patchType goes with the patch"
