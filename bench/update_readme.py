@@ -1,11 +1,16 @@
 """Joins the rows of every benchmark (target/bench/NAME.json) into one table, written as
 target/bench/summary.json and summary.md and copied into README.md between the bench markers.
-Never edit the README's figures by hand: run `make bench`."""
+Never edit the README's figures by hand: run `make bench`.
+
+With --keep-not-run, every benchmark that did not run keeps its rows from the README (not only
+the soak and fuzzing), and the note names them: for a partial run, such as the fuzz targets or
+one benchmark re-measured alone."""
 
 import json
 import os
 import platform
 import subprocess
+import sys
 
 from common import RESULTS, ROOT, markdown_table
 
@@ -15,24 +20,35 @@ SECTIONS = ["webhook", "patch", "sidecar", "sync", "rules", "soak", "fuzz"]
 # Run by hand, for minutes each (make soak, make fuzz): where they did not run this time, the
 # README keeps their rows from the last run, which each row's figure names first.
 KEPT_IF_NOT_RUN = ["soak", "fuzz"]
+# How each benchmark's rows begin, to find them in the README.
+ROW_PREFIXES = {
+    "webhook": ("webhook ",),
+    "patch": ("review + patch",),
+    "sidecar": ("sidecar address", "sidecar exec", "sidecar idle", "sidecar CPU"),
+    "sync": ("sidecar one full sync",),
+    "rules": ("sidecar, ",),
+    "soak": ("soak:",),
+    "fuzz": ("fuzz ",),
+}
 
 
-def readme_rows(readme_text, prefix):
-    """The rows of the README's current table whose figure starts with `prefix`."""
+def readme_rows(readme_text, name):
+    """The rows of benchmark `name` in the README's current table."""
     table = readme_text.split(BEGIN, 1)[1].split(END, 1)[0]
     rows = ([cell.strip() for cell in line.strip().strip("|").split(" | ")]
             for line in table.splitlines() if line.startswith("| "))
-    return [row for row in rows if row[0].startswith(prefix)]
+    return [row for row in rows if row[0].startswith(ROW_PREFIXES[name])]
 
 
 def main():
+    keep = SECTIONS if "--keep-not-run" in sys.argv[1:] else KEPT_IF_NOT_RUN
     readme = ROOT / "README.md"
     rows, missing, kept = [], [], []
     for name in SECTIONS:
         path = RESULTS / f"{name}.json"
         if path.exists():
             rows += json.loads(path.read_text())["table"]
-        elif name in KEPT_IF_NOT_RUN and (earlier := readme_rows(readme.read_text(), name)):
+        elif name in keep and (earlier := readme_rows(readme.read_text(), name)):
             rows += earlier
             kept.append(name)
         else:
