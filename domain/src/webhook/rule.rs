@@ -9,7 +9,7 @@ use std::fmt;
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer};
 
-use super::json::{AnyText, Expected, JsonType, List, Shaped, Text};
+use super::json::{AnyOf, AnyText, Expected, Flag, JsonType, List, Shaped, Text};
 
 /// The variable the webhook sets; client-go's in-cluster config reads it.
 pub const ENV_NAME: &str = "KUBERNETES_SERVICE_HOST";
@@ -30,9 +30,6 @@ pub const MIRROR_ANNOTATION: &str = "kubernetes.io/config.mirror";
 /// holds at most two lists' operations, so no review costs more than a few MiB however long
 /// its lists (docs/webhook.md has the figures).
 pub const MAX_ITEMS: usize = 1024;
-
-/// A list of the Pod, bounded by [`MAX_ITEMS`].
-type Bounded<T> = List<T, MAX_ITEMS>;
 
 /// The decision on one decodable review. Every outcome answers `allowed: true`: the webhook never
 /// denies a Pod.
@@ -141,15 +138,20 @@ fn pod_patch(request: &Request) -> Result<Vec<AddOperation>, Outcome> {
     // Metadata that is not an object has no labels or annotations to read; the API server's
     // validation refuses the Pod anyway.
     if let Ok(metadata) = &pod.metadata.0 {
-        let labels = read(&metadata.labels, ".metadata.labels", "an object").map_err(unreadable)?;
+        let labels = read(&metadata.labels, || ".metadata.labels".into(), "an object")
+            .map_err(unreadable)?;
         let value = labels.and_then(|labels| labels.opt_out.as_deref());
         if let Some(value) = value.filter(|value| FALSE_LIKE.contains(value)) {
             return Err(Outcome::OptedOut {
                 value: value.to_owned(),
             });
         }
-        let annotations = read(&metadata.annotations, ".metadata.annotations", "an object")
-            .map_err(unreadable)?;
+        let annotations = read(
+            &metadata.annotations,
+            || ".metadata.annotations".into(),
+            "an object",
+        )
+        .map_err(unreadable)?;
         if annotations.is_some_and(|annotations| annotations.mirror.is_some()) {
             return Err(Outcome::MirrorPod);
         }
@@ -167,32 +169,25 @@ fn pod_patch(request: &Request) -> Result<Vec<AddOperation>, Outcome> {
     ];
     let mut patch = Vec::new();
     for (list, containers) in lists {
-        let path = format!(".spec.{list}");
-        let Some(containers) = read(containers, &path, "an array").map_err(unreadable)? else {
+        // Paths are written out only for a message: a review that needs none allocates none.
+        let path = || format!(".spec.{list}");
+        let Some(containers) = read(containers, path, "an array").map_err(unreadable)? else {
             continue;
         };
-        let containers = complete(containers, &path)?;
+        let containers = complete(containers.complete(), containers.len, path)?;
         for (index, container) in containers.iter().enumerate() {
-            let path = format!("{path}[{index}]");
+            let path = || format!("{}[{index}]", path());
             let container = container
                 .0
                 .as_ref()
-                .map_err(|found| unreadable(PodError::new(&path, *found, "an object")))?;
-            let path = format!("{path}.env");
-            let append = match read(&container.env, &path, "an array").map_err(unreadable)? {
+                .map_err(|found| unreadable(PodError::new(path(), *found, "an object")))?;
+            let path = || format!("{}.env", path());
+            let append = match read(&container.env, path, "an array").map_err(unreadable)? {
                 None => false,
-                Some(env) => {
-                    let env = complete(env, &path)?;
-                    // The Pod's author set it, with `value`, `valueFrom` or neither (an empty
-                    // value): the webhook keeps out.
-                    if env
-                        .iter()
-                        .any(|var| var.0.as_ref().is_ok_and(|var| var.sets_ours))
-                    {
-                        continue;
-                    }
-                    true
-                }
+                // The Pod's author set it, with `value`, `valueFrom` or neither (an empty
+                // value): the webhook keeps out.
+                Some(env) if complete(env.complete(), env.len, path)? => continue,
+                Some(_) => true,
             };
             patch.push(AddOperation {
                 list,
@@ -208,22 +203,19 @@ fn pod_patch(request: &Request) -> Result<Vec<AddOperation>, Outcome> {
 /// where it has an unexpected type.
 fn read<'v, T>(
     field: &'v Shaped<T>,
-    path: &str,
+    path: impl FnOnce() -> String,
     expected: &'static str,
 ) -> Result<Option<&'v T>, PodError> {
     match &field.0 {
         Ok(value) => Ok(Some(value)),
         Err(JsonType::Null) => Ok(None),
-        Err(found) => Err(PodError::new(path, *found, expected)),
+        Err(found) => Err(PodError::new(path(), *found, expected)),
     }
 }
 
-/// A list's elements, unless it is longer than any real Pod's (see [`MAX_ITEMS`]).
-fn complete<'v, T>(list: &'v Bounded<T>, path: &str) -> Result<&'v [T], Outcome> {
-    list.complete().ok_or_else(|| Outcome::TooLarge {
-        path: path.to_owned(),
-        len: list.len,
-    })
+/// What a list says, unless it is longer than any real Pod's (see [`MAX_ITEMS`]).
+fn complete<T>(read: Option<T>, len: usize, path: impl FnOnce() -> String) -> Result<T, Outcome> {
+    read.ok_or_else(|| Outcome::TooLarge { path: path(), len })
 }
 
 impl fmt::Display for Outcome {
@@ -339,26 +331,32 @@ pub struct Annotations {
 #[serde(rename_all = "camelCase")]
 pub struct Spec {
     #[serde(default)]
-    pub init_containers: Shaped<Bounded<Shaped<Container>>>,
+    pub init_containers: Shaped<List<Shaped<Container>, MAX_ITEMS>>,
     #[serde(default)]
-    pub containers: Shaped<Bounded<Shaped<Container>>>,
+    pub containers: Shaped<List<Shaped<Container>, MAX_ITEMS>>,
 }
 
 #[derive(Debug, Deserialize)]
 pub struct Container {
+    /// Whether any entry is named [`ENV_NAME`].
     #[serde(default)]
-    pub env: Shaped<Bounded<Shaped<EnvVar>>>,
+    pub env: Shaped<AnyOf<Shaped<EnvVar>, MAX_ITEMS>>,
 }
 
-/// An `env` entry, as whether it is named [`ENV_NAME`]: a bool, not the name, so that a long
-/// `env` costs a byte an entry.
+/// An `env` entry, as whether it is named [`ENV_NAME`].
 #[derive(Debug, Deserialize)]
 pub struct EnvVar {
     #[serde(rename = "name", default, deserialize_with = "names_ours")]
     pub sets_ours: bool,
 }
 
-/// An entry whose name is not a string names no variable.
+/// An entry that is not an object, or whose name is not a string, names no variable.
+impl Flag for Shaped<EnvVar> {
+    fn is_set(&self) -> bool {
+        self.0.as_ref().is_ok_and(|var| var.sets_ours)
+    }
+}
+
 fn names_ours<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
     Ok(AnyText::deserialize(deserializer)?.as_deref() == Some(ENV_NAME))
 }
