@@ -1,6 +1,6 @@
-//! The few JSON leaves serde's derive does not provide, for the structs in [`super::decode`]:
-//! strings borrowed from the body even when optional, and values of an unexpected type kept as
-//! that type instead of refused. Everything else is plain `#[derive(Deserialize)]`.
+//! The few JSON leaves serde's derive does not provide, for the facts in [`super::rule`]: values
+//! of an unexpected type kept as that type instead of refused, and arrays whose cost is bounded
+//! whatever their length. Everything else is plain `#[derive(Deserialize)]`.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -34,37 +34,9 @@ impl JsonType {
     }
 }
 
-/// A string that must be one, borrowed from the body unless it holds escapes. serde borrows a
-/// `#[serde(borrow)] Cow<str>` field, but copies one inside an `Option`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Text<'a>(pub Cow<'a, str>);
-
-impl std::ops::Deref for Text<'_> {
-    type Target = str;
-
-    fn deref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for Text<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        // serde_json refuses any other type itself, with the type it found.
-        match deserializer.deserialize_str(AnyTextVisitor)? {
-            Some(text) => Ok(Text(text)),
-            None => Err(de::Error::custom("expected a string")),
-        }
-    }
-}
-
 /// A string if the value is one, and `None` for any other value, which is skipped: names the
-/// log reads and label values, which the API server has validated already.
+/// log reads and label values, which the API server has validated already. Borrowed from the
+/// body unless it holds escapes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AnyText<'a>(pub Option<Cow<'a, str>>);
 

@@ -1,12 +1,13 @@
 //! One AdmissionReview in, one answer out: a pure function from the request body's bytes to the
 //! response, so the HTTP side has no rule of its own.
 
+use std::borrow::Cow;
+
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 
 use super::answer::{patch_json, Answer};
 use super::fqdn::ApiserverFqdn;
-use super::json::Text;
 use super::outcome::{OutcomeKind, ReviewReport, ReviewVersion};
 use super::rule::{mutate, Metadata, Outcome, Request};
 
@@ -47,9 +48,9 @@ impl ReviewError {
 #[serde(rename_all = "camelCase")]
 struct ReviewIn<'a> {
     #[serde(borrow)]
-    api_version: Option<Text<'a>>,
+    api_version: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    kind: Option<Text<'a>>,
+    kind: Option<Cow<'a, str>>,
     #[serde(borrow)]
     request: Option<Request<'a>>,
 }
@@ -97,7 +98,7 @@ pub fn review(body: &[u8], fqdn: &ApiserverFqdn) -> Result<Answer, ReviewError> 
     Ok(Answer {
         api_version,
         object: describe(&request),
-        uid: request.uid.0.into_owned(),
+        uid: request.uid.into_owned(),
         patch: patch_json(&patch, fqdn),
         warning,
         outcome,

@@ -4,12 +4,13 @@
 //! read here), kept with the JSON type found wherever a field has an unexpected one. Writing the
 //! patch out is [`super::answer`]'s job.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer};
 
-use super::json::{AnyOf, AnyText, Expected, Flag, JsonType, List, Shaped, Text};
+use super::json::{AnyOf, AnyText, Expected, Flag, JsonType, List, Shaped};
 
 /// The variable the webhook sets; client-go's in-cluster config reads it.
 pub const ENV_NAME: &str = "KUBERNETES_SERVICE_HOST";
@@ -257,23 +258,25 @@ impl fmt::Display for Outcome {
 // borrowed, and every field not named here is skipped without a copy. A field the rule reads
 // that has an unexpected type is kept as that type ([`Shaped`]): a review of any object is
 // answered. serde refuses a repeated field; the API server never repeats one (Go's
-// encoding/json cannot).
+// encoding/json cannot). serde borrows a `Cow<str>` but copies one inside an `Option`: four
+// small copies per review (12 allocations instead of 8 for the seed's sample), which measured
+// no slower than a hand-written borrowing visitor, so the plain types stay.
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Request<'a> {
     #[serde(borrow)]
-    pub uid: Text<'a>,
+    pub uid: Cow<'a, str>,
     #[serde(borrow)]
     pub kind: GroupVersionKind<'a>,
     #[serde(borrow)]
-    pub operation: Text<'a>,
+    pub operation: Cow<'a, str>,
     #[serde(default, borrow)]
-    pub sub_resource: Option<Text<'a>>,
+    pub sub_resource: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
-    pub name: Option<Text<'a>>,
+    pub name: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
-    pub namespace: Option<Text<'a>>,
+    pub namespace: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     pub object: Shaped<Pod<'a>>,
 }
@@ -281,11 +284,11 @@ pub struct Request<'a> {
 #[derive(Debug, Deserialize)]
 pub struct GroupVersionKind<'a> {
     #[serde(borrow)]
-    pub group: Text<'a>,
+    pub group: Cow<'a, str>,
     #[serde(borrow)]
-    pub version: Text<'a>,
+    pub version: Cow<'a, str>,
     #[serde(borrow)]
-    pub kind: Text<'a>,
+    pub kind: Cow<'a, str>,
 }
 
 #[derive(Debug, Deserialize)]
