@@ -19,8 +19,8 @@
 //!     considered, the opt-out label, mirror Pods, which containers get the variable, what counts
 //!     as set already, the bound on list lengths, and the patch operations; with the facts it
 //!     reads, as serde-derived structs.
-//!   - `json`: the JSON leaves serde's derive lacks: borrowed optional strings, values of an
-//!     unexpected type kept as that type, lists kept up to a bound.
+//!   - `json`: the JSON leaves serde's derive lacks: values of an unexpected type kept as that
+//!     type, lists kept up to a bound, lists asked whether any element says yes.
 //!   - `review`: one AdmissionReview's bytes in, the answer out (v1 and v1beta1).
 //!   - `answer`: the answer and its patch, written out.
 //!   - `outcome`: what was decided, as metric labels and log fields.
