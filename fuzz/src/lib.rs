@@ -20,7 +20,14 @@ pub fn check_review(body: &[u8]) {
     let out: Value = serde_json::from_slice(&answer.to_json()).expect("the answer is JSON");
     let response = &out["response"];
     assert_eq!(response["allowed"], json!(true), "never a denial: {out}");
-    let incoming: Value = serde_json::from_slice(body).expect("decodable, so JSON");
+    let incoming: Value = match serde_json::from_slice(body) {
+        Ok(incoming) => incoming,
+        // Found by fuzzing: a number no f64 holds (`1e400`) is valid JSON (RFC 8259 sets no
+        // range), and serde_json skips it unchecked where the rule does not read, so the review
+        // is answered; but a Value cannot hold it, so there is nothing to compare the answer with.
+        Err(e) if e.to_string().starts_with("number out of range") => return,
+        Err(e) => panic!("decodable, so JSON: {e}"),
+    };
     assert_eq!(response["uid"], incoming["request"]["uid"], "the uid is echoed");
     let Some(patch) = response.get("patch") else {
         assert!(response.get("patchType").is_none());

@@ -377,3 +377,19 @@ fn a_mirror_pod_is_allowed_without_patch() {
     );
     assert_eq!(outcome, Outcome::MirrorPod);
 }
+
+#[test]
+fn a_number_no_f64_holds_in_a_field_the_rule_does_not_read_is_answered() {
+    // Found by fuzzing (the fuzz checker could not read it into a serde_json Value): valid JSON,
+    // as RFC 8259 sets numbers no range, and skipped unread.
+    let body = SAMPLE.replacen(
+        "\"userInfo\":",
+        "\"x-number\":555555551e55555555555555554,\"userInfo\":",
+        1,
+    );
+    assert_ne!(body, SAMPLE, "the sample has userInfo");
+    assert_eq!(
+        answer(body.as_bytes()).1,
+        Outcome::Patched { containers: 2 }
+    );
+}
