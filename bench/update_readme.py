@@ -3,7 +3,7 @@ target/bench/summary.json and summary.md and copied into README.md between the b
 Never edit the README's figures by hand: run `make bench`.
 
 `--only NAME` (such as `--only flood`, after `python3 bench/flood.py` alone) replaces only that
-benchmark's rows, found by their figure starting with NAME, and keeps every other row as the README
+benchmark's rows, found by their figure's prefixes (`ROW_PREFIXES`), and keeps every other row as the README
 has it, with the note saying which rows were measured when."""
 
 import json
@@ -20,14 +20,25 @@ SECTIONS = ["webhook", "flood", "patch", "sidecar", "sync", "rules", "soak", "fu
 # Run by hand, for minutes each (make soak, make fuzz): where they did not run this time, the
 # README keeps their rows from the last run, which each row's figure names first.
 KEPT_IF_NOT_RUN = ["soak", "fuzz"]
+# How each benchmark's rows begin, to find them in the README.
+ROW_PREFIXES = {
+    "webhook": ("webhook ",),
+    "flood": ("flood ",),
+    "patch": ("review + patch",),
+    "sidecar": ("sidecar address", "sidecar exec", "sidecar idle", "sidecar CPU"),
+    "sync": ("sidecar one full sync",),
+    "rules": ("sidecar, ",),
+    "soak": ("soak:",),
+    "fuzz": ("fuzz ",),
+}
 
 
-def readme_rows(readme_text, prefix):
-    """The rows of the README's current table whose figure starts with `prefix`."""
+def readme_rows(readme_text, name):
+    """The rows of benchmark `name` in the README's current table."""
     table = readme_text.split(BEGIN, 1)[1].split(END, 1)[0]
     rows = ([cell.strip() for cell in line.strip().strip("|").split(" | ")]
             for line in table.splitlines() if line.startswith("| "))
-    return [row for row in rows if row[0].startswith(prefix)]
+    return [row for row in rows if row[0].startswith(ROW_PREFIXES[name])]
 
 
 def measured_note():
@@ -46,14 +57,15 @@ def replace_section(name):
             for line in table.splitlines() if line.startswith("| ") and not line.startswith("| figure |")
             and not line.startswith("| ---")]
     new_rows = json.loads((RESULTS / f"{name}.json").read_text())["table"]
-    if any(not row[0].startswith(name) for row in new_rows):
-        raise SystemExit(f"every figure of {name}.json must start with {name!r}")
-    at = next((i for i, row in enumerate(rows) if row[0].startswith(name)), None)
+    prefixes = ROW_PREFIXES[name]
+    if any(not row[0].startswith(prefixes) for row in new_rows):
+        raise SystemExit(f"every figure of {name}.json must start with one of {prefixes}")
+    at = next((i for i, row in enumerate(rows) if row[0].startswith(prefixes)), None)
     if at is None:
-        # After the rows of the benchmark before it in SECTIONS, found by that benchmark's name.
-        before = SECTIONS[SECTIONS.index(name) - 1]
+        # After the rows of the benchmark before it in SECTIONS, found by that benchmark's prefixes.
+        before = ROW_PREFIXES[SECTIONS[SECTIONS.index(name) - 1]]
         at = max((i + 1 for i, row in enumerate(rows) if row[0].startswith(before)), default=len(rows))
-    rows = [row for row in rows if not row[0].startswith(name)]
+    rows = [row for row in rows if not row[0].startswith(prefixes)]
     rows[at:at] = new_rows
     commit, load = measured_note()
     note = note.split(f" The {name} rows:", 1)[0]

@@ -19,6 +19,7 @@ import http.client
 import os
 import ssl
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -118,6 +119,12 @@ def median_round(results):
     return sorted(results, key=lambda r: r["rps"])[len(results) // 2]
 
 
+# Guard (issue 14): keep-alive throughput at these connection counts stays at least this share of
+# the limit baseline's; the script fails below it, after writing the figures.
+GUARD_CONNECTIONS = [8, 64]
+GUARD_RATIO = 0.75
+
+
 def ratio(ours, baseline):
     return round(ours["rps"] / baseline["rps"], 2) if baseline["rps"] else None
 
@@ -167,6 +174,12 @@ def main():
         ("webhook release binary size", f"{(RELEASE / 'apiserver-proxy-pod-webhook').stat().st_size // 1024} KiB"),
     ]
     write("webhook", figures, rows)
+    below = [f"{c} connections: {figures['loads'][label]['ratio']}"
+             for c in GUARD_CONNECTIONS
+             for label in [f"keep-alive, {c} connections"]
+             if (figures["loads"][label]["ratio"] or 0) < GUARD_RATIO]
+    if below:
+        sys.exit(f"guard: keep-alive throughput below {GUARD_RATIO} of the baseline's: {', '.join(below)}")
 
 
 if __name__ == "__main__":

@@ -25,12 +25,16 @@
 //!   - `testing` (test builds only): in-memory fakes of the ports.
 //! - [`webhook`]: the pod webhook.
 //!   - `fqdn`: `--apiserver-fqdn`, validated as Kubernetes validates a domain name.
-//!   - `json`: reading the body without a tree: borrowed strings, and the type of a value that is
-//!     not the one expected, kept instead of refused.
-//!   - `pod_view`: the facts the rule reads from the reviewed object, whatever its shape.
-//!   - `pod_patch`: the rule: the JSON Patch that adds the variable; the opt-out label.
+//!   - `rule`: **the rule**, whole, in the shape of kube's `mutate()`: which reviews are
+//!     considered, the opt-out label, mirror Pods, which containers get the variable, what counts
+//!     as set already, the bound on list lengths, and the patch operations; with the facts it
+//!     reads, as serde-derived structs.
+//!   - `json`: the JSON leaves serde's derive lacks: values of an unexpected type kept as that
+//!     type, lists kept up to a bound, lists asked whether any element says yes.
 //!   - `review`: one AdmissionReview's bytes in, the answer out (v1 and v1beta1).
-//!   - `outcome`: what was decided, for logs and metrics.
+//!   - `answer`: the answer and its patch, written out.
+//!   - `outcome`: what was decided, as metric labels and log fields.
+//!   - `health`: ready while the served certificate is valid.
 
 pub mod duration;
 pub mod ports;

@@ -1,5 +1,5 @@
 //! Structure-aware: reviews shaped like the API server's, with arbitrary containers, env lists,
-//! labels, operations and unknown fields, so the fuzzer spends its time past the decoder.
+//! labels, the mirror annotation, operations and unknown fields, so the fuzzer spends its time past the decoder.
 #![no_main]
 
 use arbitrary::Arbitrary;
@@ -12,6 +12,8 @@ struct Review {
     operation: Operation,
     kind: String,
     label: Option<String>,
+    /// The mirror Pod annotation's value, when the Pod has it.
+    mirror: Option<String>,
     init_containers: Option<Vec<Container>>,
     containers: Option<Vec<Container>>,
     unknown: Vec<(String, Field)>,
@@ -90,10 +92,14 @@ libfuzzer_sys::fuzz_target!(|review: Review| {
     }
     let mut labels = Map::new();
     if let Some(value) = &review.label {
-        labels.insert(domain::webhook::pod_patch::OPT_OUT_LABEL.into(), json!(value));
+        labels.insert(domain::webhook::rule::OPT_OUT_LABEL.into(), json!(value));
     }
     let mut pod = Map::new();
-    pod.insert("metadata".into(), json!({ "name": "p", "labels": labels }));
+    let mut annotations = Map::new();
+    if let Some(value) = &review.mirror {
+        annotations.insert(domain::webhook::rule::MIRROR_ANNOTATION.into(), json!(value));
+    }
+    pod.insert("metadata".into(), json!({ "name": "p", "labels": labels, "annotations": annotations }));
     pod.insert("spec".into(), Value::Object(spec));
     fields(&review.unknown, &mut pod);
     let operation = match &review.operation {

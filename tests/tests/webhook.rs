@@ -39,6 +39,17 @@ async fn the_seed_sample_gets_the_seeds_patch() {
     assert_eq!(answer.json["response"]["allowed"], true);
     assert_eq!(answer.json["response"]["patchType"], "JSONPatch");
     assert_eq!(answer.patch(), seed_patch());
+    // Applied as the API server applies it, the patch makes the expected Pod.
+    let patch: json_patch::Patch = serde_json::from_value(answer.patch()).expect("a JSON Patch");
+    let review: serde_json::Value = serde_json::from_slice(&sample()).expect("JSON");
+    let mut pod = review["request"]["object"].clone();
+    json_patch::patch(&mut pod, &patch).expect("the patch applies to the review's Pod");
+    let expected =
+        std::fs::read(testdata("admission/pod-create-v1-patched.json")).expect("readable");
+    assert_eq!(
+        pod,
+        serde_json::from_slice::<serde_json::Value>(&expected).expect("JSON")
+    );
 }
 
 #[tokio::test]
@@ -51,15 +62,19 @@ async fn a_v1beta1_review_is_answered_as_v1beta1() {
 }
 
 #[tokio::test]
-async fn an_opted_out_pod_and_an_update_get_no_patch() {
+async fn an_opted_out_pod_a_mirror_pod_and_an_update_get_no_patch() {
     let webhook = Webhook::start("no-patch", &committed("server-ecdsa"), &[]);
     let mut connection = webhook.client().connect().await.expect("a connection");
     let opted_out = sample_with(|r| {
         r["request"]["object"]["metadata"]["labels"] =
             json!({ "apiserver-proxy.networking.gardener.cloud/inject": "disable" })
     });
+    let mirror = sample_with(|r| {
+        r["request"]["object"]["metadata"]["annotations"] =
+            json!({ "kubernetes.io/config.mirror": "6d2c1b0f" })
+    });
     let update = sample_with(|r| r["request"]["operation"] = json!("UPDATE"));
-    for body in [opted_out, update] {
+    for body in [opted_out, mirror, update] {
         let answer = connection
             .post(body)
             .await
@@ -70,6 +85,24 @@ async fn an_opted_out_pod_and_an_update_get_no_patch() {
             json!({ "uid": "3c1e0b1a-9f4d-4c55-8a1e-7d2f6b9c0a11", "allowed": true })
         );
     }
+}
+
+#[tokio::test]
+async fn a_pod_of_more_containers_than_any_real_one_is_allowed_with_a_warning() {
+    let webhook = Webhook::start("too-large", &committed("server-ecdsa"), &[]);
+    let body = sample_with(|r| {
+        r["request"]["object"]["spec"]["containers"] = vec![json!({}); 250_000].into()
+    });
+    let answer = webhook.client().post(body).await.expect("an answer");
+    assert_eq!(answer.status, StatusCode::OK);
+    let response = &answer.json["response"];
+    assert_eq!(response["allowed"], true);
+    assert!(response.get("patch").is_none(), "{response}");
+    let warning = response["warnings"][0].as_str().expect("a warning");
+    assert!(
+        warning.contains(".spec.containers has 250000 elements"),
+        "{warning}"
+    );
 }
 
 #[rstest]
@@ -644,13 +677,18 @@ async fn metrics_count_a_patched_request_and_a_bad_request_exactly_once() {
         Err(why) if why.contains("No module named") => skip("openmetrics parser", &why),
         Err(why) => panic!("the exposition does not parse: {why}\n{refused}"),
     }
-    // The review's log line names the Pod by namespace and name.
+    // The review's log line is in a `review` span that names the Pod by namespace and name,
+    // and the review by its uid; klog's text shows the span's fields after the line's own.
     let log = webhook.log();
     let line = log
         .lines()
         .find(|line| line.contains("outcome=\"patched\""))
         .unwrap_or_else(|| panic!("no review line at -v=2:\n{log}"));
-    assert!(line.contains("team-a/foo"), "{line}");
+    assert!(line.contains("pod=\"team-a/foo\""), "{line}");
+    assert!(
+        line.contains("uid=\"3c1e0b1a-9f4d-4c55-8a1e-7d2f6b9c0a11\""),
+        "{line}"
+    );
 }
 
 #[tokio::test]

@@ -9,9 +9,11 @@ use hyper::body::Body;
 use hyper::header::{HeaderValue, ALLOW, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 
+use domain::webhook::answer::Answer;
 use domain::webhook::fqdn::ApiserverFqdn;
-use domain::webhook::outcome::{Outcome, OutcomeKind, ReviewReport};
-use domain::webhook::review::review;
+use domain::webhook::outcome::{OutcomeKind, ReviewReport};
+use domain::webhook::review::{report, review};
+use domain::webhook::rule::Outcome;
 
 pub const PATH: &str = "/webhook/pod-apiserver-env";
 
@@ -36,10 +38,10 @@ where
         Err(refusal) => return (refusal, ReviewReport::REFUSED),
     };
     let result = review(&body, fqdn);
-    let report = ReviewReport::of(&result);
+    let report = report(&result);
     let response = match result {
         Ok(answer) => {
-            log_outcome(&answer.outcome, answer.uid(), &answer.object);
+            log_outcome(&answer);
             json_response(StatusCode::OK, answer.to_json())
         }
         Err(cause) => refuse(StatusCode::BAD_REQUEST, cause.to_string()),
@@ -98,15 +100,26 @@ where
 }
 
 /// One line per review at `--v=2` (klog's level for per-request lines): at info, a busy cluster's
-/// Pod creations would cost more in logging than in reviewing. A Pod that cannot be read is
-/// always worth a warning.
-fn log_outcome(outcome: &Outcome, uid: &str, object: &str) {
+/// Pod creations would cost more in logging than in reviewing. A Pod that cannot be read, or
+/// that is too large to patch, is always worth a warning. The line is in a `review` span that
+/// carries the uid and the Pod.
+fn log_outcome(answer: &Answer) {
+    let outcome = &answer.outcome;
     let label = outcome.as_str();
-    match outcome {
-        Outcome::PodUnreadable { .. } => {
-            tracing::warn!(uid, object, outcome = label, "{outcome}")
-        }
-        _ => tracing::debug!(uid, object, outcome = label, "{outcome}"),
+    let warn = matches!(
+        outcome,
+        Outcome::PodUnreadable { .. } | Outcome::TooLarge { .. }
+    );
+    // A span costs an allocation: built only for a line that is written.
+    if !warn && !tracing::enabled!(tracing::Level::DEBUG) {
+        return;
+    }
+    let span = tracing::info_span!("review", uid = answer.uid(), pod = answer.object);
+    let _in_review = span.enter();
+    if warn {
+        tracing::warn!(outcome = label, "{outcome}")
+    } else {
+        tracing::debug!(outcome = label, "{outcome}")
     }
 }
 

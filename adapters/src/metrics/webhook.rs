@@ -1,10 +1,13 @@
-//! The webhook's metrics and health: requests by outcome and review version, their latency, the
-//! requests in flight, certificate reloads and the served certificate's expiry.
+//! The webhook's metrics: requests by outcome and review version, their latency, the requests in
+//! flight, certificate reloads and the served certificate's expiry; and the probes, as the
+//! domain's `health` decides them.
 
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+use domain::webhook::health::{CertificateHealth, NotAfter};
+use domain::webhook::outcome::ReviewVersion;
 use domain::webhook::outcome::{OutcomeKind, ReviewReport};
-use domain::webhook::review::ReviewVersion;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -51,6 +54,7 @@ pub struct WebhookMetrics {
     reloads_failed: Counter,
     /// Unix seconds; 0 until the first certificate is loaded.
     expiration: Gauge,
+    health: Mutex<CertificateHealth>,
 }
 
 impl WebhookMetrics {
@@ -65,8 +69,8 @@ impl WebhookMetrics {
         registry.register(
             "requests",
             "Requests on the TLS port except probes, by outcome (patched, unchanged, opted_out, \
-             not_a_pod_create, pod_unreadable, bad_request) and AdmissionReview version \
-             (v1, v1beta1, unknown)",
+             not_a_pod_create, pod_unreadable, bad_request, mirror_pod, too_large) and \
+             AdmissionReview version (v1, v1beta1, unknown)",
             requests.clone(),
         );
         registry.register(
@@ -115,6 +119,7 @@ impl WebhookMetrics {
             reloads_ok,
             reloads_failed,
             expiration,
+            health: Mutex::default(),
         }
     }
 
@@ -134,6 +139,10 @@ impl WebhookMetrics {
     /// The certificate served from start-up.
     pub fn certificate_loaded(&self, not_after: OffsetDateTime) {
         self.expiration.set(not_after.unix_timestamp());
+        self.health().served(NotAfter {
+            unix: not_after.unix_timestamp(),
+            shown: rfc3339(not_after),
+        });
     }
 
     /// A changed certificate is served from now on.
@@ -145,6 +154,14 @@ impl WebhookMetrics {
     /// A changed certificate was refused; the last good one is still served.
     pub fn certificate_refused(&self) {
         self.reloads_failed.inc();
+    }
+
+    fn health(&self) -> MutexGuard<'_, CertificateHealth> {
+        // A panic elsewhere while holding the lock leaves a CertificateHealth that is still
+        // consistent.
+        self.health
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -169,28 +186,15 @@ impl Exposition for WebhookMetrics {
         super::encode(&self.registry)
     }
 
-    /// The process answers: that is all liveness asks. Nothing the webhook meets (a bad
-    /// certificate file, bad requests) is cured by a restart.
+    /// See [`domain::webhook::health`].
     fn healthy(&self) -> Result<(), String> {
         Ok(())
     }
 
-    /// Ready while the served certificate is valid: an expired one fails every API server call,
-    /// and an unready Pod shows that in `kubectl get pods` before anyone reads a metric.
+    /// See [`domain::webhook::health`].
     fn ready(&self) -> Result<(), String> {
-        let not_after = self.expiration.get();
-        if not_after == 0 {
-            return Err("no serving certificate loaded yet".into());
-        }
-        if OffsetDateTime::now_utc().unix_timestamp() < not_after {
-            return Ok(());
-        }
-        let expired = OffsetDateTime::from_unix_timestamp(not_after)
-            .map(rfc3339)
-            .unwrap_or_else(|_| not_after.to_string());
-        Err(format!(
-            "the serving certificate expired at {expired}: rotate the files in --cert-dir"
-        ))
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        self.health().ready(now).map_err(|why| why.to_string())
     }
 }
 

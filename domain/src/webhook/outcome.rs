@@ -1,27 +1,6 @@
 //! What the webhook did with a review, for logs and metrics.
 
-use std::fmt;
-
-use super::pod_patch::PodError;
-use super::review::{Answer, ReviewError, ReviewVersion};
-
-/// The decision on one decodable review. Every outcome answers `allowed: true`: the webhook never
-/// denies a Pod.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// Some containers lacked the variable: the answer carries a patch.
-    Patched { containers: usize },
-    /// Every container sets the variable already.
-    Unchanged,
-    /// The Pod carries the opt-out label with a false-like value.
-    OptedOut { value: String },
-    /// Not the CREATE of a core/v1 Pod: nothing to do (a Pod's env cannot change after creation,
-    /// so a patch on UPDATE would only make the update fail).
-    NotAPodCreate { kind: String, operation: String },
-    /// The Pod's JSON is not shaped like a Pod: let it through untouched, the API server's own
-    /// validation will say what is wrong with it.
-    PodUnreadable { reason: PodError },
-}
+use super::rule::Outcome;
 
 impl Outcome {
     pub fn kind(&self) -> OutcomeKind {
@@ -29,8 +8,10 @@ impl Outcome {
             Outcome::Patched { .. } => OutcomeKind::Patched,
             Outcome::Unchanged => OutcomeKind::Unchanged,
             Outcome::OptedOut { .. } => OutcomeKind::OptedOut,
+            Outcome::MirrorPod => OutcomeKind::MirrorPod,
             Outcome::NotAPodCreate { .. } => OutcomeKind::NotAPodCreate,
             Outcome::PodUnreadable { .. } => OutcomeKind::PodUnreadable,
+            Outcome::TooLarge { .. } => OutcomeKind::TooLarge,
         }
     }
 
@@ -52,17 +33,21 @@ pub enum OutcomeKind {
     /// Not a review this webhook can answer: a 4xx (wrong path, method, content type, size,
     /// timeout, or a body that is not a review).
     BadRequest = 5,
+    MirrorPod = 6,
+    TooLarge = 7,
 }
 
 impl OutcomeKind {
     /// Every kind, in discriminant order (metrics index a table by it).
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 8] = [
         Self::Patched,
         Self::Unchanged,
         Self::OptedOut,
         Self::NotAPodCreate,
         Self::PodUnreadable,
         Self::BadRequest,
+        Self::MirrorPod,
+        Self::TooLarge,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -73,6 +58,8 @@ impl OutcomeKind {
             OutcomeKind::NotAPodCreate => "not_a_pod_create",
             OutcomeKind::PodUnreadable => "pod_unreadable",
             OutcomeKind::BadRequest => "bad_request",
+            OutcomeKind::MirrorPod => "mirror_pod",
+            OutcomeKind::TooLarge => "too_large",
         }
     }
 }
@@ -92,44 +79,27 @@ impl ReviewReport {
         outcome: OutcomeKind::BadRequest,
         version: ReviewVersion::Unknown,
     };
-
-    /// The labels of what [`super::review::review`] decided: the outcome and version of an
-    /// answer, or `bad_request` with as much of the version as the body named.
-    pub fn of(result: &Result<Answer, ReviewError>) -> Self {
-        match result {
-            Ok(answer) => Self {
-                outcome: answer.outcome.kind(),
-                version: answer.version,
-            },
-            Err(error) => Self {
-                outcome: OutcomeKind::BadRequest,
-                version: error.version(),
-            },
-        }
-    }
 }
 
-impl fmt::Display for Outcome {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+/// The AdmissionReview version of a request, as far as it could be read: a metric label, so that
+/// an operator sees when the API server still sends `v1beta1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReviewVersion {
+    V1 = 0,
+    V1beta1 = 1,
+    /// Not a review, or not read as far as its version (wrong path, method, content type, ...).
+    Unknown = 2,
+}
+
+impl ReviewVersion {
+    /// Every version, in discriminant order (metrics index a table by it).
+    pub const ALL: [Self; 3] = [Self::V1, Self::V1beta1, Self::Unknown];
+
+    pub fn as_str(self) -> &'static str {
         match self {
-            Outcome::Patched { containers } => {
-                write!(f, "added the variable to {containers} container(s)")
-            }
-            Outcome::Unchanged => f.write_str("every container sets the variable already"),
-            Outcome::OptedOut { value } => write!(
-                f,
-                "the Pod opted out with label {}={value}",
-                super::pod_patch::OPT_OUT_LABEL
-            ),
-            Outcome::NotAPodCreate { kind, operation } => {
-                write!(f, "{operation} of {kind} is not the creation of a Pod")
-            }
-            Outcome::PodUnreadable { reason } => {
-                write!(
-                    f,
-                    "allowed without a patch: the Pod cannot be read: {reason}"
-                )
-            }
+            ReviewVersion::V1 => "v1",
+            ReviewVersion::V1beta1 => "v1beta1",
+            ReviewVersion::Unknown => "unknown",
         }
     }
 }
@@ -138,14 +108,14 @@ impl fmt::Display for Outcome {
 mod tests {
     use super::*;
     use crate::webhook::fqdn::ApiserverFqdn;
-    use crate::webhook::review::review;
+    use crate::webhook::review::{report as report_of, review};
     use rstest::rstest;
 
     const SAMPLE: &str = include_str!("../../../testdata/admission/pod-create-v1.json");
 
     fn report(body: &str) -> ReviewReport {
         let fqdn: ApiserverFqdn = "foo.bar.".parse().expect("a valid name");
-        ReviewReport::of(&review(body.as_bytes(), &fqdn))
+        report_of(&review(body.as_bytes(), &fqdn))
     }
 
     fn sample_with(from: &str, to: &str) -> String {
@@ -200,7 +170,9 @@ mod tests {
                 "opted_out",
                 "not_a_pod_create",
                 "pod_unreadable",
-                "bad_request"
+                "bad_request",
+                "mirror_pod",
+                "too_large"
             ]
         );
         let versions: Vec<_> = ReviewVersion::ALL

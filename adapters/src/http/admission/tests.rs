@@ -1,5 +1,5 @@
 use super::*;
-use domain::webhook::review::ReviewVersion;
+use domain::webhook::outcome::ReviewVersion;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use rstest::rstest;

@@ -1,9 +1,12 @@
 use super::*;
-use crate::webhook::pod_patch::{PodError, OPT_OUT_LABEL};
+use crate::webhook::outcome::ReviewVersion;
+use crate::webhook::rule::{PodError, OPT_OUT_LABEL};
+use base64::Engine as _;
 use rstest::rstest;
 use serde_json::{json, Value};
 
 const SAMPLE: &str = include_str!("../../../../testdata/admission/pod-create-v1.json");
+const PATCHED: &str = include_str!("../../../../testdata/admission/pod-create-v1-patched.json");
 
 fn fqdn() -> ApiserverFqdn {
     "foo.bar.".parse().expect("a valid name")
@@ -63,6 +66,11 @@ fn the_seed_sample_gets_exactly_the_seeds_two_operations() {
     ]);
     assert_eq!(decoded_patch(&answer), seed_patch);
     assert_eq!(outcome, Outcome::Patched { containers: 2 });
+    let patch: json_patch::Patch = serde_json::from_value(seed_patch).expect("a JSON Patch");
+    let mut pod = sample()["request"]["object"].clone();
+    json_patch::patch(&mut pod, &patch).expect("the patch applies to the review's Pod");
+    let expected: Value = serde_json::from_str(PATCHED).expect("the patched Pod is JSON");
+    assert_eq!(pod, expected);
     assert_eq!(
         answer["response"]["patchType"], "JSONPatch",
         "patchType goes with the patch"
@@ -334,4 +342,54 @@ fn an_escaped_name_is_logged_as_what_it_stands_for() {
     let body = sample_text_with(&body, "\"web-\"", "\"w\\u0065b-\"");
     let answer = review(&body, &fqdn()).expect("a decodable review");
     assert_eq!(answer.object, "team-a/web-");
+}
+
+#[test]
+fn a_pod_too_large_to_patch_is_allowed_with_a_warning() {
+    let body = sample_with(|r| {
+        let containers: Vec<Value> = (0..2000)
+            .map(|i| json!({ "name": format!("c{i}") }))
+            .collect();
+        r["request"]["object"]["spec"]["containers"] = json!(containers);
+    });
+    let (answer, outcome) = answer(&body);
+    assert_eq!(outcome.as_str(), "too_large");
+    assert_eq!(
+        answer["response"],
+        json!({
+            "uid": "3c1e0b1a-9f4d-4c55-8a1e-7d2f6b9c0a11",
+            "allowed": true,
+            "warnings": [outcome.to_string()],
+        })
+    );
+}
+
+#[test]
+fn a_mirror_pod_is_allowed_without_patch() {
+    let body = sample_with(|r| {
+        r["request"]["object"]["metadata"]["annotations"] =
+            json!({ "kubernetes.io/config.mirror": "5c1a" })
+    });
+    let (answer, outcome) = answer(&body);
+    assert_eq!(
+        answer["response"],
+        json!({ "uid": "3c1e0b1a-9f4d-4c55-8a1e-7d2f6b9c0a11", "allowed": true })
+    );
+    assert_eq!(outcome, Outcome::MirrorPod);
+}
+
+#[test]
+fn a_number_no_f64_holds_in_a_field_the_rule_does_not_read_is_answered() {
+    // Found by fuzzing (the fuzz checker could not read it into a serde_json Value): valid JSON,
+    // as RFC 8259 sets numbers no range, and skipped unread.
+    let body = SAMPLE.replacen(
+        "\"userInfo\":",
+        "\"x-number\":555555551e55555555555555554,\"userInfo\":",
+        1,
+    );
+    assert_ne!(body, SAMPLE, "the sample has userInfo");
+    assert_eq!(
+        answer(body.as_bytes()).1,
+        Outcome::Patched { containers: 2 }
+    );
 }
