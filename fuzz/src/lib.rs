@@ -26,6 +26,15 @@ pub fn check_review(body: &[u8]) {
         // range), and serde_json skips it unchecked where the rule does not read, so the review
         // is answered; but a Value cannot hold it, so there is nothing to compare the answer with.
         Err(e) if e.to_string().starts_with("number out of range") => return,
+        // Found by fuzzing too: a lone UTF-16 surrogate escape (`"\uDB7e"`) is within JSON's
+        // grammar (RFC 8259 §8.2 leaves its meaning open; Go's decoder reads it as U+FFFD) and
+        // is skipped where the rule does not read, but a serde_json String refuses it.
+        Err(e)
+            if e.to_string().starts_with("unexpected end of hex escape")
+                || e.to_string().starts_with("lone leading surrogate in hex escape") =>
+        {
+            return
+        }
         Err(e) => panic!("decodable, so JSON: {e}"),
     };
     assert_eq!(response["uid"], incoming["request"]["uid"], "the uid is echoed");

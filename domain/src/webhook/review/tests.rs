@@ -393,3 +393,22 @@ fn a_number_no_f64_holds_in_a_field_the_rule_does_not_read_is_answered() {
         Outcome::Patched { containers: 2 }
     );
 }
+
+#[rstest]
+#[case::a_lone_high_surrogate("8d1c3b\\uDB7e")]
+#[case::a_lone_low_surrogate("8d1c3b\\uDC00")]
+fn a_lone_surrogate_escape_in_a_field_the_rule_does_not_read_is_answered(#[case] uid: &str) {
+    // Found by fuzzing (the fuzz checker could not read it into a serde_json Value): JSON's
+    // grammar allows any \uXXXX escape (RFC 8259 §8.2), Go's decoder reads a lone surrogate as
+    // U+FFFD, and the field is skipped unread.
+    let body = SAMPLE.replacen(
+        "\"userInfo\":",
+        &format!("\"x-uid\":\"{uid}\",\"userInfo\":"),
+        1,
+    );
+    assert_ne!(body, SAMPLE, "the sample has userInfo");
+    assert_eq!(
+        answer(body.as_bytes()).1,
+        Outcome::Patched { containers: 2 }
+    );
+}
