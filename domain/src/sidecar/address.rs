@@ -124,6 +124,14 @@ impl<A: AddressManager> AddressReconciler<A> {
         }
     }
 
+    /// The indices of the links holding `address`, ours included.
+    async fn links_holding(&self, address: &ProxyAddress) -> Result<Vec<u32>, AddressSyncError> {
+        self.net
+            .links_holding(address)
+            .await
+            .map_err(self.error("list the interfaces holding", address))
+    }
+
     /// Brings the node to the desired state and says what it changed. Idempotent: a second call
     /// right after a successful one changes nothing.
     pub async fn sync(&mut self) -> Result<Vec<Repair>, AddressSyncError> {
@@ -139,12 +147,7 @@ impl<A: AddressManager> AddressReconciler<A> {
             .map_err(self.error("look up the interface for", &all))?;
         let mut holders = Vec::new();
         for address in self.desired.addresses.iter() {
-            let holding = self
-                .net
-                .links_holding(address)
-                .await
-                .map_err(self.error("list the interfaces holding", address))?;
-            holders.push((*address, holding));
+            holders.push((*address, self.links_holding(address).await?));
         }
         let observed = Observed { link, holders };
         self.our_index = observed.link.as_ref().map(|link| link.index);
@@ -313,12 +316,7 @@ impl<A: AddressManager> AddressReconciler<A> {
             .map_err(self.error("look up the interface for", &all))?;
         if let Some(link) = &link {
             for address in self.desired.addresses.iter() {
-                let holding = self
-                    .net
-                    .links_holding(address)
-                    .await
-                    .map_err(self.error("list the interfaces holding", address))?;
-                if !holding.contains(&link.index) {
+                if !self.links_holding(address).await?.contains(&link.index) {
                     continue;
                 }
                 self.net
