@@ -111,22 +111,32 @@ fn irrelevant_events_do_not_sync() {
     };
     let recorder = Recorder::default();
     let mut sidecar = sidecar(FakeNet::with_lo());
+    let seen = std::sync::atomic::AtomicUsize::new(0);
     let others = futures::stream::iter(vec![
         NetEvent::AddressRemoved {
             index: 1,
             address: "10.0.0.9".parse().unwrap()
         };
         50
-    ]);
-    // Shut down once every event was seen: still only the start sync.
+    ])
+    .inspect(|_| {
+        seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    });
+    // Shut down once the loop has read every event, not before: `run` polls shutdown first, so a
+    // stop that is ready after the start sync alone would leave the events unread.
+    let all_read = poll_fn(|_| match seen.load(std::sync::atomic::Ordering::SeqCst) {
+        50 => Poll::Ready(()),
+        _ => Poll::Pending,
+    });
     block_on(run(
         &mut sidecar,
         &clock,
         &recorder,
         Schedule::new(MINUTE),
         others,
-        recorder.after(1).then(|_| async {}),
+        all_read,
     ));
+    assert_eq!(seen.into_inner(), 50);
     assert_eq!(recorder.triggers(), vec![Trigger::Start]);
 }
 
