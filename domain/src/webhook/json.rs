@@ -196,33 +196,27 @@ impl<T, const MAX: usize> Expected for List<T, MAX> {
 
 impl<'de, T: Deserialize<'de>, const MAX: usize> Deserialize<'de> for List<T, MAX> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_seq(ListVisitor(PhantomData))
+        deserializer.deserialize_seq(BoundedVisitor(PhantomData))
     }
 }
 
-struct ListVisitor<T, const MAX: usize>(PhantomData<T>);
+impl<'de, T: Deserialize<'de>, const MAX: usize> Bounded<'de> for List<T, MAX> {
+    type Element = T;
+    const MAX: usize = MAX;
 
-impl<'de, T: Deserialize<'de>, const MAX: usize> Visitor<'de> for ListVisitor<T, MAX> {
-    type Value = List<T, MAX>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an array")
+    fn empty() -> Self {
+        List {
+            items: Vec::new(),
+            len: 0,
+        }
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut items = Vec::new();
-        let mut len = 0;
-        while len < MAX {
-            match seq.next_element()? {
-                Some(item) => items.push(item),
-                None => return Ok(List { items, len }),
-            }
-            len += 1;
-        }
-        while seq.next_element::<IgnoredAny>()?.is_some() {
-            len += 1;
-        }
-        Ok(List { items, len })
+    fn read(&mut self, element: T) {
+        self.items.push(element);
+    }
+
+    fn counted(self, len: usize) -> Self {
+        List { len, ..self }
     }
 }
 
@@ -255,38 +249,70 @@ impl<T, const MAX: usize> Expected for AnyOf<T, MAX> {
 
 impl<'de, T: Deserialize<'de> + Flag, const MAX: usize> Deserialize<'de> for AnyOf<T, MAX> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_seq(AnyOfVisitor(PhantomData))
+        deserializer.deserialize_seq(BoundedVisitor(PhantomData))
     }
 }
 
-struct AnyOfVisitor<T, const MAX: usize>(PhantomData<T>);
+impl<'de, T: Deserialize<'de> + Flag, const MAX: usize> Bounded<'de> for AnyOf<T, MAX> {
+    type Element = T;
+    const MAX: usize = MAX;
 
-impl<'de, T: Deserialize<'de> + Flag, const MAX: usize> Visitor<'de> for AnyOfVisitor<T, MAX> {
-    type Value = AnyOf<T, MAX>;
+    fn empty() -> Self {
+        AnyOf {
+            any: false,
+            len: 0,
+            element: PhantomData,
+        }
+    }
+
+    fn read(&mut self, element: T) {
+        self.any |= element.is_set();
+    }
+
+    fn counted(self, len: usize) -> Self {
+        AnyOf { len, ..self }
+    }
+}
+
+/// An array whose cost is bounded by `MAX` elements: the first `MAX` are read as `Element`s, the
+/// rest only counted (and skipped unread). [`List`] keeps what it reads, [`AnyOf`] keeps one
+/// answer; [`BoundedVisitor`] walks the array for both.
+trait Bounded<'de> {
+    type Element: Deserialize<'de>;
+    const MAX: usize;
+
+    /// Before the first element.
+    fn empty() -> Self;
+
+    /// One of the first `MAX` elements.
+    fn read(&mut self, element: Self::Element);
+
+    /// With the number of elements, read or skipped.
+    fn counted(self, len: usize) -> Self;
+}
+
+struct BoundedVisitor<B>(PhantomData<B>);
+
+impl<'de, B: Bounded<'de>> Visitor<'de> for BoundedVisitor<B> {
+    type Value = B;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("an array")
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut any = false;
+        let mut bounded = B::empty();
         let mut len = 0;
-        while len < MAX {
-            match seq.next_element::<T>()? {
-                Some(element) => any |= element.is_set(),
-                None => break,
+        while len < B::MAX {
+            match seq.next_element()? {
+                Some(element) => bounded.read(element),
+                None => return Ok(bounded.counted(len)),
             }
             len += 1;
         }
-        if len == MAX {
-            while seq.next_element::<IgnoredAny>()?.is_some() {
-                len += 1;
-            }
+        while seq.next_element::<IgnoredAny>()?.is_some() {
+            len += 1;
         }
-        Ok(AnyOf {
-            any,
-            len,
-            element: PhantomData,
-        })
+        Ok(bounded.counted(len))
     }
 }

@@ -364,33 +364,24 @@ fn names_ours<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Err
     Ok(AnyText::deserialize(deserializer)?.as_deref() == Some(ENV_NAME))
 }
 
-impl Expected for Pod<'_> {
-    const TYPE: JsonType = JsonType::Object;
+/// Every struct the rule reads is read from a JSON object.
+macro_rules! read_from_objects {
+    ($($fact:ty),*) => {
+        $(impl Expected for $fact {
+            const TYPE: JsonType = JsonType::Object;
+        })*
+    };
 }
 
-impl Expected for Metadata<'_> {
-    const TYPE: JsonType = JsonType::Object;
-}
-
-impl Expected for Labels<'_> {
-    const TYPE: JsonType = JsonType::Object;
-}
-
-impl Expected for Annotations {
-    const TYPE: JsonType = JsonType::Object;
-}
-
-impl Expected for Spec {
-    const TYPE: JsonType = JsonType::Object;
-}
-
-impl Expected for Container {
-    const TYPE: JsonType = JsonType::Object;
-}
-
-impl Expected for EnvVar {
-    const TYPE: JsonType = JsonType::Object;
-}
+read_from_objects!(
+    Pod<'_>,
+    Metadata<'_>,
+    Labels<'_>,
+    Annotations,
+    Spec,
+    Container,
+    EnvVar
+);
 
 #[cfg(test)]
 mod tests;
