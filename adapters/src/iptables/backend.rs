@@ -3,7 +3,6 @@
 
 use std::cmp::Ordering;
 use std::fmt;
-use std::str::FromStr;
 
 use domain::sidecar::model::IpFamily;
 
@@ -109,25 +108,6 @@ impl fmt::Display for Backend {
     }
 }
 
-/// An iptables backend name that is neither `nft` nor `legacy`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid iptables backend {got:?}: expected nft or legacy")]
-pub struct UnknownBackend {
-    pub got: String,
-}
-
-impl FromStr for Backend {
-    type Err = UnknownBackend;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "nft" => Ok(Backend::Nft),
-            "legacy" => Ok(Backend::Legacy),
-            _ => Err(UnknownBackend { got: s.to_owned() }),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,21 +119,5 @@ mod tests {
     #[case::before_nft_existed("iptables v1.6.1\n", Backend::Legacy)]
     fn the_default_follows_iptables_version(#[case] version: &str, #[case] backend: Backend) {
         assert_eq!(Backend::from_version(version), backend);
-    }
-
-    #[rstest]
-    #[case::nft(Backend::Nft)]
-    #[case::legacy(Backend::Legacy)]
-    fn names_round_trip(#[case] backend: Backend) {
-        assert_eq!(backend.as_str().parse(), Ok(backend));
-    }
-
-    #[test]
-    fn an_unknown_name_says_what_is_expected() {
-        let error = "iptables".parse::<Backend>().expect_err("not a backend");
-        assert_eq!(
-            error.to_string(),
-            "invalid iptables backend \"iptables\": expected nft or legacy"
-        );
     }
 }

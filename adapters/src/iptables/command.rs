@@ -34,8 +34,10 @@ impl Tools {
         self
     }
 
-    /// Sets a variable for every tool this runs, for example `XTABLES_LOCKFILE` where the host's
-    /// `/run/xtables.lock` is mounted elsewhere, or `PATH` where the tools live off the path.
+    /// Sets a variable for every tool this runs, beyond the environment they inherit. The kernel
+    /// tier's seam: it gives each test a private `XTABLES_LOCKFILE`, so no test takes the host's
+    /// lock, and an empty `PATH`. The sidecar does not call it: its tools inherit its own
+    /// environment, where an operator sets `XTABLES_LOCKFILE` (docs/iptables.md).
     pub fn with_env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
         self.env.push((key.into(), value.into()));
         self

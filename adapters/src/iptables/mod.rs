@@ -18,7 +18,7 @@ mod events;
 mod rules;
 mod save;
 
-pub use backend::{Backend, UnknownBackend};
+pub use backend::Backend;
 pub use command::Tools;
 pub use events::{rule_events, LEGACY_POLL};
 pub use rules::IptablesRules;

@@ -154,11 +154,6 @@ impl InterfaceName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-
-    /// The loopback interface exists on every host and is never ours to delete.
-    pub fn is_loopback(&self) -> bool {
-        self.0 == "lo"
-    }
 }
 
 impl FromStr for InterfaceName {
@@ -282,11 +277,5 @@ mod tests {
     #[case("..")]
     fn refuses_names_the_kernel_refuses(#[case] input: &str) {
         assert!(input.parse::<InterfaceName>().is_err());
-    }
-
-    #[test]
-    fn only_lo_is_loopback() {
-        assert!("lo".parse::<InterfaceName>().unwrap().is_loopback());
-        assert!(!"lo0".parse::<InterfaceName>().unwrap().is_loopback());
     }
 }
