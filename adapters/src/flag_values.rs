@@ -1,5 +1,6 @@
-//! Flag values as Go's pflag reads them. Kept apart from the rest of `cli`, which starts the
-//! program, so that flag groups (klog's, the metrics address) can use them without a circle.
+//! Flag values as Go's pflag reads them. A module of its own, not part of `cli` (which starts the
+//! program, logging included), so that every flag group (`cli`'s apps, klog's flags in
+//! `logging`, the metrics address) uses them without importing the start.
 
 use std::net::SocketAddr;
 use std::str::FromStr;

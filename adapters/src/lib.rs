@@ -7,11 +7,13 @@
 //! - [`http`]: the pod webhook's HTTPS server (hyper, tokio-rustls), with certificate reloading.
 //! - [`iptables`]: the `RuleManager` over the iptables CLI (nft or legacy, as the host uses), and
 //!   the stream of nf_tables change events (a timer for legacy) that triggers repair.
-//! - [`accept`]: the accept loop every server shares: a pause and one log line per condition
-//!   when accepts fail (out of descriptors, out of memory), never a spin.
+//! - [`accept`]: the accept loop every server shares: a pause, and a log line when a condition
+//!   starts and when it ends, while accepts fail (out of descriptors, out of memory), never a
+//!   spin.
 //! - [`rlimit`]: the open-file limit, raised from soft to hard at start.
-//! - [`cli`]: Go/pflag flag values (booleans, ports, addresses), one-line flag errors, and the
-//!   start both binaries share.
+//! - [`cli`]: one-line flag errors, `--help`'s layout, and the start both binaries share.
+//! - [`flag_values`]: flag values as Go's pflag reads them (booleans, ports, addresses), for
+//!   every flag group: the apps', klog's in [`logging`], the metrics address.
 //! - [`clock`]: the domain's `Clock` on tokio's timer.
 //! - [`logging`]: klog-compatible logging and the klog flags both binaries accept.
 //! - [`metrics`]: Prometheus metrics (each with a `build_info` gauge) and health endpoints (opt-in
@@ -22,6 +24,7 @@
 pub mod accept;
 pub mod cli;
 pub mod clock;
+pub mod flag_values;
 pub mod http;
 pub mod iptables;
 pub mod logging;

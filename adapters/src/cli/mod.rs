@@ -1,7 +1,5 @@
 //! Flag parsing as Go's pflag does it, with one-line errors, and the start every binary shares.
 
-pub mod values;
-
 use std::fmt::Display;
 use std::future::Future;
 use std::process::ExitCode;

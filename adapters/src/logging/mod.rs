@@ -18,7 +18,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Layer, Registry};
 
-use crate::cli::values::go_boolean;
+use crate::flag_values::go_boolean;
 pub use format::Klog;
 
 /// The klog flags of the original `--help`, same names and defaults.

@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use crate::cli::values::BindAddress;
+use crate::flag_values::BindAddress;
 
 /// Where `/metrics`, `/healthz` and `/readyz` are served, if anywhere.
 #[derive(Debug, Clone, Args)]

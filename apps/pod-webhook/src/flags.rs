@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-use adapters::cli::values::parse_port;
 use adapters::cli::HELP_TEMPLATE;
+use adapters::flag_values::parse_port;
 use adapters::http::server::Config;
 use adapters::logging::KlogFlags;
 use adapters::metrics::flags::MetricsFlags;

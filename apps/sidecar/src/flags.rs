@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use adapters::cli::values::{go_boolean, parse_port};
 use adapters::cli::HELP_TEMPLATE;
+use adapters::flag_values::{go_boolean, parse_port};
 use adapters::logging::KlogFlags;
 use adapters::metrics::flags::MetricsFlags;
 use clap::{ArgAction, Parser};
