@@ -100,6 +100,10 @@ async fn resubscribe() -> TokioSocket {
 
 /// [`NetEvent::RulesChanged`] every `period`, the first one `period` from now (the sync at start
 /// has just looked).
+///
+/// On tokio's timer, not the domain's `Clock` port: the port exists so the domain, which has no
+/// runtime, is tested without time passing. This stream runs in tokio anyway, and its test pauses
+/// tokio's time (`start_paused`), which gives the same control without a clock parameter.
 fn polled(period: Duration) -> impl Stream<Item = NetEvent> {
     let mut ticks = tokio::time::interval_at(Instant::now() + period, period);
     // After a stall, one look is enough; a burst of catch-up ticks would only repeat it.
