@@ -26,11 +26,41 @@ pub fn binary(name: &str) -> PathBuf {
 }
 
 /// Says loudly that a privileged test did not run; with `REQUIRE_PRIVILEGED=1` that is a failure.
+/// cargo counts a test that returns early as passed, so each skip is also written to
+/// [`SKIPPED_LIST`], which `make test` counts and prints after cargo's own summary.
 pub fn skip(name: &str, why: &str) {
     if std::env::var("REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
         panic!("{name}: REQUIRE_PRIVILEGED=1 but the test cannot run: {why}");
     }
     eprintln!("SKIPPED {name}: {why}");
+    record_skip(&format!("{name}: {why}"));
+}
+
+/// The list of this run's skips, one a line, under the target directory (`make test` removes it
+/// before the run).
+pub const SKIPPED_LIST: &str = "skipped-tests.txt";
+
+fn record_skip(line: &str) {
+    use std::io::Write;
+    let Some(target) = target_dir() else {
+        return;
+    };
+    // One write of a whole line to a file opened for appending: test threads and binaries that
+    // skip at once do not interleave their lines.
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(target.join(SKIPPED_LIST))
+        .and_then(|mut file| file.write_all(format!("{}\n", line.replace('\n', " ")).as_bytes()));
+    if let Err(error) = written {
+        eprintln!("could not add the skip to {SKIPPED_LIST}: {error}");
+    }
+}
+
+/// target/, from the test's own path: target/<profile>/deps/<test>.
+fn target_dir() -> Option<PathBuf> {
+    let test_exe = std::env::current_exe().ok()?;
+    Some(test_exe.parent()?.parent()?.parent()?.to_path_buf())
 }
 
 /// Polls `check` every 5 ms until it holds, for at most 10 s; the bound only keeps a broken test
@@ -44,6 +74,24 @@ pub fn wait_until(what: &str, check: impl Fn() -> bool) {
         }
         #[allow(clippy::disallowed_methods)] // The test's own pacing, not code under test.
         std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    panic!("timed out waiting until {what}");
+}
+
+/// Polls `check` every 10 ms until it holds, for at most 20 s; the bound only keeps a broken test
+/// from hanging, it asserts nothing about speed. The async twin of [`wait_until`], for tests that
+/// run in a tokio runtime.
+pub async fn eventually<F, Fut>(what: &str, check: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let mut ticks = tokio::time::interval(std::time::Duration::from_millis(10));
+    for _ in 0..2000 {
+        ticks.tick().await;
+        if check().await {
+            return;
+        }
     }
     panic!("timed out waiting until {what}");
 }
