@@ -17,7 +17,7 @@ use domain::sidecar::report::RuleSyncError;
 use domain::sidecar::rules::{desired_rules, RuleReconciler};
 use futures::StreamExt;
 use rstest::rstest;
-use support::{in_netns, sh};
+use support::{eventually, in_netns, sh};
 use tokio::time::Instant;
 
 const PORT: u16 = 443;
@@ -274,29 +274,44 @@ impl LockHolder {
     }
 }
 
+/// Whether the kernel lists a process blocked on a `flock` of `path` (`/proc/locks` marks a
+/// waiting request with `->`): the event "iptables waits for the lock" itself, no timing.
+fn someone_waits_for(path: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let inode = std::fs::metadata(path)
+        .expect("the lock file")
+        .ino()
+        .to_string();
+    let locks = std::fs::read_to_string("/proc/locks").expect("/proc/locks");
+    locks.lines().any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        fields.get(1) == Some(&"->")
+            && fields.get(2) == Some(&"FLOCK")
+            && fields
+                .get(6)
+                .is_some_and(|device_inode| device_inode.rsplit(':').next() == Some(&inode))
+    })
+}
+
 #[test]
 fn a_held_lock_delays_a_change_until_released() {
     in_netns("a_held_lock_delays_a_change_until_released", || async {
         let host = Host::new(Backend::Legacy, "lock-delay");
         let holder = LockHolder::take(&host).await;
-        let hold = Duration::from_secs(2);
-        let released = tokio::spawn(async move {
-            #[allow(clippy::disallowed_methods)] // The other program's pace, not code under test.
-            tokio::time::sleep(hold).await;
+        let mut reconciler = host.reconciler("10.96.0.2");
+        let (synced, ()) = tokio::join!(reconciler.sync(), async {
+            eventually("iptables waits for the held lock", || async {
+                someone_waits_for(&host.lock)
+            })
+            .await;
+            assert_eq!(
+                host.listed(IpFamily::V4),
+                Vec::<String>::new(),
+                "nothing changes while the lock is held"
+            );
             holder.release().await;
         });
-        let started = Instant::now();
-        host.reconciler("10.96.0.2")
-            .sync()
-            .await
-            .expect("sync once the lock is free");
-        let waited = started.elapsed();
-        released.await.expect("the holder ends");
-        assert!(
-            waited >= hold - Duration::from_millis(200),
-            "waited only {waited:?}"
-        );
-        assert!(waited < Duration::from_secs(5), "waited {waited:?}");
+        synced.expect("sync once the lock is free");
         assert_eq!(host.listed(IpFamily::V4), desired("10.96.0.2"));
     });
 }
@@ -354,14 +369,15 @@ fn a_missing_binary_names_what_to_install() {
 }
 
 #[test]
-fn nft_events_report_a_flush_within_a_second() {
-    in_netns("nft_events_report_a_flush_within_a_second", || async {
+fn nft_events_report_a_flush() {
+    in_netns("nft_events_report_a_flush", || async {
         let host = Host::new(Backend::Nft, "events");
         host.reconciler("10.96.0.2").sync().await.expect("sync");
         let mut events = pin!(rule_events(Backend::Nft));
         let flushed = Instant::now();
         host.sh("$iptables -t raw -F");
-        let event = tokio::time::timeout(Duration::from_secs(1), events.next()).await;
+        // The bound only keeps a broken test from hanging; the latency is printed, not asserted.
+        let event = tokio::time::timeout(Duration::from_secs(20), events.next()).await;
         assert_eq!(event, Ok(Some(NetEvent::RulesChanged)));
         eprintln!("flush event after {:?}", flushed.elapsed());
     });

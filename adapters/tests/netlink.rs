@@ -15,7 +15,7 @@ use domain::sidecar::model::{MarkedAddress, NetError, NetEvent};
 use domain::sidecar::reconciler::{NoRules, NodeReconciler};
 use domain::sidecar::run::{run, Schedule};
 use futures::StreamExt;
-use support::{in_netns, sh, try_sh};
+use support::{eventually, in_netns, sh, try_sh};
 
 fn desired(address: &str, interface: &str) -> DesiredAddress {
     DesiredAddress {
@@ -29,19 +29,6 @@ fn reconciler(address: &str, interface: &str) -> AddressReconciler<Netlink> {
         Netlink::connect().expect("a netlink socket"),
         desired(address, interface),
     )
-}
-
-/// Polls `check` every 5 ms for up to 5 s; the bound only keeps a broken test from hanging.
-async fn eventually(what: &str, check: impl Fn() -> bool) {
-    for _ in 0..1000 {
-        if check() {
-            return;
-        }
-        tokio::task::yield_now().await;
-        #[allow(clippy::disallowed_methods)] // The test's own pacing, not code under test.
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    panic!("timed out waiting until {what}");
 }
 
 #[test]
@@ -191,14 +178,14 @@ fn the_loop_repairs_deletion_and_link_down_without_waiting_for_the_interval() {
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
             let events = network_events().unwrap();
             let test = async {
-                let on_lo = || try_sh("ip addr show dev lo").1.contains("10.96.0.2/32");
+                let on_lo = || async { try_sh("ip addr show dev lo").1.contains("10.96.0.2/32") };
                 eventually("the start sync added the address", on_lo).await;
                 for _ in 0..5 {
                     sh("ip addr del 10.96.0.2/32 dev lo");
                     eventually("the address is back", on_lo).await;
                 }
                 sh("ip link set lo down");
-                eventually("lo is up again", || {
+                eventually("lo is up again", || async {
                     try_sh("ip link show dev lo").1.contains(",UP")
                 })
                 .await;
@@ -286,7 +273,7 @@ fn only_empty_links_with_our_alias_are_collected() {
         sh("ip addr add 192.0.2.1/32 dev busy");
         sh("ip link add theirs type veth peer name theirs-peer");
         // The kernel's own IPv6 link-local address does not count as holding an address.
-        eventually("ours has its link-local address", || {
+        eventually("ours has its link-local address", || async {
             try_sh("ip -6 addr show dev ours").1.contains("fe80::")
         })
         .await;

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
+use std::ops::{Deref, DerefMut};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Mutex;
 use std::thread::JoinHandle;
@@ -39,12 +40,50 @@ pub fn stderr(output: &Output) -> String {
 /// (a long soak logs that much).
 static LOGS: Mutex<BTreeMap<u32, JoinHandle<Vec<u8>>>> = Mutex::new(BTreeMap::new());
 
+/// A running sidecar, as [`start`] and [`spawn`] return it: a [`Child`] that does not outlive its
+/// test. [`finish`] (or [`terminate`]) ends it and hands back its log; dropped before that, as
+/// when an assertion fails first, it is killed and reaped, so no sidecar keeps running (and
+/// keeps its network namespace alive) after the test.
+#[derive(Debug)]
+pub struct Sidecar(Option<Child>);
+
+impl Deref for Sidecar {
+    type Target = Child;
+
+    fn deref(&self) -> &Child {
+        self.0
+            .as_ref()
+            .expect("a sidecar is running until finished")
+    }
+}
+
+impl DerefMut for Sidecar {
+    fn deref_mut(&mut self) -> &mut Child {
+        self.0
+            .as_mut()
+            .expect("a sidecar is running until finished")
+    }
+}
+
+impl Drop for Sidecar {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+            // Its log reader ends at the closed pipe; nobody reads the log now.
+            LOGS.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&child.id());
+        }
+    }
+}
+
 /// Starts the sidecar with its log (stderr) collected, to be read when it ends.
-pub fn start(args: &[&str]) -> Child {
+pub fn start(args: &[&str]) -> Sidecar {
     spawn(sidecar(args))
 }
 
-pub fn spawn(mut command: Command) -> Child {
+pub fn spawn(mut command: Command) -> Sidecar {
     let mut child = command
         .stderr(Stdio::piped())
         .spawn()
@@ -58,11 +97,12 @@ pub fn spawn(mut command: Command) -> Child {
     LOGS.lock()
         .unwrap_or_else(|e| e.into_inner())
         .insert(child.id(), reader);
-    child
+    Sidecar(Some(child))
 }
 
 /// Waits for the exit: its status and everything it logged.
-pub fn finish(mut child: Child) -> Output {
+pub fn finish(mut sidecar: Sidecar) -> Output {
+    let mut child = sidecar.0.take().expect("a sidecar is finished once");
     let status = child.wait().expect("the sidecar exits");
     let reader = LOGS
         .lock()
@@ -83,7 +123,7 @@ pub fn signal(child: &Child, signal: Signal) {
 }
 
 /// SIGTERM, then the exit status and everything it logged.
-pub fn terminate(child: Child) -> Output {
+pub fn terminate(child: Sidecar) -> Output {
     signal(&child, Signal::SIGTERM);
     finish(child)
 }

@@ -3,14 +3,14 @@
 //! not, and loses nothing: the README's fault table names these tests. Faults already covered
 //! elsewhere (address deleted, rules flushed) are listed there with their tests' names.
 
-use std::process::Child;
 use std::time::Duration;
 
 use blackbox_tests::netns::{in_netns, sh, try_sh};
 use blackbox_tests::sidecar::{
     finish, has_iptables, on_lo, our_rules, sidecar, signal, spawn, start, stderr, terminate,
+    Sidecar,
 };
-use blackbox_tests::wait_until;
+use blackbox_tests::{http_get, metric, wait_until};
 use nix::sys::signal::Signal;
 
 const ADDRESS: &str = "10.96.0.2/32";
@@ -20,8 +20,42 @@ fn pause(duration: Duration) {
     std::thread::sleep(duration);
 }
 
+/// The port of `--metrics-bind-address` in the tests that wait for what the sidecar counted; each
+/// test has a network namespace, so a loopback of its own.
+const METRICS: &str = "--metrics-bind-address=127.0.0.1:9090";
+
+/// A series of the running sidecar's metrics, 0 until it answers: what the tests wait for,
+/// instead of sleeping until the sidecar has probably done it.
+fn counted(series: &str) -> f64 {
+    counted_on(9090, series)
+}
+
+fn counted_on(port: u16, series: &str) -> f64 {
+    http_get(port, "/metrics")
+        .ok()
+        .and_then(|(_, text)| metric(&text, series))
+        .unwrap_or(0.0)
+}
+
+/// Interval syncs, whatever their result.
+fn interval_syncs(port: u16) -> f64 {
+    ["success", "failure"]
+        .iter()
+        .map(|result| {
+            counted_on(
+                port,
+                &format!(
+                    "apiserver_proxy_sidecar_syncs_total{{trigger=\"interval\",result=\"{result}\"}}"
+                ),
+            )
+        })
+        .sum()
+}
+
+const ADDRESS_ERRORS: &str = "apiserver_proxy_sidecar_errors_total{kind=\"address\"}";
+
 /// Stops the sidecar and returns its log; it must exit cleanly.
-fn stop(child: Child) -> String {
+fn stop(child: Sidecar) -> String {
     let output = terminate(child);
     let log = stderr(&output);
     assert!(output.status.success(), "{log}");
@@ -56,17 +90,20 @@ fn an_interface_set_down_is_set_up_and_a_deleted_one_is_explained_then_retaken()
         || async {
             let has_dummy = try_sh("ip link add probe0 type dummy && ip link del probe0").0;
             sh("ip link add p0 type veth peer name p1 && ip link set p1 up");
-            let child = start(&["--ip-address=10.96.0.2", "--interface=p0"]);
+            let child = start(&["--ip-address=10.96.0.2", "--interface=p0", METRICS]);
             let on_p0 = || try_sh("ip addr show dev p0").1.contains(ADDRESS);
             let up = || try_sh("ip link show dev p0").1.contains(",UP");
             wait_until("the address is on p0, up", || on_p0() && up());
             sh("ip link set p0 down");
             wait_until("p0 is up again", up);
+            let failed_before = counted(ADDRESS_ERRORS);
             sh("ip link del p0");
             if has_dummy {
                 wait_until("p0 is re-created with the address", on_p0);
             } else {
-                pause(Duration::from_millis(500));
+                wait_until("the sidecar tried to re-create p0 and failed", || {
+                    counted(ADDRESS_ERRORS) > failed_before
+                });
                 sh("ip link add p0 type veth peer name p1 && ip link set p1 up");
                 wait_until("the reappeared p0 has the address, up", || on_p0() && up());
             }
@@ -89,7 +126,12 @@ fn a_raw_table_replaced_by_iptables_restore_gets_our_rules_back_once() {
             if !has_iptables("a_raw_table_replaced_by_iptables_restore_gets_our_rules_back_once") {
                 return;
             }
-            let child = start(&["--ip-address=10.96.0.2", "--setup-iptables"]);
+            let child = start(&[
+                "--ip-address=10.96.0.2",
+                "--setup-iptables",
+                "--sync-interval=100ms",
+                METRICS,
+            ]);
             wait_until("five rules", || our_rules("iptables-save") == 5);
             // What a configuration manager does: the whole table, written in one go.
             sh(
@@ -97,7 +139,9 @@ fn a_raw_table_replaced_by_iptables_restore_gets_our_rules_back_once() {
                 -A PREROUTING -p udp --dport 53 -j NOTRACK\\nCOMMIT\\n' | iptables-restore",
             );
             wait_until("five rules again", || our_rules("iptables-save") == 5);
-            pause(Duration::from_millis(300));
+            // Two more syncs look at the repaired table: none of them may add a copy.
+            let syncs = interval_syncs(9090);
+            wait_until("two more syncs", || interval_syncs(9090) >= syncs + 2.0);
             assert_eq!(our_rules("iptables-save"), 5, "no duplicates");
             assert!(sh("iptables-save -t raw").contains("--dport 53 -j NOTRACK"));
             stop(child);
@@ -135,11 +179,20 @@ fn a_held_xtables_lock_keeps_the_address_is_logged_and_rules_follow_its_release(
                 our_rules("iptables-legacy-save") == 5
             });
             let hold = lock_hold();
-            let holder = std::process::Command::new("flock")
-                .args([&lock, "sleep", &hold.as_secs().to_string()])
+            let mut holder = std::process::Command::new("flock")
+                .args([&lock, "sh", "-c"])
+                .arg(format!("echo locked; exec sleep {}", hold.as_secs()))
+                .stdout(std::process::Stdio::piped())
                 .spawn()
                 .expect("flock (util-linux)");
-            pause(Duration::from_millis(200));
+            // flock runs the command only once it holds the lock.
+            let mut locked = String::new();
+            std::io::BufRead::read_line(
+                &mut std::io::BufReader::new(holder.stdout.take().expect("piped stdout")),
+                &mut locked,
+            )
+            .expect("the holder reports");
+            assert_eq!(locked, "locked\n");
             // Flushed under another lock file: the advisory lock is per path, ours stays held.
             sh("XTABLES_LOCKFILE=/tmp/faults-other.lock iptables-legacy -t raw -F");
             for _ in 0..hold.as_secs() {
@@ -167,11 +220,18 @@ fn without_iptables_on_path_the_address_is_kept_and_the_package_named() {
     in_netns(
         "without_iptables_on_path_the_address_is_kept_and_the_package_named",
         || async {
-            let mut command = sidecar(&["--ip-address=10.96.0.2", "--setup-iptables", "--cleanup"]);
+            let mut command = sidecar(&[
+                "--ip-address=10.96.0.2",
+                "--setup-iptables",
+                "--cleanup",
+                METRICS,
+            ]);
             command.env("PATH", "/nonexistent");
             let child = spawn(command);
             wait_until("the address is on lo", || on_lo(ADDRESS));
-            pause(Duration::from_millis(500));
+            wait_until("the rules' failure is counted", || {
+                counted("apiserver_proxy_sidecar_errors_total{kind=\"rules\"}") >= 1.0
+            });
             let output = terminate(child);
             let log = stderr(&output);
             assert!(log.contains("install the iptables package"), "{log}");
@@ -249,9 +309,12 @@ fn after_sigkill_a_restarted_sidecar_adopts_the_leftovers_without_duplicates() {
             wait_until("five rules", || our_rules("iptables-save") == 5);
             signal(&first, Signal::SIGKILL);
             first.wait().expect("killed");
-            let second = start(&args);
-            pause(Duration::from_millis(500));
-            wait_until("five rules", || our_rules("iptables-save") == 5);
+            let second = start(&[&args[..], &[METRICS]].concat());
+            wait_until("the restarted sidecar's first sync succeeded", || {
+                counted("apiserver_proxy_sidecar_syncs_total{trigger=\"start\",result=\"success\"}")
+                    == 1.0
+            });
+            assert_eq!(our_rules("iptables-save"), 5);
             assert_eq!(
                 sh("ip addr show dev lo").matches("10.96.0.2").count(),
                 1,
@@ -311,6 +374,7 @@ fn random_faults_between_syncs_end_with_one_address_five_rules_and_nothing_after
                 panic!("not converged after fault {round} `{fault}`:\n{state}\n{log}");
             }
         }
+        // A window in which nothing may happen: an absence has no event to wait for.
         pause(Duration::from_millis(200));
         assert_eq!(sh("ip addr show").matches("10.96.0.2").count(), 1);
         assert_eq!(our_rules("iptables-save"), 5);
@@ -335,16 +399,28 @@ fn two_sidecars_side_by_side_never_fight_and_the_survivor_collects_the_leftovers
                 return;
             }
             let flags = ["--setup-iptables", "--sync-interval=200ms"];
-            let old = start(&[&flags[..], &["--ip-address=10.96.0.3", "--port=8443"]].concat());
+            let old = start(
+                &[
+                    &flags[..],
+                    &[
+                        "--ip-address=10.96.0.3",
+                        "--port=8443",
+                        "--metrics-bind-address=127.0.0.1:9091",
+                    ],
+                ]
+                .concat(),
+            );
             wait_until("the old sidecar's rules are in place", || {
                 our_rules("iptables-save") == 5
             });
-            let new = start(&[&flags[..], &["--ip-address=10.96.0.2"]].concat());
+            let new = start(&[&flags[..], &["--ip-address=10.96.0.2", METRICS]].concat());
             wait_until("both rule sets are in place", || {
                 our_rules("iptables-save") == 10
             });
-            // Fifteen intervals of each: long enough for both to collect, yield, and resume.
-            pause(Duration::from_secs(3));
+            // Fifteen intervals of each: enough for both to collect, yield, and resume.
+            wait_until("fifteen interval syncs of each", || {
+                interval_syncs(9090) >= 15.0 && interval_syncs(9091) >= 15.0
+            });
             assert!(on_lo("10.96.0.2/32") && on_lo("10.96.0.3/32"));
             signal(&old, Signal::SIGKILL);
             let old_log = stderr(&finish(old));

@@ -12,33 +12,15 @@
 #[allow(dead_code)] // Shared with webhook.rs, which uses all of it; these tests use a part.
 mod harness;
 
-use std::future::Future;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::time::Duration;
 
 use blackbox_tests::docker::{base_image, images_ready, sidecar_image, webhook_image, Container};
+use blackbox_tests::eventually;
 use harness::*;
 use hyper::StatusCode;
 use testcontainers::core::{AccessMode, Mount};
 use testcontainers::ImageExt;
-
-/// Polls `check` every 50 ms for at most 20 s; the bound only keeps a broken test from hanging.
-/// A timeout's report shows what the test's containers logged (they print it when dropped).
-async fn wait_for<F, Fut>(what: &str, check: F)
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let mut ticks = tokio::time::interval(Duration::from_millis(50));
-    for _ in 0..400 {
-        ticks.tick().await;
-        if check().await {
-            return;
-        }
-    }
-    panic!("timed out waiting until {what}");
-}
 
 /// A field of the container's main process's /proc/PID/status, as the host sees it, with its
 /// whitespace collapsed.
@@ -143,11 +125,11 @@ async fn sidecar_image_keeps_the_address_and_the_five_rules_with_only_net_admin_
         ],
     )
     .await;
-    wait_for("the address is on lo", || {
+    eventually("the address is on lo", || {
         on_lo(&pod, "inet 10.96.0.2/32 scope global lo")
     })
     .await;
-    wait_for("the five rules are in place", || async {
+    eventually("the five rules are in place", || async {
         our_rules(&pod, "iptables-nft-save").await == five_rules("10.96.0.2/32")
     })
     .await;
@@ -169,7 +151,7 @@ async fn sidecar_image_keeps_the_address_and_the_five_rules_with_only_net_admin_
 
     pod.sh(&["ip", "addr", "del", "10.96.0.2/32", "dev", "lo"])
         .await;
-    wait_for("the deleted address is back", || {
+    eventually("the deleted address is back", || {
         on_lo(&pod, "inet 10.96.0.2/32 scope global lo")
     })
     .await;
@@ -182,7 +164,7 @@ async fn sidecar_image_leaves_nothing_of_ours_after_docker_stop() {
     }
     let pod = pod(&[]).await;
     let sidecar = sidecar(&pod, &["--ip-address=10.96.0.2"]).await;
-    wait_for("the five rules are in place", || async {
+    eventually("the five rules are in place", || async {
         our_rules(&pod, "iptables-nft-save").await.len() == 5
     })
     .await;
@@ -220,10 +202,10 @@ async fn a_proxy_in_the_same_namespace_serves_on_the_proxy_address() {
     }
     let pod = pod(&[]).await;
     let _sidecar = sidecar(&pod, &["--ip-address=10.96.0.2"]).await;
-    wait_for("the address is on lo", || on_lo(&pod, "10.96.0.2/32")).await;
+    eventually("the address is on lo", || on_lo(&pod, "10.96.0.2/32")).await;
     let request = base_image().with_cmd(["perl", "-MIO::Socket::INET", "-e", LISTENER]);
     let proxy = Container::start("proxy", request, &pod.network(), &[]).await;
-    wait_for("the proxy listens", || async {
+    eventually("the proxy listens", || async {
         proxy.logs().contains("listening")
     })
     .await;
@@ -240,11 +222,11 @@ async fn sidecar_image_keeps_an_ipv6_address_and_its_ip6tables_rules() {
     }
     let pod = pod(&[("net.ipv6.conf.lo.disable_ipv6", "0")]).await;
     let _sidecar = sidecar(&pod, &["--ip-address=fd00::2"]).await;
-    wait_for("the address is on lo", || {
+    eventually("the address is on lo", || {
         on_lo(&pod, "inet6 fd00::2/128 scope global")
     })
     .await;
-    wait_for("the five ip6tables rules are in place", || async {
+    eventually("the five ip6tables rules are in place", || async {
         our_rules(&pod, "ip6tables-nft-save").await == five_rules("fd00::2/128")
     })
     .await;
@@ -271,7 +253,7 @@ async fn sidecar_image_writes_through_the_legacy_backend_when_the_node_uses_it()
     ])
     .await;
     let _sidecar = sidecar(&pod, &["--ip-address=10.96.0.2"]).await;
-    wait_for("the five legacy rules are in place", || async {
+    eventually("the five legacy rules are in place", || async {
         our_rules(&pod, "iptables-legacy-save").await == five_rules("10.96.0.2/32")
     })
     .await;
@@ -300,7 +282,7 @@ async fn webhook(cert_dir: &Path, port: u16) -> Container {
             format!("--port={port}"),
         ]);
     let webhook = Container::start("webhook", request, "host", &[]).await;
-    wait_for("the webhook serves", || async {
+    eventually("the webhook serves", || async {
         webhook.logs().contains("serving https://")
     })
     .await;
@@ -363,7 +345,7 @@ async fn webhook_image_serves_a_rotated_secret_volume_certificate() {
     .expect("chmod");
     rotate_to(new_pair.path(), dir.path(), Layout::SecretVolume);
     let rotated = cert_der(&new_pair.path().join("tls.crt"));
-    harness::eventually("the rotated certificate is served", || async {
+    eventually("the rotated certificate is served", || async {
         client
             .connect()
             .await

@@ -9,11 +9,11 @@ mod harness;
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::mpsc;
 
 use blackbox_tests::netns::in_netns;
-use blackbox_tests::{binary, http_get, metric, wait_until};
+use blackbox_tests::sidecar::start;
+use blackbox_tests::{http_get, metric, wait_until};
 use harness::{testdata, Webhook};
 
 const PREFIX: &str = "apiserver_proxy_";
@@ -72,14 +72,11 @@ fn sample_names(family: &str, kind: &str) -> Vec<String> {
 fn sidecar_exposition() -> Option<String> {
     let (sender, receiver) = mpsc::channel();
     in_netns("monitoring_sidecar_exposition", move || async move {
-        let mut child = Command::new(binary("apiserver-proxy-sidecar"))
-            .args([
-                "--ip-address=10.96.0.2",
-                &format!("--metrics-bind-address=127.0.0.1:{SIDECAR_METRICS_PORT}"),
-            ])
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the sidecar starts");
+        // Killed when it goes out of scope, even if the wait below fails.
+        let _sidecar = start(&[
+            "--ip-address=10.96.0.2",
+            &format!("--metrics-bind-address=127.0.0.1:{SIDECAR_METRICS_PORT}"),
+        ]);
         let first_sync =
             "apiserver_proxy_sidecar_syncs_total{trigger=\"start\",result=\"success\"}";
         wait_until("the sidecar's first sync is counted", || {
@@ -87,8 +84,6 @@ fn sidecar_exposition() -> Option<String> {
                 .is_ok_and(|(_, text)| metric(&text, first_sync) == Some(1.0))
         });
         let (_, text) = http_get(SIDECAR_METRICS_PORT, "/metrics").expect("/metrics answers");
-        let _ = child.kill();
-        let _ = child.wait();
         sender.send(text).expect("the test waits for it");
     });
     receiver.try_recv().ok()

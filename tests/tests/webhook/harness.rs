@@ -512,20 +512,3 @@ impl Answer {
         serde_json::from_slice(&bytes).expect("the patch is JSON")
     }
 }
-
-/// Polls `check` every 20 ms until it holds, for at most 20 s; the bound only keeps a broken test
-/// from hanging.
-pub async fn eventually<F, Fut>(what: &str, check: F)
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let mut ticks = tokio::time::interval(Duration::from_millis(20));
-    for _ in 0..1000 {
-        ticks.tick().await;
-        if check().await {
-            return;
-        }
-    }
-    panic!("timed out waiting until {what}");
-}
