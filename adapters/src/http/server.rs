@@ -132,9 +132,9 @@ impl Server {
     /// Serves until `shutdown` completes, then stops accepting and lets the requests in flight
     /// finish, for at most [`SHUTDOWN_GRACE`].
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        let reload = tokio::spawn(Arc::clone(&self.certs).watch(Arc::clone(&self.metrics)));
-        let graceful = GracefulShutdown::new();
         let clock = TokioClock::default();
+        let reload = tokio::spawn(Arc::clone(&self.certs).watch(Arc::clone(&self.metrics), clock));
+        let graceful = GracefulShutdown::new();
         let connections = Connections::new(
             "webhook",
             MAX_CONNECTIONS,
