@@ -109,9 +109,11 @@ fn at_the_metrics_ports_cap_a_new_connection_pushes_out_the_longest_idle_and_pro
         idle[..flood].iter().all(closed_by_server)
     });
     assert!(
-        !webhook.log().lines().any(|line| line
-            .contains("no complete request head in time")
-            && line.contains("server=\"metrics\"")),
+        !webhook
+            .log()
+            .lines()
+            .any(|line| line.contains("no complete request head in time")
+                && line.contains("server=\"metrics\"")),
         "closed by the head deadline, not by the cap: the test ran too slowly to tell"
     );
     assert!(
@@ -200,8 +202,15 @@ async fn connections_stalled_mid_body_do_not_lock_out_a_good_client() {
         latencies.last(),
         peak
     );
-    assert_eq!(failures, Vec::<String>::new(), "every good review answered 200");
-    assert!(reopened > 0, "the attack pushed out and reopened connections");
+    assert_eq!(
+        failures,
+        Vec::<String>::new(),
+        "every good review answered 200"
+    );
+    assert!(
+        reopened > 0,
+        "the attack pushed out and reopened connections"
+    );
 }
 
 /// The peak resident set size of process `pid` (`VmHWM`), in KiB.

@@ -44,7 +44,7 @@ use head_deadline::{nanos, HeadDeadline};
 mod head_deadline;
 mod progress;
 
-pub use progress::{Answering, BodyRead, Tracked};
+pub use progress::{Reported, Tracked};
 
 /// The fraction of the cap the count must fall to before the cap is logged as no longer reached.
 const CALM: (usize, usize) = (3, 4);
@@ -321,16 +321,16 @@ impl<C: Clock> Activity<C> {
     pub fn request<B: hyper::body::Body>(
         &self,
         request: hyper::Request<B>,
-    ) -> hyper::Request<BodyRead<B, C>> {
+    ) -> hyper::Request<Reported<B, C>> {
         self.slot.deadline.head_received();
-        request.map(|body| BodyRead::new(body, Arc::clone(&self.slot)))
+        request.map(|body| Reported::request(body, Arc::clone(&self.slot)))
     }
 
     /// The handler's answer: the connection is answering until the answer's body has been
     /// written (dropped by hyper), then awaits its next head from then.
-    pub fn response<B>(&self, response: hyper::Response<B>) -> hyper::Response<Answering<B, C>> {
+    pub fn response<B>(&self, response: hyper::Response<B>) -> hyper::Response<Reported<B, C>> {
         self.slot.answering.store(true, Ordering::Relaxed);
-        response.map(|body| Answering::new(body, Arc::clone(&self.slot)))
+        response.map(|body| Reported::answer(body, Arc::clone(&self.slot)))
     }
 }
 
@@ -394,7 +394,7 @@ mod tests {
     }
 
     /// A request whose head came and whose body is still on its way.
-    fn mid_body(connection: &Admitted<TokioClock>) -> Request<BodyRead<Full<Bytes>, TokioClock>> {
+    fn mid_body(connection: &Admitted<TokioClock>) -> Request<Reported<Full<Bytes>, TokioClock>> {
         let request = Request::new(Full::new(Bytes::from_static(b"{}")));
         connection.activity().request(request)
     }

@@ -73,24 +73,48 @@ impl<S: AsyncWrite + Unpin, C: Unpin> AsyncWrite for Tracked<S, C> {
     }
 }
 
-/// A request body that marks its request answering once it has been read to its end (at once
-/// when there is none).
-#[derive(Debug)]
-pub struct BodyRead<B, C> {
-    body: B,
-    slot: Arc<Slot<C>>,
+/// Which body a [`Reported`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// A request's: read to its end (at once when there is none), the request is answering.
+    Request,
+    /// An answer's: while hyper holds it the connection is answering; hyper drops it once it has
+    /// written it, and the next head is awaited from then.
+    Answer,
 }
 
-impl<B: Body, C: Clock> BodyRead<B, C> {
-    pub(super) fn new(body: B, slot: Arc<Slot<C>>) -> Self {
+/// A request's or an answer's body, reporting to its connection's place as [`Role`] says.
+#[derive(Debug)]
+pub struct Reported<B, C: Clock> {
+    body: B,
+    slot: Arc<Slot<C>>,
+    role: Role,
+}
+
+impl<B: Body, C: Clock> Reported<B, C> {
+    pub(super) fn request(body: B, slot: Arc<Slot<C>>) -> Self {
         if body.is_end_stream() {
             slot.body_read();
         }
-        Self { body, slot }
+        Self {
+            body,
+            slot,
+            role: Role::Request,
+        }
     }
 }
 
-impl<B: Body + Unpin, C: Clock> Body for BodyRead<B, C> {
+impl<B, C: Clock> Reported<B, C> {
+    pub(super) fn answer(body: B, slot: Arc<Slot<C>>) -> Self {
+        Self {
+            body,
+            slot,
+            role: Role::Answer,
+        }
+    }
+}
+
+impl<B: Body + Unpin, C: Clock> Body for Reported<B, C> {
     type Data = B::Data;
     type Error = B::Error;
 
@@ -105,7 +129,7 @@ impl<B: Body + Unpin, C: Clock> Body for BodyRead<B, C> {
             Poll::Ready(Some(_)) => this.body.is_end_stream(),
             Poll::Pending => false,
         };
-        if ended {
+        if ended && this.role == Role::Request {
             this.slot.body_read();
         }
         frame
@@ -120,42 +144,10 @@ impl<B: Body + Unpin, C: Clock> Body for BodyRead<B, C> {
     }
 }
 
-/// An answer's body: while hyper holds it the connection is answering; hyper drops it once it has
-/// written it, and the next head is awaited from then.
-#[derive(Debug)]
-pub struct Answering<B, C: Clock> {
-    body: B,
-    slot: Arc<Slot<C>>,
-}
-
-impl<B, C: Clock> Answering<B, C> {
-    pub(super) fn new(body: B, slot: Arc<Slot<C>>) -> Self {
-        Self { body, slot }
-    }
-}
-
-impl<B: Body + Unpin, C: Clock> Body for Answering<B, C> {
-    type Data = B::Data;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
-        Pin::new(&mut self.get_mut().body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
-    }
-}
-
-impl<B, C: Clock> Drop for Answering<B, C> {
+impl<B, C: Clock> Drop for Reported<B, C> {
     fn drop(&mut self) {
-        self.slot.answered();
+        if self.role == Role::Answer {
+            self.slot.answered();
+        }
     }
 }

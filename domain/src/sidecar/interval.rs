@@ -46,7 +46,10 @@ mod tests {
     #[case::the_floor_otherwise_written("0.1s", 100)]
     #[case::the_default("1m0s", 60_000)]
     fn accepts_the_floor_and_above(#[case] input: &str, #[case] millis: u64) {
-        assert_eq!(parse_sync_interval(input), Ok(Duration::from_millis(millis)));
+        assert_eq!(
+            parse_sync_interval(input),
+            Ok(Duration::from_millis(millis))
+        );
     }
 
     #[rstest]
@@ -58,7 +61,9 @@ mod tests {
         let error = parse_sync_interval(input).expect_err("below the floor");
         assert_eq!(
             error.to_string(),
-            format!("{input:?} is shorter than 100ms: expected at least 100ms, such as 30s or 1m0s")
+            format!(
+                "{input:?} is shorter than 100ms: expected at least 100ms, such as 30s or 1m0s"
+            )
         );
     }
 
