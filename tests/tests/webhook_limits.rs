@@ -180,7 +180,7 @@ async fn connections_stalled_mid_body_do_not_lock_out_a_good_client() {
     let mut failures = Vec::new();
     for _ in 0..20 {
         ticks.tick().await;
-        let started = std::time::Instant::now();
+        let started = tokio::time::Instant::now();
         match client.post(sample()).await {
             Ok(answer) if answer.status == StatusCode::OK => latencies.push(started.elapsed()),
             Ok(answer) => failures.push(format!("answered {}", answer.status)),
