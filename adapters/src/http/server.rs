@@ -41,8 +41,9 @@ pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// The most connections open at once; at the cap a new one pushes out the one that has gone
-/// longest without progress (see `crate::connections`). The API server keeps a handful open per webhook; the cap bounds what a flood
-/// of connections can make the webhook hold (memory per connection: docs/webhook.md).
+/// longest without progress (see `crate::connections`). The API server keeps a handful open per
+/// webhook; the cap bounds what a flood of connections can make the webhook hold (memory per
+/// connection: docs/webhook.md).
 pub const MAX_CONNECTIONS: usize = 512;
 
 /// hyper's read buffer per connection at most (its floor): a request head larger than this is
