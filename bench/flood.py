@@ -6,7 +6,9 @@ are then left idle:
 - plain TCP: connections that never start their TLS handshake (half-open handshakes);
 - idle TLS: connections that complete the handshake and send nothing.
 Meanwhile a prober sends the sample review on a new connection (TCP, TLS handshake, request)
-every 100 ms. After each flood's connections close, RSS is read again 10 s and 30 s later, the
+every 100 ms. Then the stall attack of issue 21, for STALL_S seconds: STALLED connections each send
+a request head announcing 7 MiB and 10 bytes of body, then fall silent, and are reopened as soon
+as the server closes them, while the prober runs as before. After each flood's connections close, RSS is read again 10 s and 30 s later, the
 webhook idle meanwhile: whether its allocator gives the memory back. The TLS flood runs twice:
 the second must neither add to the first's peak nor keep more after. Before the floods, RSS per
 idle TLS connection is measured below the cap.
@@ -33,6 +35,11 @@ PATH = "/webhook/pod-apiserver-env"
 PORT = 19445
 PROBE_EVERY_S = 0.1
 BELOW_CAP = 400
+# The stall attack (issue 21): more connections than the cap of 512, parked mid-body.
+STALLED = 520
+STALL_S = 20
+STALL_HEAD = (f"POST {PATH} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+              "Content-Length: 7340032\r\n\r\n" + '{"kind": "').encode()
 # Seconds after a flood's connections close at which RSS is read again, the server idle meanwhile.
 AFTER_S = (10, 30)
 CORES = os.cpu_count() or 1
@@ -175,6 +182,61 @@ def probe_figures(times, failed):
             "probe_max_ms": round(max(times) * 1000, 1) if times else None}
 
 
+def stall_attacker(stop, opened):
+    """STALLED connections parked mid-body, each reopened when the server closes it, until `stop`;
+    counts the connections opened in `opened`. Runs in a process of its own (asyncio: 520 threads
+    would measure the GIL)."""
+    import asyncio
+
+    async def one(ctx):
+        while not stop.is_set():
+            try:
+                reader, writer = await asyncio.open_connection(
+                    "127.0.0.1", PORT, ssl=ctx, server_hostname="localhost")
+                with opened.get_lock():
+                    opened.value += 1
+                writer.write(STALL_HEAD)
+                await writer.drain()
+                while not stop.is_set() and await reader.read(1024):
+                    pass
+                writer.close()
+            except (OSError, asyncio.IncompleteReadError, ssl.SSLError):
+                await asyncio.sleep(0)
+
+    async def run():
+        ctx = context()
+        tasks = [asyncio.create_task(one(ctx)) for _ in range(STALLED)]
+        while not stop.is_set():
+            await asyncio.sleep(0.1)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    asyncio.run(run())
+
+
+def stall(pid, baseline_fds):
+    """The stall attack for STALL_S seconds, the prober running: its figures and peak RSS."""
+    stop, opened = multiprocessing.Event(), multiprocessing.Value("q", 0)
+    attacker = multiprocessing.Process(target=stall_attacker, args=(stop, opened), daemon=True)
+    attacker.start()
+    deadline = time.monotonic() + 30
+    while opened.value < STALLED and time.monotonic() < deadline:
+        time.sleep(0.1)
+    prober = Prober(pid)
+    prober.start()
+    time.sleep(STALL_S)
+    held = fd_count(pid) - baseline_fds
+    peak_kib = rss_kib(pid)
+    times, failed, sampled_kib = prober.finish()
+    stop.set()
+    attacker.join(30)
+    settle(pid, baseline_fds)
+    return {"stalled": STALLED, "seconds": STALL_S, "opened": opened.value,
+            "server_connections_held": held, "peak_rss_kib": max(peak_kib, sampled_kib),
+            **probe_figures(times, failed)}
+
+
 def main():
     count = int(os.environ.get("FLOOD_CONNECTIONS", "5000"))
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -214,6 +276,7 @@ def main():
         # A second flood after the memory came back: the same peak, and back again.
         figures["floods"]["idle TLS, a second time"] = flood(pid, lambda n: open_tls(n, ctx), count, baseline_fds)
         figures["peak_rss_kib"] = hwm_kib(pid)
+        figures["stall"] = stall(pid, baseline_fds)
         figures["rss_after_kib"] = rss_kib(pid)
         figures["log_lines"] = len(log_lines)
     finally:
@@ -236,6 +299,13 @@ def main():
                      f"{f['probe_p50_ms']} / {f['probe_max_ms']} ms; {f['probes_failed']} of {f['probes']} failed"))
     rows.append(("flood (webhook): peak RSS over every flood (VmHWM); RSS at the end",
                  f"{figures['peak_rss_kib'] / 1024:.1f} MiB; {figures['rss_after_kib'] / 1024:.1f} MiB"))
+    st = figures["stall"]
+    rows.append((f"flood (webhook), stall (issue 21): {st['stalled']} connections parked mid-body, reopened when "
+                 f"closed, {st['seconds']} s: connections opened; connections the webhook holds; peak RSS "
+                 "(sampled every 100 ms)",
+                 f"{st['opened']}; {st['server_connections_held']}; {st['peak_rss_kib'] / 1024:.1f} MiB"))
+    rows.append(("flood (webhook), stall (issue 21): a review on a new connection meanwhile, p50 / max",
+                 f"{st['probe_p50_ms']} / {st['probe_max_ms']} ms; {st['probes_failed']} of {st['probes']} failed"))
     write("flood", figures, rows)
 
 

@@ -7,6 +7,9 @@
 //! - [`http`]: the pod webhook's HTTPS server (hyper, tokio-rustls), with certificate reloading.
 //! - [`iptables`]: the `RuleManager` over the iptables CLI (nft or legacy, as the host uses), and
 //!   the stream of nf_tables change events (a timer for legacy) that triggers repair.
+//! - [`connections`]: the cap on a server's open connections (at the cap, the one that made no
+//!   progress the longest goes) and the request-head deadline, for the webhook's TLS port and
+//!   the metrics ports alike.
 //! - [`accept`]: the accept loop every server shares: a pause, and a log line when a condition
 //!   starts and when it ends, while accepts fail (out of descriptors, out of memory), never a
 //!   spin.
@@ -24,6 +27,7 @@
 pub mod accept;
 pub mod cli;
 pub mod clock;
+pub mod connections;
 pub mod flag_values;
 pub mod http;
 pub mod iptables;

@@ -19,6 +19,8 @@ use rstest::rstest;
 #[case::broadcast(&["--ip-address=255.255.255.255"], "255.255.255.255")]
 #[case::ipv4_mapped(&["--ip-address=::ffff:10.96.0.2"], "::ffff:10.96.0.2")]
 #[case::zero_interval(&["--ip-address=10.96.0.2", "--sync-interval=0s"], "--sync-interval")]
+#[case::interval_that_spins(&["--ip-address=10.96.0.2", "--sync-interval=1ns"], "at least 100ms")]
+#[case::interval_below_the_floor(&["--ip-address=10.96.0.2", "--sync-interval=99ms"], "99ms")]
 #[case::bad_interval(&["--ip-address=10.96.0.2", "--sync-interval=1x"], "1x")]
 #[case::long_interface(&["--ip-address=10.96.0.2", "--interface=abcdefghijklmnop"], "abcdefghijklmnop")]
 #[case::bad_bool(&["--ip-address=10.96.0.2", "--cleanup=yes"], "yes")]
@@ -68,6 +70,7 @@ fn help_lists_every_flag_of_the_original_with_its_default() {
         "[default: lo]",
         "[default: 443]",
         "[default: 1m0s]",
+        "At least 100ms",
         "[default: true]",
         "[default: 1800]",
         "[default: 2]",

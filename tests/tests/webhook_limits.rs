@@ -7,12 +7,14 @@ mod harness;
 
 use std::io::ErrorKind;
 use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use blackbox_tests::{http_get, wait_until};
 use harness::*;
 use hyper::StatusCode;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// `MAX_CONNECTIONS` in adapters/src/http/server.rs, which a black-box test cannot read.
 const CAP: usize = 512;
@@ -109,7 +111,9 @@ fn at_the_metrics_ports_cap_a_new_connection_pushes_out_the_longest_idle_and_pro
     assert!(
         !webhook
             .log()
-            .contains("metrics: no complete request head in time"),
+            .lines()
+            .any(|line| line.contains("no complete request head in time")
+                && line.contains("server=\"metrics\"")),
         "closed by the head deadline, not by the cap: the test ran too slowly to tell"
     );
     assert!(
@@ -123,6 +127,100 @@ fn at_the_metrics_ports_cap_a_new_connection_pushes_out_the_longest_idle_and_pro
         closed_by_server(&idle[flood])
     });
     assert!(!idle[flood + 1..].iter().any(closed_by_server));
+}
+
+/// How many connections the stall attack keeps (issue 21): more than the cap.
+const STALLED: usize = 520;
+
+/// One attacker connection of issue 21, over and over until `stop`: a TLS handshake, a request
+/// head that announces 7 MiB, 10 bytes of body, then silence until the server closes it. Counts
+/// each connection it opens.
+async fn stall_mid_body(client: Client, opened: Arc<AtomicUsize>, stop: Arc<AtomicBool>) {
+    let head = format!(
+        "POST {PATH} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         Content-Length: 7340032\r\n\r\n{{\"kind\": \""
+    );
+    while !stop.load(Ordering::Relaxed) {
+        let Ok(mut tls) = client.tls().await else {
+            continue;
+        };
+        opened.fetch_add(1, Ordering::Relaxed);
+        if tls.write_all(head.as_bytes()).await.is_err() {
+            continue;
+        }
+        let mut sink = [0u8; 1024];
+        while matches!(tls.read(&mut sink).await, Ok(n) if n > 0) {}
+    }
+}
+
+/// Issue 21: 520 connections parked mid-body, each reopened when the server closes it, and a
+/// good review on a new connection once a second for 20 s. Every review is answered 200: at the
+/// cap the connection that made no progress the longest goes, whatever its phase. The reviews'
+/// latency and the webhook's peak RSS are printed (figures, not assertions: README has them
+/// from `bench/stall.py`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_stalled_mid_body_do_not_lock_out_a_good_client() {
+    raise_own_open_files_limit();
+    let webhook = Webhook::start("stall", &committed("server-ecdsa"), &[]);
+    let client = webhook.client();
+    let opened = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let attackers: Vec<_> = (0..STALLED)
+        .map(|_| {
+            let attack = stall_mid_body(client.clone(), Arc::clone(&opened), Arc::clone(&stop));
+            tokio::spawn(attack)
+        })
+        .collect();
+    wait_until("the stalled connections reach the cap", || {
+        webhook.log().contains("connection cap reached")
+    });
+
+    let mut ticks = tokio::time::interval(Duration::from_secs(1));
+    let mut latencies = Vec::new();
+    let mut failures = Vec::new();
+    for _ in 0..20 {
+        ticks.tick().await;
+        let started = tokio::time::Instant::now();
+        match client.post(sample()).await {
+            Ok(answer) if answer.status == StatusCode::OK => latencies.push(started.elapsed()),
+            Ok(answer) => failures.push(format!("answered {}", answer.status)),
+            Err(error) => failures.push(error),
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let reopened = opened.load(Ordering::Relaxed) - STALLED;
+    let peak = peak_rss_kib(webhook.pid());
+    drop(webhook);
+    for attacker in attackers {
+        attacker.await.expect("an attacker");
+    }
+
+    latencies.sort();
+    eprintln!(
+        "{STALLED} connections stalled mid-body, reopened {reopened} times: good reviews p50 {:?}, max {:?}; webhook peak RSS {} KiB",
+        latencies.get(latencies.len() / 2),
+        latencies.last(),
+        peak
+    );
+    assert_eq!(
+        failures,
+        Vec::<String>::new(),
+        "every good review answered 200"
+    );
+    assert!(
+        reopened > 0,
+        "the attack pushed out and reopened connections"
+    );
+}
+
+/// The peak resident set size of process `pid` (`VmHWM`), in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM")
 }
 
 #[test]

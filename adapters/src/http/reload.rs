@@ -12,6 +12,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use domain::ports::Clock;
 use rustls::crypto::CryptoProvider;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
@@ -107,13 +108,12 @@ impl ReloadingCertResolver {
         }
     }
 
-    /// Checks every [`POLL_INTERVAL`], for ever, logging and counting each reload and each
-    /// refusal.
-    pub async fn watch(self: Arc<Self>, metrics: Arc<WebhookMetrics>) {
-        let mut ticks = tokio::time::interval(POLL_INTERVAL);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    /// Checks every [`POLL_INTERVAL`] on `clock` (the pair was read at [`load`](Self::load)
+    /// just before), for ever, logging and counting each reload and each refusal. A check takes
+    /// two `stat` calls, so sleeping after it rather than keeping a fixed rate changes nothing.
+    pub async fn watch(self: Arc<Self>, metrics: Arc<WebhookMetrics>, clock: impl Clock) {
         loop {
-            ticks.tick().await;
+            clock.sleep(POLL_INTERVAL).await;
             match self.check() {
                 Reload::Unchanged => {}
                 Reload::Reloaded { not_after } => {

@@ -21,10 +21,10 @@ use domain::webhook::fqdn::ApiserverFqdn;
 
 use crate::accept::accept_until;
 use crate::clock::TokioClock;
+use crate::connections::{Activity, Connections, Tracked};
 use crate::metrics::webhook::WebhookMetrics;
 
 use super::certs::{load_client_roots, CertError, CertPaths};
-use super::connections::{Admitted, Connections, Ended};
 use super::plaintext::{self, Opening};
 use super::reload::ReloadingCertResolver;
 use super::routes::Routes;
@@ -40,9 +40,10 @@ pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a shutdown waits for requests in flight.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// The most connections open at once; at the cap a new one pushes out the longest-idle one (see
-/// connections.rs). The API server keeps a handful open per webhook; the cap bounds what a flood
-/// of connections can make the webhook hold (memory per connection: docs/webhook.md).
+/// The most connections open at once; at the cap a new one pushes out the one that has gone
+/// longest without progress (see `crate::connections`). The API server keeps a handful open per
+/// webhook; the cap bounds what a flood of connections can make the webhook hold (memory per
+/// connection: docs/webhook.md).
 pub const MAX_CONNECTIONS: usize = 512;
 
 /// hyper's read buffer per connection at most (its floor): a request head larger than this is
@@ -132,28 +133,32 @@ impl Server {
     /// Serves until `shutdown` completes, then stops accepting and lets the requests in flight
     /// finish, for at most [`SHUTDOWN_GRACE`].
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        let reload = tokio::spawn(Arc::clone(&self.certs).watch(Arc::clone(&self.metrics)));
-        let graceful = GracefulShutdown::new();
         let clock = TokioClock::default();
-        let connections = Connections::new("webhook", MAX_CONNECTIONS, clock, READ_TIMEOUT);
+        let reload = tokio::spawn(Arc::clone(&self.certs).watch(Arc::clone(&self.metrics), clock));
+        let graceful = GracefulShutdown::new();
+        let connections = Connections::new(
+            "webhook",
+            MAX_CONNECTIONS,
+            clock,
+            READ_TIMEOUT,
+            tracing::Level::INFO,
+        );
         accept_until(
             &self.listener,
             &clock,
             "webhook",
             shutdown,
             |stream, peer| {
-                let Some(admitted) = connections.admit() else {
-                    return;
-                };
-                let connection = serve_connection(
-                    stream,
-                    peer,
-                    admitted,
-                    self.acceptor.clone(),
-                    Arc::clone(&self.routes),
-                    graceful.watcher(),
-                );
-                tokio::spawn(connection);
+                connections.spawn(peer, |activity| {
+                    serve_connection(
+                        stream,
+                        peer,
+                        activity,
+                        self.acceptor.clone(),
+                        Arc::clone(&self.routes),
+                        graceful.watcher(),
+                    )
+                });
             },
         )
         .await;
@@ -187,12 +192,12 @@ impl std::fmt::Debug for Server {
 }
 
 /// One connection, from its accept to its close: plain HTTP gets Go's 400, TLS gets its
-/// handshake and then HTTP/1.1. Closed when its head deadline (from the accept, then from each
-/// answer) passes, or when a newer connection takes its place at the cap.
+/// handshake and then HTTP/1.1. `activity` learns of its reads (below TLS), its requests and its
+/// answers, for its head deadline and for the cap.
 async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
-    admitted: Admitted<TokioClock>,
+    activity: Activity<TokioClock>,
     acceptor: TlsAcceptor,
     routes: Arc<Routes>,
     watcher: Watcher,
@@ -201,49 +206,37 @@ async fn serve_connection(
     if let Err(cause) = stream.set_nodelay(true) {
         tracing::debug!(%peer, %cause, "cannot set TCP_NODELAY");
     }
-    let deadline = admitted.deadline();
-    let served = async {
-        let Some(tls) = handshake(stream, peer, &acceptor, &admitted).await else {
-            return;
-        };
-        let service = service_fn(|request| {
-            deadline.head_received();
-            let routes = Arc::clone(&routes);
-            async move {
-                let response = routes.answer(request).await;
-                deadline.answered();
-                Ok::<_, Infallible>(response)
-            }
-        });
-        // hyper's own header_read_timeout is off: see head_deadline.rs for why.
-        let connection = http1::Builder::new()
-            .max_buf_size(MAX_READ_BUFFER)
-            .serve_connection(TokioIo::new(tls), service);
-        if let Err(cause) = watcher.watch(connection).await {
-            tracing::debug!(%peer, %cause, "connection ended with an error");
-        }
+    let Some(tls) = handshake(stream, peer, &acceptor, &activity).await else {
+        return;
     };
-    match admitted.serve(served).await {
-        Ended::Served => {}
-        Ended::DeadlineMissed => {
-            tracing::info!(%peer, timeout = ?READ_TIMEOUT, "no complete request head in time: closing the connection");
+    let service = service_fn(|request| {
+        let request = activity.request(request);
+        let routes = Arc::clone(&routes);
+        let activity = activity.clone();
+        async move {
+            let response = routes.answer(request).await;
+            Ok::<_, Infallible>(activity.response(response))
         }
-        Ended::PushedOut => {
-            tracing::debug!(%peer, "pushed out by a newer connection at the cap: closing the longest-idle connection");
-        }
+    });
+    // hyper's own header_read_timeout is off: see connections/head_deadline.rs for why.
+    let connection = http1::Builder::new()
+        .max_buf_size(MAX_READ_BUFFER)
+        .serve_connection(TokioIo::new(tls), service);
+    if let Err(cause) = watcher.watch(connection).await {
+        tracing::debug!(%peer, %cause, "connection ended with an error");
     }
 }
 
-/// The TLS handshake, or `None` when the client does not speak TLS (plain HTTP gets Go's answer)
-/// or the handshake fails.
+/// The TLS handshake, its reads tracked by `activity`; or `None` when the client does not speak
+/// TLS (plain HTTP gets Go's answer) or the handshake fails.
 async fn handshake(
     mut stream: TcpStream,
     peer: SocketAddr,
     acceptor: &TlsAcceptor,
-    admitted: &Admitted<TokioClock>,
-) -> Option<TlsStream<TcpStream>> {
+    activity: &Activity<TokioClock>,
+) -> Option<TlsStream<Tracked<TcpStream, TokioClock>>> {
     match Opening::read(&mut stream).await {
-        Ok(Opening::Tls) => admitted.handshaking(true),
+        Ok(Opening::Tls) => {}
         Ok(Opening::Http) => {
             tracing::info!(%peer, "plain HTTP on the TLS port: answered 400");
             plaintext::answer(&mut stream).await;
@@ -263,9 +256,7 @@ async fn handshake(
             return None;
         }
     }
-    let accepted = acceptor.accept(stream).await;
-    admitted.handshaking(false);
-    match accepted {
+    match acceptor.accept(activity.track(stream)).await {
         Ok(tls) => Some(tls),
         Err(cause) => {
             tracing::info!(%peer, %cause, "TLS handshake failed");

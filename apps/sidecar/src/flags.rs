@@ -7,8 +7,9 @@ use adapters::flag_values::{go_boolean, parse_port};
 use adapters::logging::KlogFlags;
 use adapters::metrics::flags::MetricsFlags;
 use clap::{ArgAction, Parser};
-use domain::duration::{format_go_duration, parse_go_duration};
+use domain::duration::format_go_duration;
 use domain::sidecar::desired::{InterfaceName, ProxyAddresses};
+use domain::sidecar::interval;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -47,7 +48,7 @@ pub struct Flags {
     #[arg(long = "setup-iptables")]
     pub setup_iptables: bool,
 
-    /// [optional] interval to check for iptables rules.
+    /// [optional] interval to check for iptables rules. At least 100ms.
     #[arg(long = "sync-interval", value_name = "duration", default_value = "1m0s", value_parser = parse_sync_interval)]
     pub sync_interval: Duration,
 
@@ -63,13 +64,7 @@ pub struct Flags {
 }
 
 fn parse_sync_interval(value: &str) -> Result<Duration, String> {
-    match parse_go_duration(value) {
-        Ok(interval) if interval.is_zero() => {
-            Err("expected a positive duration such as 30s, 1m0s, 500ms".to_owned())
-        }
-        Ok(interval) => Ok(interval),
-        Err(error) => Err(error.to_string()),
-    }
+    interval::parse_sync_interval(value).map_err(|error| error.to_string())
 }
 
 impl Flags {
@@ -163,7 +158,8 @@ mod tests {
     }
 
     #[rstest]
-    #[case(&["--ip-address=10.96.0.2", "--sync-interval=0s"], "--sync-interval", "positive")]
+    #[case(&["--ip-address=10.96.0.2", "--sync-interval=0s"], "--sync-interval", "at least 100ms")]
+    #[case(&["--ip-address=10.96.0.2", "--sync-interval=1ns"], "1ns", "at least 100ms")]
     #[case(&["--ip-address=10.96.0.2", "--sync-interval=1x"], "1x", "expected one of ns")]
     #[case(&["--ip-address=10.96.0.2/32"], "10.96.0.2/32", "plain IPv4 or IPv6")]
     #[case(&["--ip-address=fe80::1%eth0"], "fe80::1%eth0", "no zone")]

@@ -3,6 +3,7 @@
 pub mod address;
 pub mod desired;
 pub mod health;
+pub mod interval;
 pub mod lifecycle;
 pub mod model;
 pub mod reconciler;

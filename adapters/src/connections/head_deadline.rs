@@ -1,8 +1,7 @@
 //! The request-head deadline of one connection: from its accept (so through the TLS handshake),
-//! and from each answer, a client gets [`READ_TIMEOUT`](super::server::READ_TIMEOUT) to send a
-//! complete request head, or its connection is closed. This bounds a stalled handshake, a
-//! slow-loris head and an idle keep-alive connection. How long a connection has waited for a head
-//! is also what the connection cap (`connections.rs`) compares to choose whom to push out.
+//! and from each answer, a client gets the server's timeout (the webhook's `READ_TIMEOUT`, the
+//! metrics port's `HEADER_TIMEOUT`) to send a complete request head, or its connection is
+//! closed. This bounds a stalled handshake, a slow-loris head and an idle keep-alive connection.
 //!
 //! hyper's own `header_read_timeout` does the same with a timer created, registered and dropped
 //! for every request: under keep-alive load that was a measurable share of the server's CPU per
@@ -47,15 +46,6 @@ impl<C: Clock> HeadDeadline<C> {
         self.waiting_since.store(now, Ordering::Relaxed);
     }
 
-    /// Since when (clock time, in nanoseconds) a head has been awaited; `None` while a request
-    /// is answered.
-    pub fn idle_since(&self) -> Option<u64> {
-        match self.waiting_since.load(Ordering::Relaxed) {
-            ANSWERING => None,
-            since => Some(since),
-        }
-    }
-
     /// Completes once a head has been awaited for longer than the timeout. Sleeps until the
     /// earliest moment that can be true, and looks again, so progress costs the connection
     /// nothing but the stores above.
@@ -77,7 +67,7 @@ impl<C: Clock> HeadDeadline<C> {
 }
 
 /// Nanoseconds fit a `u64` for 584 years of uptime.
-fn nanos(time: Duration) -> u64 {
+pub(super) fn nanos(time: Duration) -> u64 {
     u64::try_from(time.as_nanos()).unwrap_or(ANSWERING - 1)
 }
 
