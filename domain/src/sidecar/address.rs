@@ -331,7 +331,7 @@ impl<N: Network> AddressReconciler<N> {
             .await
             .map_err(self.error("list the marked links beside", &all))?;
         self.learn_mark_support(&marked);
-        // Addresses before links: a link holding a stale address is not empty in this pass.
+        // A link that holds a stale address is not empty in this pass: it goes in the next one.
         let addresses = marked
             .into_iter()
             .filter(|m| !self.desired.addresses.contains(&m.address))
