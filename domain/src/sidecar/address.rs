@@ -268,25 +268,24 @@ impl<N: Network> AddressReconciler<N> {
                         interface: interface.to_string(),
                     });
                 }
-                Step::RemoveStray { address, index } => {
+                step @ (Step::RemoveStray { address, index }
+                | Step::RemoveEarlier { address, index }) => {
+                    type Removed = fn(String, u32) -> Repair;
+                    let (what, removed): (&'static str, Removed) = match step {
+                        Step::RemoveEarlier { .. } => {
+                            ("remove the earlier address", |address, index| {
+                                Repair::EarlierAddressRemoved { address, index }
+                            })
+                        }
+                        _ => ("remove a stray copy of", |address, index| {
+                            Repair::StrayAddressRemoved { address, index }
+                        }),
+                    };
                     self.net
                         .delete_address(index, &address)
                         .await
-                        .map_err(self.error("remove a stray copy of", address))?;
-                    repairs.push(Repair::StrayAddressRemoved {
-                        address: address.to_string(),
-                        index,
-                    });
-                }
-                Step::RemoveEarlier { address, index } => {
-                    self.net
-                        .delete_address(index, &address)
-                        .await
-                        .map_err(self.error("remove the earlier address", address))?;
-                    repairs.push(Repair::EarlierAddressRemoved {
-                        address: address.to_string(),
-                        index,
-                    });
+                        .map_err(self.error(what, address))?;
+                    repairs.push(removed(address.to_string(), index));
                 }
             }
         }
