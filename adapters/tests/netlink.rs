@@ -446,3 +446,25 @@ fn an_earlier_address_named_by_remove_address_goes_from_every_link() {
         },
     );
 }
+
+/// Issue 20's walk-through: the Go original's 10.96.0.2 on lo, this sidecar with the same
+/// address, then with 10.96.0.3: the adopted 10.96.0.2 is collected like any address of ours.
+#[test]
+fn the_go_originals_address_once_adopted_is_collected_after_an_address_change() {
+    in_netns(
+        "the_go_originals_address_once_adopted_is_collected_after_an_address_change",
+        || async {
+            sh("ip addr add 10.96.0.2/32 dev lo scope global");
+            reconciler("10.96.0.2", "lo").sync().await.unwrap();
+            let mut changed = reconciler("10.96.0.3", "lo");
+            changed.sync().await.unwrap();
+            let collected = changed.collect_stale().await.unwrap();
+            assert_eq!(collected.removed.len(), 1, "{collected:?}");
+            let shown = sh("ip addr show dev lo");
+            assert!(
+                shown.contains("10.96.0.3/32") && !shown.contains("10.96.0.2"),
+                "{shown}"
+            );
+        },
+    );
+}
