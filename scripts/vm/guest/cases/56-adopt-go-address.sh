@@ -2,7 +2,8 @@
 # the original's netlink library, sends no IFA_PROTO), then the host scope its older versions
 # used. The sidecar with the same --ip-address adopts it: our mark, global scope, and lo holds the
 # address after every event of the adoption (its /32 and the bridge /31 counted apart, so the
-# notification of a replace counts nothing twice).
+# notification of a replace counts nothing twice). Then issue 20's walk-through: once adopted, a
+# changed --ip-address collects it like any address of ours.
 
 # lo_never_without_it: replays the monitor's address events of $ADDR since the start marker.
 lo_never_without_it() {
@@ -47,3 +48,8 @@ adopt() {
 
 adopt global
 adopt host
+ip addr add $ADDR/32 dev lo scope global
+check "one-shot adopting the Go original's $ADDR exited 0" oneshot --ip-address=$ADDR --interface=lo
+check "one-shot with --ip-address=10.96.0.3 exited 0" oneshot --ip-address=10.96.0.3 --interface=lo
+check "the adopted $ADDR is collected after the change" no_address $ADDR
+check "10.96.0.3 on lo with global scope" has_global 10.96.0.3 lo
