@@ -197,10 +197,15 @@ impl<N: Network> AddressReconciler<N> {
             let holding = self.links_holding(address).await?;
             earlier.push((*address, holding.iter().map(|h| h.index).collect()));
         }
+        // Where the kernel drops every mark, nothing can be adopted: not even our own copies.
+        let unadoptable = match self.marks {
+            MarkSupport::Dropped => self.desired.addresses.iter().copied().collect(),
+            _ => self.unadoptable.clone(),
+        };
         let observed = Observed {
             link,
             holders,
-            unadoptable: self.unadoptable.clone(),
+            unadoptable,
             earlier,
         };
         self.our_index = observed.link.as_ref().map(|link| link.index);

@@ -631,3 +631,12 @@ fn remove_address_removes_from_every_link_at_every_sync_whoever_put_it_back() {
     assert_eq!(net.addresses_of("lo"), vec![v4()]);
     assert_eq!(block_on(reconciler.sync()).unwrap(), vec![]);
 }
+
+#[test]
+fn on_a_kernel_that_drops_the_mark_our_own_copy_is_not_adopted() {
+    let net = FakeNet::with_lo();
+    net.0.lock().unwrap().drops_address_protocol = true;
+    let mut reconciler = AddressReconciler::new(net.clone(), desired("lo"));
+    sync_and_collect(&mut reconciler);
+    assert_eq!(block_on(reconciler.sync()).unwrap(), vec![]);
+}
