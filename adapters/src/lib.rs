@@ -2,8 +2,8 @@
 //!
 //! # Layout
 //!
-//! - [`netlink`]: rtnetlink `AddressManager` (links and addresses) and the link/address event
-//!   stream.
+//! - [`netlink`]: the `Links` (`link.rs`) and `Addresses` (`address.rs`) ports over rtnetlink,
+//!   and the link/address event stream.
 //! - [`http`]: the pod webhook's HTTPS server (hyper, tokio-rustls), with certificate reloading.
 //! - [`iptables`]: the `RuleManager` over the iptables CLI (nft or legacy, as the host uses), and
 //!   the stream of nf_tables change events (a timer for legacy) that triggers repair.

@@ -8,10 +8,10 @@ use std::time::Duration;
 use adapters::clock::TokioClock;
 use adapters::netlink::events::network_events;
 use adapters::netlink::Netlink;
-use domain::ports::AddressManager;
+use domain::ports::Addresses;
 use domain::sidecar::address::AddressReconciler;
 use domain::sidecar::desired::DesiredAddress;
-use domain::sidecar::model::{MarkedAddress, NetError, NetEvent};
+use domain::sidecar::model::{Holder, MarkedAddress, NetError, NetEvent};
 use domain::sidecar::reconciler::{NoRules, NodeReconciler};
 use domain::sidecar::run::{run, Schedule};
 use futures::StreamExt;
@@ -63,7 +63,13 @@ fn adding_twice_is_not_an_error_and_keeps_one_copy() {
             net.add_address(1, &address).await.unwrap();
             net.add_address(1, &address).await.unwrap();
             assert_eq!(sh("ip addr show dev lo").matches("10.96.0.2/32").count(), 1);
-            assert_eq!(net.links_holding(&address).await.unwrap(), vec![1]);
+            assert_eq!(
+                net.links_holding(&address).await.unwrap(),
+                vec![Holder {
+                    index: 1,
+                    as_ours: true
+                }]
+            );
         },
     );
 }
@@ -308,6 +314,144 @@ fn cleanup_removes_the_marked_link_a_previous_process_used_and_says_why() {
             assert!(!try_sh("ip link show dev proxy0").0);
             sh("ip link show dev plain");
             assert!(sh("ip addr show dev lo").contains("127.0.0.1/8"));
+        },
+    );
+}
+
+/// The address events of `address` on link 1 (lo), `+` for a new or replaced copy, `-` for a
+/// removed one, read until the sentinel 10.0.0.77 appears (added once the action is over, so
+/// every event of the action has been read by then).
+async fn events_on_lo(
+    events: &mut (impl futures::Stream<Item = NetEvent> + Unpin),
+    address: &str,
+) -> String {
+    sh("ip addr add 10.0.0.77/32 dev lo");
+    let address: std::net::IpAddr = address.parse().expect("an address");
+    let sentinel: std::net::IpAddr = "10.0.0.77".parse().expect("an address");
+    let mut seen = String::new();
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(5), events.next())
+            .await
+            .expect("an event within 5 s")
+            .expect("the stream goes on");
+        match event {
+            NetEvent::AddressAdded {
+                index: 1,
+                address: a,
+            } if a == sentinel => return seen,
+            NetEvent::AddressAdded {
+                index: 1,
+                address: a,
+            } if a == address => seen.push('+'),
+            NetEvent::AddressRemoved {
+                index: 1,
+                address: a,
+            } if a == address => seen.push('-'),
+            _ => {}
+        }
+    }
+}
+
+/// The Go original's request: `ip addr add 10.96.0.2/32 dev lo scope global` (iproute2, like
+/// the original's netlink library, sends no IFA_PROTO).
+#[test]
+fn the_go_originals_address_is_adopted_in_place_and_marked() {
+    in_netns(
+        "the_go_originals_address_is_adopted_in_place_and_marked",
+        || async {
+            sh("sysctl -qw net.ipv6.conf.lo.disable_ipv6=0");
+            sh("ip addr add 10.96.0.2/32 dev lo scope global && ip addr add fd00::2/128 dev lo nodad");
+            let net = Netlink::connect().unwrap();
+            assert_eq!(
+                marked(&net.marked_addresses().await.unwrap()),
+                Vec::<String>::new()
+            );
+            let mut events = Box::pin(network_events().unwrap());
+            let repairs = reconciler("10.96.0.2,fd00::2", "lo").sync().await.unwrap();
+            assert_eq!(repairs.len(), 2, "{repairs:?}");
+            assert_eq!(
+                marked(&net.marked_addresses().await.unwrap()),
+                vec!["10.96.0.2/32 on lo", "fd00::2/128 on lo"]
+            );
+            // This kernel (6.3 or later) updates the protocol in place: one notification of the
+            // replaced copy, never a removal.
+            assert_eq!(events_on_lo(&mut events, "10.96.0.2").await, "+");
+            let shown = sh("ip addr show dev lo");
+            assert!(
+                shown.contains("inet 10.96.0.2/32 scope global lo"),
+                "{shown}"
+            );
+        },
+    );
+}
+
+/// Older Go versions added the address with host scope, which no kernel changes on replace.
+#[test]
+fn a_host_scope_address_is_adopted_through_a_bridge_never_leaving_lo_without_it() {
+    in_netns(
+        "a_host_scope_address_is_adopted_through_a_bridge_never_leaving_lo_without_it",
+        || async {
+            sh("ip addr add 10.96.0.2/32 dev lo scope host");
+            let mut events = Box::pin(network_events().unwrap());
+            reconciler("10.96.0.2", "lo").sync().await.unwrap();
+            let net = Netlink::connect().unwrap();
+            assert_eq!(
+                marked(&net.marked_addresses().await.unwrap()),
+                vec!["10.96.0.2/32 on lo"]
+            );
+            // The replace (notified, but the scope stays host), the bridge in, the copy out, ours
+            // in, the bridge out: one copy or two throughout, never none.
+            assert_eq!(events_on_lo(&mut events, "10.96.0.2").await, "++-+-");
+            let shown = sh("ip addr show dev lo");
+            assert!(
+                shown.contains("inet 10.96.0.2/32 scope global lo"),
+                "{shown}"
+            );
+            assert!(
+                !shown.contains("10.96.0.2/31"),
+                "the bridge is gone: {shown}"
+            );
+        },
+    );
+}
+
+#[test]
+fn an_earlier_address_named_by_remove_address_goes_from_every_link() {
+    in_netns(
+        "an_earlier_address_named_by_remove_address_goes_from_every_link",
+        || async {
+            sh("ip link add v0 type veth peer name v1 && ip link set v0 up");
+            sh("ip addr add 10.96.0.2/32 dev lo scope global && ip addr add 10.96.0.2/32 dev v0");
+            let mut reconciler =
+                reconciler("10.96.0.3", "lo").removing(vec!["10.96.0.2".parse().unwrap()]);
+            reconciler.sync().await.unwrap();
+            let shown = sh("ip addr show");
+            assert!(
+                shown.contains("10.96.0.3/32") && !shown.contains("10.96.0.2"),
+                "{shown}"
+            );
+        },
+    );
+}
+
+/// Issue 20's walk-through: the Go original's 10.96.0.2 on lo, this sidecar with the same
+/// address, then with 10.96.0.3: the adopted 10.96.0.2 is collected like any address of ours.
+#[test]
+fn the_go_originals_address_once_adopted_is_collected_after_an_address_change() {
+    in_netns(
+        "the_go_originals_address_once_adopted_is_collected_after_an_address_change",
+        || async {
+            sh("ip addr add 10.96.0.2/32 dev lo scope global");
+            reconciler("10.96.0.2", "lo").sync().await.unwrap();
+            let mut changed = reconciler("10.96.0.3", "lo");
+            changed.sync().await.unwrap();
+            let collected = changed.collect_stale().await.unwrap();
+            assert_eq!(collected.removed.len(), 1, "{collected:?}");
+            let shown = sh("ip addr show dev lo");
+            assert!(
+                shown.contains("10.96.0.3/32") && !shown.contains("10.96.0.2"),
+                "{shown}"
+            );
         },
     );
 }

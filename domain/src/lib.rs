@@ -4,14 +4,15 @@
 //!
 //! # Layout
 //!
-//! - [`ports`]: every port (`AddressManager`, `RuleManager`, `Clock`, `SyncObserver`) and the
+//! - [`ports`]: every port (`Links`, `Addresses`, both as `Network`, `RuleManager`, `Clock`, `SyncObserver`) and the
 //!   contracts their implementations keep.
 //! - [`duration`]: Go's duration syntax, for `--sync-interval`.
 //! - [`sidecar`]: the node agent.
 //!   - `desired`: the address and interface from the flags, validated.
 //!   - `model`: the values the ports exchange (links, network events, rules) and their errors.
-//!   - `address`: keeps the addresses on their interface (observe, plan, act), collects stale
-//!     addresses and links of ours, cleans up.
+//!   - `address`: keeps the addresses on their interface (observe, plan, act), adopts the Go
+//!     original's unmarked copy, removes earlier addresses named by `--remove-address`, collects
+//!     stale addresses and links of ours, cleans up.
 //!   - `rules`: the five conntrack-bypass rules for (address, port), kept exactly once each.
 //!   - `stale`: telling a leftover from an entry with a living owner (remove once, yield to an
 //!     owner that puts it back).

@@ -7,15 +7,15 @@ use async_trait::async_trait;
 
 use crate::sidecar::desired::{InterfaceName, ProxyAddress};
 use crate::sidecar::model::{
-    IpFamily, Link, MarkedAddress, MarkedLink, NetError, Rule, RuleCommandError,
+    Holder, IpFamily, Link, MarkedAddress, MarkedLink, NetError, Rule, RuleCommandError,
 };
 use crate::sidecar::report::SyncReport;
 
-/// Addresses and links of the host's network namespace.
+/// The links of the host's network namespace: what the interface is, and which links are ours.
 // The mocks exist in test builds only: production code cannot reach for one.
 #[cfg_attr(test, mockall::automock)]
 #[async_trait]
-pub trait AddressManager: Send + Sync {
+pub trait Links: Send + Sync {
     /// The link named `name`; `Ok(None)` when there is none.
     async fn link_by_name(&self, name: &InterfaceName) -> Result<Option<Link>, NetError>;
 
@@ -27,11 +27,20 @@ pub trait AddressManager: Send + Sync {
     /// Sets the link up. MUST succeed, changing nothing, if it is up already.
     async fn set_link_up(&self, index: u32) -> Result<(), NetError>;
 
+    /// Every link whose alias is ours.
+    async fn marked_links(&self) -> Result<Vec<MarkedLink>, NetError>;
+
     /// Deletes the link. MUST succeed, changing nothing, if it is gone already.
     async fn delete_link(&self, index: u32) -> Result<(), NetError>;
+}
 
-    /// The indices of every link that holds `address` with its prefix length, in any order.
-    async fn links_holding(&self, address: &ProxyAddress) -> Result<Vec<u32>, NetError>;
+/// The host addresses (/32, /128) of the host's network namespace, on whichever link.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait Addresses: Send + Sync {
+    /// Every link that holds `address` with its prefix length, in any order, and whether each
+    /// copy is as [`Self::add_address`] adds it (marked, global scope).
+    async fn links_holding(&self, address: &ProxyAddress) -> Result<Vec<Holder>, NetError>;
 
     /// Adds `address` with global scope, marked with the address protocol
     /// [`crate::sidecar::model::ADDRESS_PROTOCOL`] (a kernel older than 5.18 drops the mark), and
@@ -39,16 +48,24 @@ pub trait AddressManager: Send + Sync {
     /// succeed, changing nothing, if it is present already.
     async fn add_address(&self, index: u32, address: &ProxyAddress) -> Result<(), NetError>;
 
+    /// Makes the copy of `address` that link `index` already holds as [`Self::add_address`]
+    /// would have added it: our mark and global scope. MUST NOT leave the link without the
+    /// address for any moment. Returns whether the copy now carries our mark (a kernel may keep
+    /// an address's protocol on replace, or drop every protocol).
+    async fn adopt_address(&self, index: u32, address: &ProxyAddress) -> Result<bool, NetError>;
+
     /// Every /32 and /128 address, on any link, that carries our address protocol.
     async fn marked_addresses(&self) -> Result<Vec<MarkedAddress>, NetError>;
-
-    /// Every link whose alias is ours.
-    async fn marked_links(&self) -> Result<Vec<MarkedLink>, NetError>;
 
     /// Removes `address` from the link. MUST succeed, changing nothing, if it is absent (or the
     /// link is gone).
     async fn delete_address(&self, index: u32, address: &ProxyAddress) -> Result<(), NetError>;
 }
+
+/// Both halves of the network, which the address reconciler looks after together.
+pub trait Network: Addresses + Links {}
+
+impl<T: Addresses + Links> Network for T {}
 
 /// Time, so that loops are tested without sleeping.
 #[cfg_attr(test, mockall::automock)]

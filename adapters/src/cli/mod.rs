@@ -59,6 +59,12 @@ pub fn parse_flags<T: Parser>() -> T {
     }
 }
 
+/// Refuses flags that parsed one by one but not together (`T::command().error(…)`), as
+/// [`parse_flags`] refuses a bad value: one line, exit 2.
+pub fn refuse(error: clap::Error) -> ! {
+    exit_on(error)
+}
+
 fn exit_on(error: clap::Error) -> ! {
     if matches!(
         error.kind(),

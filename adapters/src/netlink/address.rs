@@ -1,14 +1,16 @@
-//! Addresses: list, add with global scope, delete. Like `ip addr show|add|del`.
+//! Addresses: list, add with global scope and our mark, adopt, delete. Like `ip addr
+//! show|add|replace|del`.
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use domain::ports::AddressManager;
-use domain::sidecar::desired::{InterfaceName, ProxyAddress};
-use domain::sidecar::model::{Link, MarkedAddress, MarkedLink, NetError, ADDRESS_PROTOCOL};
+use domain::ports::Addresses;
+use domain::sidecar::desired::ProxyAddress;
+use domain::sidecar::model::{Holder, MarkedAddress, NetError, ADDRESS_PROTOCOL};
 use futures::TryStreamExt;
 use rtnetlink::packet_route::address::{
-    AddressAttribute, AddressHeaderFlags, AddressMessage, AddressProtocol, AddressScope,
+    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressProtocol,
+    AddressScope,
 };
 use rtnetlink::packet_route::AddressFamily;
 
@@ -38,15 +40,30 @@ fn is_marked(message: &AddressMessage) -> bool {
     })
 }
 
+/// Whether the address is as [`Addresses::add_address`] adds it: marked, global scope.
+fn is_as_ours(message: &AddressMessage) -> bool {
+    is_marked(message) && message.header.scope == AddressScope::Universe
+}
+
 /// The IPv6 link-local addresses the kernel gives every link that goes up: not what "holds an
 /// address" means for a link of ours.
-fn is_kernel_link_local(message: &AddressMessage) -> bool {
+pub(super) fn is_kernel_link_local(message: &AddressMessage) -> bool {
     message.header.family == AddressFamily::Inet6 && message.header.scope == AddressScope::Link
+}
+
+/// How an address request treats a copy that is there already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Existing {
+    /// Keep it (`NLM_F_EXCL`; `EEXIST` means done).
+    Keep,
+    /// Update it in place (`NLM_F_REPLACE`): the protocol from Linux 6.3 for IPv4 (5.18 for
+    /// IPv6), never the scope of an IPv4 address.
+    Replace,
 }
 
 impl Netlink {
     /// `ip addr show`
-    async fn all_addresses(&self) -> Result<Vec<AddressMessage>, NetError> {
+    pub(super) async fn all_addresses(&self) -> Result<Vec<AddressMessage>, NetError> {
         self.handle
             .address()
             .get()
@@ -55,54 +72,42 @@ impl Netlink {
             .await
             .map_err(|e| translate("ip addr show", &e))
     }
-}
-
-#[async_trait]
-impl AddressManager for Netlink {
-    async fn link_by_name(&self, name: &InterfaceName) -> Result<Option<Link>, NetError> {
-        self.get_link(name).await
-    }
-
-    async fn create_dummy_link(&self, name: &InterfaceName) -> Result<Link, NetError> {
-        self.add_dummy_link(name).await
-    }
-
-    async fn set_link_up(&self, index: u32) -> Result<(), NetError> {
-        self.link_up(index).await
-    }
-
-    async fn delete_link(&self, index: u32) -> Result<(), NetError> {
-        self.del_link(index).await
-    }
 
     /// `ip addr show to ADDRESS/PREFIX`
-    async fn links_holding(&self, address: &ProxyAddress) -> Result<Vec<u32>, NetError> {
-        let request = self
-            .handle
+    async fn copies_of(&self, address: &ProxyAddress) -> Result<Vec<AddressMessage>, NetError> {
+        self.handle
             .address()
             .get()
             .set_address_filter(address.ip())
             .set_prefix_length_filter(address.prefix_len())
-            .execute();
-        let messages: Vec<AddressMessage> = request
+            .execute()
             .try_collect()
             .await
-            .map_err(|e| translate(&format!("ip addr show to {address}"), &e))?;
-        let mut indices: Vec<u32> = messages.iter().map(|m| m.header.index).collect();
-        indices.dedup();
-        Ok(indices)
+            .map_err(|e| translate(&format!("ip addr show to {address}"), &e))
     }
 
-    /// `ip addr add ADDRESS/PREFIX dev INDEX scope global proto 97 [nodad]`
-    async fn add_address(&self, index: u32, address: &ProxyAddress) -> Result<(), NetError> {
+    /// `ip addr add|replace ADDRESS/PREFIX dev INDEX scope global proto 97 [nodad]
+    /// [noprefixroute]`. `prefix_len` is the address's own, or one less for the bridge of
+    /// [`Addresses::adopt_address`], which gets no prefix route so it routes nothing but itself.
+    async fn put(
+        &self,
+        index: u32,
+        address: &ProxyAddress,
+        prefix_len: u8,
+        existing: Existing,
+    ) -> Result<(), NetError> {
+        let bridge = prefix_len != address.prefix_len();
+        let verb = match existing {
+            Existing::Keep => "add",
+            Existing::Replace => "replace",
+        };
         let nodad = if address.is_ipv6() { " nodad" } else { "" };
+        let noprefixroute = if bridge { " noprefixroute" } else { "" };
         let operation = format!(
-            "ip addr add {address} dev {index} scope global proto {ADDRESS_PROTOCOL}{nodad}"
+            "ip addr {verb} {}/{prefix_len} dev {index} scope global proto {ADDRESS_PROTOCOL}{nodad}{noprefixroute}",
+            address.ip()
         );
-        let mut request = self
-            .handle
-            .address()
-            .add(index, address.ip(), address.prefix_len());
+        let mut request = self.handle.address().add(index, address.ip(), prefix_len);
         let message = request.message_mut();
         // Global scope, even on lo: host scope breaks Cilium's BPF masquerading.
         message.header.scope = AddressScope::Universe;
@@ -116,7 +121,87 @@ impl AddressManager for Netlink {
             // "tentative" for a second or more after the one-shot returned.
             message.header.flags |= AddressHeaderFlags::Nodad;
         }
-        tolerating(request.execute().await, &operation, &[libc::EEXIST])
+        if bridge {
+            message
+                .attributes
+                .push(AddressAttribute::Flags(AddressFlags::Noprefixroute));
+        }
+        match existing {
+            Existing::Keep => tolerating(request.execute().await, &operation, &[libc::EEXIST]),
+            Existing::Replace => tolerating(request.replace().execute().await, &operation, &[]),
+        }
+    }
+
+    /// `ip addr del ADDRESS/PREFIX dev INDEX`
+    async fn del(
+        &self,
+        index: u32,
+        address: &ProxyAddress,
+        prefix_len: u8,
+    ) -> Result<(), NetError> {
+        let operation = format!("ip addr del {}/{prefix_len} dev {index}", address.ip());
+        // The add request builds exactly the message that names this address on this link.
+        let mut add = self.handle.address().add(index, address.ip(), prefix_len);
+        let result = self
+            .handle
+            .address()
+            .del(add.message_mut().clone())
+            .execute()
+            .await;
+        // Absent address: EADDRNOTAVAIL; link gone: ENODEV.
+        tolerating(result, &operation, &[libc::EADDRNOTAVAIL, libc::ENODEV])
+    }
+
+    /// The copy of `address` on link `index`, if it is as we add it.
+    async fn is_ours_on(&self, index: u32, address: &ProxyAddress) -> Result<bool, NetError> {
+        Ok(self
+            .copies_of(address)
+            .await?
+            .iter()
+            .any(|m| m.header.index == index && is_as_ours(m)))
+    }
+}
+
+#[async_trait]
+impl Addresses for Netlink {
+    /// `ip addr show to ADDRESS/PREFIX`
+    async fn links_holding(&self, address: &ProxyAddress) -> Result<Vec<Holder>, NetError> {
+        let mut holders: Vec<Holder> = Vec::new();
+        for message in self.copies_of(address).await? {
+            let index = message.header.index;
+            if holders.iter().all(|h| h.index != index) {
+                holders.push(Holder {
+                    index,
+                    as_ours: is_as_ours(&message),
+                });
+            }
+        }
+        Ok(holders)
+    }
+
+    /// `ip addr add ADDRESS/PREFIX dev INDEX scope global proto 97 [nodad]`
+    async fn add_address(&self, index: u32, address: &ProxyAddress) -> Result<(), NetError> {
+        self.put(index, address, address.prefix_len(), Existing::Keep)
+            .await
+    }
+
+    /// `ip addr replace … proto 97` where the kernel updates the protocol in place (IPv4 from
+    /// Linux 6.3, IPv6 from 5.18). Elsewhere, and for an IPv4 address of host scope (no kernel
+    /// changes the scope on replace), make before break through a bridge: the same address at
+    /// the next shorter prefix with no prefix route, which keeps the address's local route while
+    /// the copy is removed and added again as ours, then goes.
+    async fn adopt_address(&self, index: u32, address: &ProxyAddress) -> Result<bool, NetError> {
+        let own = address.prefix_len();
+        self.put(index, address, own, Existing::Replace).await?;
+        if self.is_ours_on(index, address).await? {
+            return Ok(true);
+        }
+        let bridge = own - 1;
+        self.put(index, address, bridge, Existing::Keep).await?;
+        self.del(index, address, own).await?;
+        self.put(index, address, own, Existing::Keep).await?;
+        self.del(index, address, bridge).await?;
+        self.is_ours_on(index, address).await
     }
 
     /// `ip addr show` filtered on `proto 97`, host prefixes only.
@@ -151,39 +236,8 @@ impl AddressManager for Netlink {
         Ok(marked)
     }
 
-    /// `ip link show` filtered on `alias apiserver-proxy`, with whether each holds an address.
-    async fn marked_links(&self) -> Result<Vec<MarkedLink>, NetError> {
-        let links = self.aliased_links().await?;
-        if links.is_empty() {
-            return Ok(Vec::new());
-        }
-        let addresses = self.all_addresses().await?;
-        Ok(links
-            .into_iter()
-            .map(|link| MarkedLink {
-                holds_addresses: addresses
-                    .iter()
-                    .any(|m| m.header.index == link.index && !is_kernel_link_local(m)),
-                link,
-            })
-            .collect())
-    }
-
     /// `ip addr del ADDRESS/PREFIX dev INDEX`
     async fn delete_address(&self, index: u32, address: &ProxyAddress) -> Result<(), NetError> {
-        let operation = format!("ip addr del {address} dev {index}");
-        // The add request builds exactly the message that names this address on this link.
-        let mut add = self
-            .handle
-            .address()
-            .add(index, address.ip(), address.prefix_len());
-        let result = self
-            .handle
-            .address()
-            .del(add.message_mut().clone())
-            .execute()
-            .await;
-        // Absent address: EADDRNOTAVAIL; link gone: ENODEV.
-        tolerating(result, &operation, &[libc::EADDRNOTAVAIL, libc::ENODEV])
+        self.del(index, address, address.prefix_len()).await
     }
 }

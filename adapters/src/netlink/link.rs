@@ -1,11 +1,14 @@
-//! Links: look up, create (dummy), set up, delete. Like `ip link show|add|set|del`.
+//! Links: look up, create (dummy), set up, list ours, delete. Like `ip link show|add|set|del`.
 
+use async_trait::async_trait;
+use domain::ports::Links;
 use domain::sidecar::desired::InterfaceName;
-use domain::sidecar::model::{Link, NetError, LINK_ALIAS};
+use domain::sidecar::model::{Link, MarkedLink, NetError, LINK_ALIAS};
 use futures::TryStreamExt;
 use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use rtnetlink::{LinkDummy, LinkUnspec};
 
+use super::address::is_kernel_link_local;
 use super::error::{errno, tolerating, translate};
 use super::Netlink;
 
@@ -27,7 +30,7 @@ pub(super) fn link_of(message: &LinkMessage) -> Link {
 
 impl Netlink {
     /// `ip link show NAME`
-    pub(super) async fn get_link(&self, name: &InterfaceName) -> Result<Option<Link>, NetError> {
+    async fn get_link(&self, name: &InterfaceName) -> Result<Option<Link>, NetError> {
         let mut request = self
             .handle
             .link()
@@ -47,7 +50,7 @@ impl Netlink {
     }
 
     /// `ip link show` filtered on `alias apiserver-proxy`.
-    pub(super) async fn aliased_links(&self) -> Result<Vec<Link>, NetError> {
+    async fn aliased_links(&self) -> Result<Vec<Link>, NetError> {
         Ok(self
             .link_messages()
             .await?
@@ -71,8 +74,36 @@ impl Netlink {
             .map_err(|e| translate("ip link show", &e))
     }
 
+    /// `ip link set dev INDEX alias apiserver-proxy`: the mark that tells a link this sidecar
+    /// created from any other. Set after creation: the kernel applies `IFLA_IFALIAS` in its
+    /// set-link path.
+    async fn set_alias(&self, index: u32) -> Result<(), NetError> {
+        let result = self
+            .handle
+            .link()
+            .set(
+                LinkUnspec::new_with_index(index)
+                    .append_extra_attribute(LinkAttribute::IfAlias(LINK_ALIAS.into()))
+                    .build(),
+            )
+            .execute()
+            .await;
+        tolerating(
+            result,
+            &format!("ip link set {index} alias {LINK_ALIAS}"),
+            &[],
+        )
+    }
+}
+
+#[async_trait]
+impl Links for Netlink {
+    async fn link_by_name(&self, name: &InterfaceName) -> Result<Option<Link>, NetError> {
+        self.get_link(name).await
+    }
+
     /// `ip link add NAME type dummy`, then `ip link set NAME alias apiserver-proxy`
-    pub(super) async fn add_dummy_link(&self, name: &InterfaceName) -> Result<Link, NetError> {
+    async fn create_dummy_link(&self, name: &InterfaceName) -> Result<Link, NetError> {
         let operation = format!("ip link add {name} type dummy");
         let result = self
             .handle
@@ -103,29 +134,26 @@ impl Netlink {
         Ok(link)
     }
 
-    /// `ip link set dev INDEX alias apiserver-proxy`: the mark that tells a link this sidecar
-    /// created from any other. Set after creation: the kernel applies `IFLA_IFALIAS` in its
-    /// set-link path.
-    async fn set_alias(&self, index: u32) -> Result<(), NetError> {
-        let result = self
-            .handle
-            .link()
-            .set(
-                LinkUnspec::new_with_index(index)
-                    .append_extra_attribute(LinkAttribute::IfAlias(LINK_ALIAS.into()))
-                    .build(),
-            )
-            .execute()
-            .await;
-        tolerating(
-            result,
-            &format!("ip link set {index} alias {LINK_ALIAS}"),
-            &[],
-        )
+    /// `ip link show` filtered on `alias apiserver-proxy`, with whether each holds an address.
+    async fn marked_links(&self) -> Result<Vec<MarkedLink>, NetError> {
+        let links = self.aliased_links().await?;
+        if links.is_empty() {
+            return Ok(Vec::new());
+        }
+        let addresses = self.all_addresses().await?;
+        Ok(links
+            .into_iter()
+            .map(|link| MarkedLink {
+                holds_addresses: addresses
+                    .iter()
+                    .any(|m| m.header.index == link.index && !is_kernel_link_local(m)),
+                link,
+            })
+            .collect())
     }
 
     /// `ip link set dev INDEX up`
-    pub(super) async fn link_up(&self, index: u32) -> Result<(), NetError> {
+    async fn set_link_up(&self, index: u32) -> Result<(), NetError> {
         let result = self
             .handle
             .link()
@@ -136,7 +164,7 @@ impl Netlink {
     }
 
     /// `ip link del INDEX`
-    pub(super) async fn del_link(&self, index: u32) -> Result<(), NetError> {
+    async fn delete_link(&self, index: u32) -> Result<(), NetError> {
         let result = self.handle.link().del(index).execute().await;
         tolerating(result, &format!("ip link del {index}"), &[libc::ENODEV])
     }

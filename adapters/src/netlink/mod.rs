@@ -1,4 +1,4 @@
-//! rtnetlink behind the domain's `AddressManager` port, and link/address change events.
+//! rtnetlink behind the domain's `Addresses` and `Links` ports, and link/address change events.
 //!
 //! One request connection ([`Netlink`]) and one multicast subscription ([`events`]), so that
 //! notifications never interleave with request replies.
@@ -11,7 +11,7 @@ mod link;
 use domain::sidecar::model::NetError;
 use rtnetlink::Handle;
 
-/// The `AddressManager` of the network namespace the process runs in.
+/// The `Addresses` and `Links` of the network namespace the process runs in.
 #[derive(Debug, Clone)]
 pub struct Netlink {
     handle: Handle,

@@ -6,9 +6,10 @@ use adapters::cli::HELP_TEMPLATE;
 use adapters::flag_values::{go_boolean, parse_port};
 use adapters::logging::KlogFlags;
 use adapters::metrics::flags::MetricsFlags;
-use clap::{ArgAction, Parser};
+use clap::error::ErrorKind;
+use clap::{ArgAction, CommandFactory, Parser};
 use domain::duration::format_go_duration;
-use domain::sidecar::desired::{InterfaceName, ProxyAddresses};
+use domain::sidecar::desired::{earlier_addresses, InterfaceName, ProxyAddress, ProxyAddresses};
 use domain::sidecar::interval;
 
 #[derive(Debug, Parser)]
@@ -40,6 +41,10 @@ pub struct Flags {
     #[arg(long = "ip-address", value_name = "string", required = true)]
     pub ip_address: ProxyAddresses,
 
+    /// [optional] addresses used before, removed from every interface at each sync, whoever added them (the Go original's, which carries no mark, after an --ip-address change): repeat the flag or give a comma-separated list; none may be an --ip-address.
+    #[arg(long = "remove-address", value_name = "strings", value_delimiter = ',', action = ArgAction::Append)]
+    pub remove_address: Vec<ProxyAddress>,
+
     /// [optional] port on which the proxy is listening.
     #[arg(long, value_name = "string", default_value = "443", value_parser = parse_port)]
     pub port: u16,
@@ -68,11 +73,26 @@ fn parse_sync_interval(value: &str) -> Result<Duration, String> {
 }
 
 impl Flags {
+    /// The addresses `--remove-address` names, checked against `--ip-address`.
+    pub fn earlier_addresses(&self) -> Result<Vec<ProxyAddress>, clap::Error> {
+        earlier_addresses(&self.remove_address, &self.ip_address).map_err(|error| {
+            Self::command().error(
+                ErrorKind::ArgumentConflict,
+                format!("invalid value for --remove-address: {error}"),
+            )
+        })
+    }
+
     /// The flags as one log line, so the start of every log says what the process was asked.
     pub fn summary(&self) -> String {
         format!(
-            "ip-address={} interface={} port={} setup-iptables={} sync-interval={} daemon={} cleanup={}",
+            "ip-address={} remove-address={} interface={} port={} setup-iptables={} sync-interval={} daemon={} cleanup={}",
             self.ip_address,
+            self.remove_address
+                .iter()
+                .map(|a| a.ip().to_string())
+                .collect::<Vec<_>>()
+                .join(","),
             self.interface,
             self.port,
             self.setup_iptables,
@@ -170,6 +190,7 @@ mod tests {
     #[case(&["--ip-address=::ffff:10.96.0.2"], "::ffff:10.96.0.2", "IPv4-mapped")]
     #[case(&["--ip-address=10.96.0.2", "--interface=abcdefghijklmnop"], "abcdefghijklmnop", "1 to 15 bytes")]
     #[case(&["--ip-address=10.96.0.2", "--port=0"], "--port", "1 to 65535")]
+    #[case(&["--ip-address=10.96.0.2", "--remove-address=10.96.0.9/32"], "10.96.0.9/32", "plain IPv4 or IPv6")]
     #[case(&["--ip-address=10.96.0.2", "--port=https"], "https", "port number")]
     #[case(&["--ip-address=10.96.0.2", "--cleanup=yes"], "yes", "boolean")]
     #[case(&["--ip-address=10.96.0.2", "--logging-format=xml"], "xml", "expected one of text, json")]
@@ -182,6 +203,39 @@ mod tests {
         let line = adapters::cli::one_line(&error);
         assert!(line.contains(named) && line.contains(expected), "{line}");
         assert!(!line.contains('\n'));
+    }
+
+    #[rstest]
+    #[case::repeated(&["--remove-address=10.96.0.9", "--remove-address=10.96.0.8"], "10.96.0.9,10.96.0.8")]
+    #[case::list(&["--remove-address=10.96.0.9,fd00::9"], "10.96.0.9,fd00::9")]
+    #[case::absent(&[], "")]
+    fn remove_address_is_repeatable_and_takes_lists(#[case] args: &[&str], #[case] shown: &str) {
+        let flags = parse(&[&["--ip-address=10.96.0.2"][..], args].concat()).expect("valid");
+        let earlier: Vec<String> = flags
+            .earlier_addresses()
+            .expect("none wanted")
+            .iter()
+            .map(|a| a.ip().to_string())
+            .collect();
+        assert_eq!(earlier.join(","), shown);
+    }
+
+    #[rstest]
+    #[case(&["--remove-address=10.96.0.2"], "\"10.96.0.2\" is also an --ip-address")]
+    #[case(&["--remove-address=10.96.0.9,fd00::2"], "\"fd00::2\" is also an --ip-address")]
+    fn remove_address_refuses_a_wanted_address_in_one_line(
+        #[case] args: &[&str],
+        #[case] expected: &str,
+    ) {
+        let flags =
+            parse(&[&["--ip-address=10.96.0.2,fd00::2"][..], args].concat()).expect("parses");
+        let error = flags.earlier_addresses().expect_err("wanted");
+        let line = adapters::cli::one_line(&error);
+        assert!(
+            line.contains("--remove-address") && line.contains(expected),
+            "{line}"
+        );
+        assert_eq!(error.exit_code(), 2);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use adapters::metrics::sidecar::SidecarMetrics;
 use adapters::netlink::{events::network_events, Netlink};
 use anyhow::Context;
 use domain::sidecar::address::AddressReconciler;
-use domain::sidecar::desired::DesiredAddress;
+use domain::sidecar::desired::{DesiredAddress, ProxyAddress};
 use domain::sidecar::lifecycle::{live, Exit, Mode};
 use domain::sidecar::model::NetEvent;
 use domain::sidecar::reconciler::NodeReconciler;
@@ -26,16 +26,19 @@ const PROGRAM: &str = "apiserver-proxy-sidecar";
 
 fn main() -> ExitCode {
     let flags: Flags = adapters::cli::parse_flags();
+    let earlier = flags
+        .earlier_addresses()
+        .unwrap_or_else(|error| adapters::cli::refuse(error));
     // One thread: the sidecar waits on the kernel almost all the time, and a single thread keeps
     // its footprint small.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build();
     let klog = flags.klog.clone();
-    adapters::cli::run_program(PROGRAM, &klog, runtime, serve(flags))
+    adapters::cli::run_program(PROGRAM, &klog, runtime, serve(flags, earlier))
 }
 
-async fn serve(flags: Flags) -> anyhow::Result<ExitCode> {
+async fn serve(flags: Flags, earlier: Vec<ProxyAddress>) -> anyhow::Result<ExitCode> {
     tracing::info!("starting {PROGRAM}: {}", flags.summary());
     adapters::rlimit::raise_open_files_limit();
     let net = Netlink::connect()?;
@@ -52,7 +55,8 @@ async fn serve(flags: Flags) -> anyhow::Result<ExitCode> {
         let manager = IptablesRules::new(backend, Tools::default());
         RuleReconciler::new(manager, &flags.ip_address, flags.port)
     });
-    let mut reconciler = NodeReconciler::new(AddressReconciler::new(net, desired), rules);
+    let address = AddressReconciler::new(net, desired).removing(earlier);
+    let mut reconciler = NodeReconciler::new(address, rules);
     let metrics = match flags.metrics.bind_address.0 {
         Some(address) => Some(serve_metrics(address, flags.sync_interval).await?),
         None => None,

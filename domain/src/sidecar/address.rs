@@ -1,9 +1,10 @@
-//! Keeps the proxy addresses on their interface (observe, plan, act), collects the addresses and
-//! links of ours that are no longer wanted, and cleans up.
+//! Keeps the proxy addresses on their interface (observe, plan, act), adopts the unmarked copies
+//! the Go original left, removes the earlier addresses the operator names, collects the addresses
+//! and links of ours that are no longer wanted, and cleans up.
 
-use crate::ports::AddressManager;
+use crate::ports::Network;
 use crate::sidecar::desired::{DesiredAddress, ProxyAddress};
-use crate::sidecar::model::{Link, MarkedAddress, NetError, NetEvent};
+use crate::sidecar::model::{Holder, Link, MarkedAddress, NetError, NetEvent};
 use crate::sidecar::repair::Repair;
 use crate::sidecar::report::{AddressSyncError, Cleaned, Collected, Owned};
 use crate::sidecar::stale::StaleMemory;
@@ -13,7 +14,11 @@ use crate::sidecar::stale::StaleMemory;
 struct Observed {
     link: Option<Link>,
     /// Each desired address, and every link holding it, ours included.
-    holders: Vec<(ProxyAddress, Vec<u32>)>,
+    holders: Vec<(ProxyAddress, Vec<Holder>)>,
+    /// The desired addresses whose adoption this process tried and the kernel did not mark.
+    unadoptable: Vec<ProxyAddress>,
+    /// Each address `--remove-address` names, and every link holding it.
+    earlier: Vec<(ProxyAddress, Vec<u32>)>,
 }
 
 /// One step towards the desired state, in the order they must run.
@@ -22,7 +27,17 @@ enum Step {
     CreateLink,
     SetLinkUp,
     AddAddress(ProxyAddress),
-    RemoveStray { address: ProxyAddress, index: u32 },
+    /// Our link holds the address, but not as we add it (the Go original's copy): mark it and
+    /// give it global scope, in place.
+    AdoptAddress(ProxyAddress),
+    RemoveStray {
+        address: ProxyAddress,
+        index: u32,
+    },
+    RemoveEarlier {
+        address: ProxyAddress,
+        index: u32,
+    },
 }
 
 /// Decides what to do; pure, so every case is a table row in the tests.
@@ -36,22 +51,32 @@ fn plan(observed: &Observed) -> Vec<Step> {
         Some(_) => {}
     }
     for (address, holders) in &observed.holders {
-        if !ours.is_some_and(|index| holders.contains(&index)) {
-            steps.push(Step::AddAddress(*address));
+        match holders.iter().find(|h| Some(h.index) == ours) {
+            None => steps.push(Step::AddAddress(*address)),
+            Some(held) if !held.as_ours && !observed.unadoptable.contains(address) => {
+                steps.push(Step::AdoptAddress(*address))
+            }
+            Some(_) => {}
         }
     }
-    // Strays go last: if adding to ours fails, the address stays where it was rather than
-    // being nowhere.
+    // Strays and earlier addresses go last: if adding to ours fails, the address stays where it
+    // was rather than being nowhere.
     for (address, holders) in &observed.holders {
         steps.extend(
             holders
                 .iter()
-                .filter(|index| Some(**index) != ours)
-                .map(|&index| Step::RemoveStray {
+                .filter(|held| Some(held.index) != ours)
+                .map(|held| Step::RemoveStray {
                     address: *address,
-                    index,
+                    index: held.index,
                 }),
         );
+    }
+    for (address, holders) in &observed.earlier {
+        steps.extend(holders.iter().map(|&index| Step::RemoveEarlier {
+            address: *address,
+            index,
+        }));
     }
     steps
 }
@@ -69,33 +94,51 @@ enum MarkSupport {
 /// Keeps the desired addresses on one interface, and collects the addresses and links of ours
 /// that are no longer wanted.
 #[derive(Debug)]
-pub struct AddressReconciler<A> {
-    net: A,
+pub struct AddressReconciler<N> {
+    net: N,
     desired: DesiredAddress,
+    /// Addresses an earlier configuration (or the Go original) used, removed wherever they are.
+    earlier: Vec<ProxyAddress>,
     /// Our link's index as last seen, to tell our own changes from another agent's.
     our_index: Option<u32>,
     /// Each desired address, and whether it was on our link when the last sync ended.
     present: Vec<(ProxyAddress, bool)>,
     /// The addresses this process added, to learn whether the kernel keeps their mark.
     added: Vec<ProxyAddress>,
+    /// The addresses this process adopted and the kernel left unmarked: not tried again.
+    unadoptable: Vec<ProxyAddress>,
     marks: MarkSupport,
-    stale_addresses: StaleMemory<(String, ProxyAddress)>,
-    stale_links: StaleMemory<String>,
+    stale: StaleMemory<Owned>,
 }
 
-impl<A: AddressManager> AddressReconciler<A> {
-    pub fn new(net: A, desired: DesiredAddress) -> Self {
+/// How a stale entry goes.
+#[derive(Debug, Clone, Copy)]
+enum Removal {
+    Address { index: u32, address: ProxyAddress },
+    Link { index: u32 },
+}
+
+impl<N: Network> AddressReconciler<N> {
+    pub fn new(net: N, desired: DesiredAddress) -> Self {
         let present = desired.addresses.iter().map(|a| (*a, false)).collect();
         Self {
             net,
             desired,
+            earlier: Vec::new(),
             our_index: None,
             present,
             added: Vec::new(),
+            unadoptable: Vec::new(),
             marks: MarkSupport::Unknown,
-            stale_addresses: StaleMemory::default(),
-            stale_links: StaleMemory::default(),
+            stale: StaleMemory::default(),
         }
+    }
+
+    /// Also removes `earlier` (`--remove-address`) from every link at each sync, whoever added
+    /// it. The caller has checked that none of them is desired.
+    pub fn removing(mut self, earlier: Vec<ProxyAddress>) -> Self {
+        self.earlier = earlier;
+        self
     }
 
     /// Each desired address, and whether it was on its interface when the last sync ended.
@@ -124,8 +167,8 @@ impl<A: AddressManager> AddressReconciler<A> {
         }
     }
 
-    /// The indices of the links holding `address`, ours included.
-    async fn links_holding(&self, address: &ProxyAddress) -> Result<Vec<u32>, AddressSyncError> {
+    /// The links holding `address`, ours included.
+    async fn links_holding(&self, address: &ProxyAddress) -> Result<Vec<Holder>, AddressSyncError> {
         self.net
             .links_holding(address)
             .await
@@ -149,10 +192,25 @@ impl<A: AddressManager> AddressReconciler<A> {
         for address in self.desired.addresses.iter() {
             holders.push((*address, self.links_holding(address).await?));
         }
-        let observed = Observed { link, holders };
+        let mut earlier = Vec::new();
+        for address in &self.earlier {
+            let holding = self.links_holding(address).await?;
+            earlier.push((*address, holding.iter().map(|h| h.index).collect()));
+        }
+        // Where the kernel drops every mark, nothing can be adopted: not even our own copies.
+        let unadoptable = match self.marks {
+            MarkSupport::Dropped => self.desired.addresses.iter().copied().collect(),
+            _ => self.unadoptable.clone(),
+        };
+        let observed = Observed {
+            link,
+            holders,
+            unadoptable,
+            earlier,
+        };
         self.our_index = observed.link.as_ref().map(|link| link.index);
         for (address, holding) in &observed.holders {
-            let present = self.our_index.is_some_and(|index| holding.contains(&index));
+            let present = holding.iter().any(|h| Some(h.index) == self.our_index);
             self.set_present(*address, present);
         }
         let mut repairs = Vec::new();
@@ -194,15 +252,45 @@ impl<A: AddressManager> AddressReconciler<A> {
                         interface: interface.to_string(),
                     });
                 }
-                Step::RemoveStray { address, index } => {
+                Step::AdoptAddress(address) => {
+                    let index = self.our_index.unwrap_or_default();
+                    let marked = self
+                        .net
+                        .adopt_address(index, &address)
+                        .await
+                        .map_err(self.error("adopt", address))?;
+                    if !marked {
+                        self.unadoptable.push(address);
+                        tracing::warn!(
+                            %address, %interface,
+                            "this kernel did not keep our address protocol on the adopted address \
+                             (IFA_PROTO, Linux 5.18 and later): it is kept, but not recognised as \
+                             ours once it is no longer wanted; name it with --remove-address then"
+                        );
+                    }
+                    repairs.push(Repair::AddressAdopted {
+                        address: address.to_string(),
+                        interface: interface.to_string(),
+                    });
+                }
+                step @ (Step::RemoveStray { address, index }
+                | Step::RemoveEarlier { address, index }) => {
+                    type Removed = fn(String, u32) -> Repair;
+                    let (what, removed): (&'static str, Removed) = match step {
+                        Step::RemoveEarlier { .. } => {
+                            ("remove the earlier address", |address, index| {
+                                Repair::EarlierAddressRemoved { address, index }
+                            })
+                        }
+                        _ => ("remove a stray copy of", |address, index| {
+                            Repair::StrayAddressRemoved { address, index }
+                        }),
+                    };
                     self.net
                         .delete_address(index, &address)
                         .await
-                        .map_err(self.error("remove a stray copy of", address))?;
-                    repairs.push(Repair::StrayAddressRemoved {
-                        address: address.to_string(),
-                        index,
-                    });
+                        .map_err(self.error(what, address))?;
+                    repairs.push(removed(address.to_string(), index));
                 }
             }
         }
@@ -247,58 +335,58 @@ impl<A: AddressManager> AddressReconciler<A> {
             .await
             .map_err(self.error("list the marked links beside", &all))?;
         self.learn_mark_support(&marked);
-        let mut collected = Collected::default();
-        let stale: Vec<(String, ProxyAddress)> = marked
-            .iter()
+        // A link that holds a stale address is not empty in this pass: it goes in the next one.
+        let addresses = marked
+            .into_iter()
             .filter(|m| !self.desired.addresses.contains(&m.address))
-            .map(|m| (m.interface.clone(), m.address))
-            .collect();
-        let verdict = self.stale_addresses.pass(&stale);
-        for (interface, address) in verdict.yielded {
-            collected.yielded.push(Owned::Address {
-                address: address.to_string(),
-                interface,
+            .map(|m| {
+                let removal = Removal::Address {
+                    index: m.index,
+                    address: m.address,
+                };
+                let owned = Owned::Address {
+                    address: m.address.to_string(),
+                    interface: m.interface,
+                };
+                (owned, removal)
             });
-        }
-        for (interface, address) in verdict.remove {
-            let Some(found) = marked
-                .iter()
-                .find(|m| m.interface == interface && m.address == address)
-            else {
-                continue;
-            };
-            self.net
-                .delete_address(found.index, &address)
-                .await
-                .map_err(self.error("remove the stale address", address))?;
-            self.stale_addresses.removed((interface.clone(), address));
-            collected.removed.push(Owned::Address {
-                address: address.to_string(),
-                interface,
-            });
-        }
-        let empty: Vec<String> = links
-            .iter()
+        let links = links
+            .into_iter()
             .filter(|m| m.link.name != self.desired.interface.as_str() && !m.holds_addresses)
-            .map(|m| m.link.name.clone())
-            .collect();
-        let verdict = self.stale_links.pass(&empty);
-        collected.yielded.extend(
-            verdict
-                .yielded
-                .into_iter()
-                .map(|interface| Owned::Link { interface }),
-        );
-        for interface in verdict.remove {
-            let Some(found) = links.iter().find(|m| m.link.name == interface) else {
+            .map(|m| {
+                let removal = Removal::Link {
+                    index: m.link.index,
+                };
+                let owned = Owned::Link {
+                    interface: m.link.name,
+                };
+                (owned, removal)
+            });
+        let stale: Vec<(Owned, Removal)> = addresses.chain(links).collect();
+        let keys: Vec<Owned> = stale.iter().map(|(owned, _)| owned.clone()).collect();
+        let verdict = self.stale.pass(&keys);
+        let mut collected = Collected {
+            removed: Vec::new(),
+            yielded: verdict.yielded,
+        };
+        for owned in verdict.remove {
+            let Some((_, removal)) = stale.iter().find(|(o, _)| *o == owned) else {
                 continue;
             };
-            self.net
-                .delete_link(found.link.index)
-                .await
-                .map_err(self.error("delete the stale interface beside", &all))?;
-            self.stale_links.removed(interface.clone());
-            collected.removed.push(Owned::Link { interface });
+            match *removal {
+                Removal::Address { index, address } => self
+                    .net
+                    .delete_address(index, &address)
+                    .await
+                    .map_err(self.error("remove the stale address", address))?,
+                Removal::Link { index } => self
+                    .net
+                    .delete_link(index)
+                    .await
+                    .map_err(self.error("delete the stale interface beside", &all))?,
+            }
+            self.stale.removed(owned.clone());
+            collected.removed.push(owned);
         }
         Ok(collected)
     }
@@ -316,7 +404,12 @@ impl<A: AddressManager> AddressReconciler<A> {
             .map_err(self.error("look up the interface for", &all))?;
         if let Some(link) = &link {
             for address in self.desired.addresses.iter() {
-                if !self.links_holding(address).await?.contains(&link.index) {
+                if !self
+                    .links_holding(address)
+                    .await?
+                    .iter()
+                    .any(|h| h.index == link.index)
+                {
                     continue;
                 }
                 self.net

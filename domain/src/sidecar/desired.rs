@@ -16,6 +16,8 @@ pub enum DesiredStateError {
     UnusableAddress { input: String, reason: &'static str },
     #[error("{input:?} is not one address or two: expected 10.96.0.2, fd00::2, or one of each family such as 10.96.0.2,fd00::2 ({reason})")]
     BadAddressList { input: String, reason: &'static str },
+    #[error("{input:?} is also an --ip-address: expected only addresses no longer wanted")]
+    RemovingWanted { input: String },
     #[error("{input:?} is not an interface name: expected 1 to 15 bytes without '/', ':', or white space")]
     BadInterfaceName { input: String },
 }
@@ -190,6 +192,26 @@ pub struct DesiredAddress {
     pub interface: InterfaceName,
 }
 
+/// The addresses `--remove-address` names, removed from every link whoever added them: none may
+/// be wanted, or each sync would add and remove it.
+pub fn earlier_addresses(
+    earlier: &[ProxyAddress],
+    wanted: &ProxyAddresses,
+) -> Result<Vec<ProxyAddress>, DesiredStateError> {
+    let mut unique: Vec<ProxyAddress> = Vec::new();
+    for address in earlier {
+        if wanted.contains(address) {
+            return Err(DesiredStateError::RemovingWanted {
+                input: address.ip().to_string(),
+            });
+        }
+        if !unique.contains(address) {
+            unique.push(*address);
+        }
+    }
+    Ok(unique)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -253,6 +275,33 @@ mod tests {
     ) {
         let error = input.parse::<ProxyAddresses>().unwrap_err().to_string();
         assert!(error.contains(reason), "{error}");
+    }
+
+    #[rstest]
+    #[case::none("10.96.0.2", &[], Ok(vec![]))]
+    #[case::another("10.96.0.2", &["10.96.0.9"], Ok(vec!["10.96.0.9"]))]
+    #[case::twice("10.96.0.2", &["10.96.0.9", "10.96.0.9"], Ok(vec!["10.96.0.9"]))]
+    #[case::both_families("10.96.0.2,fd00::2", &["10.96.0.9", "fd00::9"], Ok(vec!["10.96.0.9", "fd00::9"]))]
+    #[case::wanted("10.96.0.2", &["10.96.0.9", "10.96.0.2"], Err("\"10.96.0.2\" is also an --ip-address"))]
+    #[case::wanted_v6("10.96.0.2,fd00::2", &["fd00::2"], Err("\"fd00::2\" is also an --ip-address"))]
+    fn earlier_addresses_are_never_wanted_ones(
+        #[case] wanted: &str,
+        #[case] earlier: &[&str],
+        #[case] expected: Result<Vec<&str>, &str>,
+    ) {
+        let earlier: Vec<ProxyAddress> = earlier.iter().map(|a| a.parse().unwrap()).collect();
+        let got = earlier_addresses(&earlier, &wanted.parse().unwrap());
+        match expected {
+            Ok(addresses) => {
+                let addresses: Vec<ProxyAddress> =
+                    addresses.iter().map(|a| a.parse().unwrap()).collect();
+                assert_eq!(got, Ok(addresses));
+            }
+            Err(text) => {
+                let error = got.unwrap_err().to_string();
+                assert!(error.starts_with(text), "{error}");
+            }
+        }
     }
 
     #[rstest]

@@ -6,7 +6,7 @@ use std::pin::pin;
 use futures::future::Either;
 use futures::{FutureExt, Stream, StreamExt};
 
-use crate::ports::{AddressManager, Clock, RuleManager, SyncObserver};
+use crate::ports::{Clock, Network, RuleManager, SyncObserver};
 use crate::sidecar::model::NetEvent;
 use crate::sidecar::reconciler::NodeReconciler;
 use crate::sidecar::report::Trigger;
@@ -43,7 +43,7 @@ pub async fn live<A, R, C, O, E, S>(
     stops: S,
 ) -> Exit
 where
-    A: AddressManager,
+    A: Network,
     R: RuleManager,
     C: Clock,
     O: SyncObserver,
@@ -89,7 +89,7 @@ where
 }
 
 /// Removes what carries our marks, saying what and why; says whether it all went.
-async fn cleanup<A: AddressManager, R: RuleManager>(reconciler: &mut NodeReconciler<A, R>) -> bool {
+async fn cleanup<A: Network, R: RuleManager>(reconciler: &mut NodeReconciler<A, R>) -> bool {
     let outcome = reconciler.cleanup().await;
     for cleaned in &outcome.cleaned {
         tracing::info!(kind = cleaned.owned.kind().as_str(), "cleanup: {cleaned}");

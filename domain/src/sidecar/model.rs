@@ -34,6 +34,15 @@ pub struct MarkedAddress {
     pub address: ProxyAddress,
 }
 
+/// A link holding a desired address, and whether its copy is as the sidecar adds one: marked
+/// with [`ADDRESS_PROTOCOL`] and of global scope. The Go original added its address without a
+/// mark (and its older versions with host scope): such a copy is adopted, not added again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Holder {
+    pub index: u32,
+    pub as_ours: bool,
+}
+
 /// A link whose alias is [`LINK_ALIAS`]: one that a sidecar created.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MarkedLink {

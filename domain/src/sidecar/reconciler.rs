@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 
-use crate::ports::{AddressManager, RuleManager};
+use crate::ports::{Network, RuleManager};
 use crate::sidecar::address::AddressReconciler;
 use crate::sidecar::desired::ProxyAddress;
 use crate::sidecar::model::{IpFamily, NetEvent, Rule, RuleCommandError};
@@ -47,7 +47,7 @@ pub struct CleanupOutcome {
     pub errors: Vec<SyncError>,
 }
 
-impl<A: AddressManager, R: RuleManager> NodeReconciler<A, R> {
+impl<A: Network, R: RuleManager> NodeReconciler<A, R> {
     /// `rules` is `None` unless `--setup-iptables` asked for them.
     pub fn new(address: AddressReconciler<A>, rules: Option<RuleReconciler<R>>) -> Self {
         Self {

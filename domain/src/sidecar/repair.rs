@@ -11,8 +11,13 @@ pub enum Repair {
     LinkSetUp { interface: String },
     /// The address was missing on the interface: it was added.
     AddressAdded { address: String, interface: String },
+    /// The address was on the interface without our mark or with host scope (as the Go original
+    /// adds it): it was marked and given global scope in place.
+    AddressAdopted { address: String, interface: String },
     /// The address also sat on another interface: it was removed there once it was on ours.
     StrayAddressRemoved { address: String, index: u32 },
+    /// An address `--remove-address` names was on an interface: it was removed there.
+    EarlierAddressRemoved { address: String, index: u32 },
     /// A rule was missing: it was inserted at the top of its chain.
     RuleInserted { rule: String },
     /// A rule of ours was present more than once, or no longer wanted: one copy was deleted.
@@ -43,7 +48,10 @@ impl Repair {
     pub fn kind(&self) -> RepairKind {
         match self {
             Repair::LinkCreated { .. } | Repair::LinkSetUp { .. } => RepairKind::Link,
-            Repair::AddressAdded { .. } | Repair::StrayAddressRemoved { .. } => RepairKind::Address,
+            Repair::AddressAdded { .. }
+            | Repair::AddressAdopted { .. }
+            | Repair::StrayAddressRemoved { .. }
+            | Repair::EarlierAddressRemoved { .. } => RepairKind::Address,
             Repair::RuleInserted { .. } | Repair::RuleDeleted { .. } => RepairKind::Rule,
         }
     }
@@ -64,6 +72,14 @@ impl fmt::Display for Repair {
             Repair::AddressAdded { address, interface } => {
                 write!(f, "address {address} was missing on {interface}: added it")
             }
+            Repair::AddressAdopted { address, interface } => write!(
+                f,
+                "address {address} was on {interface} unmarked or with host scope (as the Go original adds it): marked it, global scope"
+            ),
+            Repair::EarlierAddressRemoved { address, index } => write!(
+                f,
+                "address {address}, named by --remove-address, sat on the interface with index {index}: removed it there"
+            ),
             Repair::StrayAddressRemoved { address, index } => write!(
                 f,
                 "address {address} also sat on the interface with index {index}: removed it there"

@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures::{FutureExt, Stream, StreamExt};
 use tracing::Instrument;
 
-use crate::ports::{AddressManager, Clock, RuleManager, SyncObserver};
+use crate::ports::{Clock, Network, RuleManager, SyncObserver};
 use crate::sidecar::model::NetEvent;
 use crate::sidecar::reconciler::NodeReconciler;
 use crate::sidecar::report::{SyncOutcome, SyncReport, Trigger};
@@ -51,7 +51,7 @@ pub async fn sync_once<A, R, C, O>(
     trigger: Trigger,
 ) -> SyncOutcome
 where
-    A: AddressManager,
+    A: Network,
     R: RuleManager,
     C: Clock,
     O: SyncObserver,
@@ -110,7 +110,7 @@ pub async fn run<A, R, C, O, E, S>(
     events: E,
     shutdown: S,
 ) where
-    A: AddressManager,
+    A: Network,
     R: RuleManager,
     C: Clock,
     O: SyncObserver,

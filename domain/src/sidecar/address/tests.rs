@@ -1,7 +1,9 @@
 use super::*;
-use crate::ports::MockAddressManager;
+use crate::ports::Network;
+use crate::ports::{MockAddresses, MockLinks};
 use crate::sidecar::desired::ProxyAddress;
-use crate::sidecar::testing::FakeNet;
+use crate::sidecar::model::MarkedLink;
+use crate::sidecar::testing::{FakeNet, Split};
 use futures::executor::block_on;
 use mockall::predicate::eq;
 use rstest::rstest;
@@ -40,32 +42,84 @@ fn stray(index: u32) -> Step {
     }
 }
 
+fn earlier(index: u32) -> Step {
+    Step::RemoveEarlier {
+        address: ip("10.96.0.9"),
+        index,
+    }
+}
+
+/// Links holding the address: `index` for our copy (marked, global), `-index` for a copy
+/// without our mark or with host scope, as the Go original adds it.
+fn held(indices: &[i64]) -> Vec<Holder> {
+    indices
+        .iter()
+        .map(|&i| Holder {
+            index: i.unsigned_abs() as u32,
+            as_ours: i > 0,
+        })
+        .collect()
+}
+
+fn observed(link: Option<Link>, holders: &[i64]) -> Observed {
+    Observed {
+        link,
+        holders: vec![(v4(), held(holders))],
+        unadoptable: vec![],
+        earlier: vec![],
+    }
+}
+
 #[rstest]
-#[case::all_in_place(link(1, true), vec![1], vec![])]
-#[case::interface_missing(None, vec![], vec![Step::CreateLink, Step::SetLinkUp, add()])]
-#[case::interface_down(link(1, false), vec![1], vec![Step::SetLinkUp])]
-#[case::address_missing(link(1, true), vec![], vec![add()])]
-#[case::down_and_missing(link(1, false), vec![], vec![Step::SetLinkUp, add()])]
-#[case::moved_to_another_interface(link(1, true), vec![7], vec![add(), stray(7)])]
-#[case::also_on_another_interface(link(1, true), vec![1, 7], vec![stray(7)])]
-#[case::interface_missing_address_elsewhere(None, vec![7], vec![Step::CreateLink, Step::SetLinkUp, add(), stray(7)])]
+#[case::all_in_place(link(1, true), &[1], vec![])]
+#[case::interface_missing(None, &[], vec![Step::CreateLink, Step::SetLinkUp, add()])]
+#[case::interface_down(link(1, false), &[1], vec![Step::SetLinkUp])]
+#[case::address_missing(link(1, true), &[], vec![add()])]
+#[case::down_and_missing(link(1, false), &[], vec![Step::SetLinkUp, add()])]
+#[case::moved_to_another_interface(link(1, true), &[7], vec![add(), stray(7)])]
+#[case::also_on_another_interface(link(1, true), &[1, 7], vec![stray(7)])]
+#[case::interface_missing_address_elsewhere(None, &[7], vec![Step::CreateLink, Step::SetLinkUp, add(), stray(7)])]
+#[case::go_originals_copy_on_ours(link(1, true), &[-1], vec![Step::AdoptAddress(v4())])]
+#[case::go_originals_copy_elsewhere(link(1, true), &[-7], vec![add(), stray(7)])]
+#[case::go_originals_copy_on_ours_and_ours_elsewhere(link(1, true), &[-1, 7], vec![Step::AdoptAddress(v4()), stray(7)])]
 fn plan_covers_every_observed_case(
     #[case] link: Option<Link>,
-    #[case] holders: Vec<u32>,
+    #[case] holders: &[i64],
     #[case] steps: Vec<Step>,
 ) {
-    let holders = vec![(v4(), holders)];
-    assert_eq!(plan(&Observed { link, holders }), steps);
+    assert_eq!(plan(&observed(link, holders)), steps);
+}
+
+#[test]
+fn plan_does_not_adopt_again_what_the_kernel_left_unmarked() {
+    let mut observed = observed(link(1, true), &[-1]);
+    observed.unadoptable = vec![v4()];
+    assert_eq!(plan(&observed), vec![]);
+}
+
+#[rstest]
+#[case::nowhere(&[], vec![add()])]
+#[case::on_ours(&[1], vec![add(), earlier(1)])]
+#[case::on_two_links(&[1, 7], vec![add(), earlier(1), earlier(7)])]
+fn plan_removes_earlier_addresses_after_adding_the_desired_ones(
+    #[case] holding: &[u32],
+    #[case] steps: Vec<Step>,
+) {
+    let mut observed = observed(link(1, true), &[]);
+    observed.earlier = vec![(ip("10.96.0.9"), holding.to_vec())];
+    assert_eq!(plan(&observed), steps);
 }
 
 #[test]
 fn plan_adds_both_families_before_removing_any_stray() {
-    let holders = vec![(v4(), vec![7]), (v6(), vec![])];
+    let observed = Observed {
+        link: link(1, true),
+        holders: vec![(v4(), held(&[7])), (v6(), vec![])],
+        unadoptable: vec![],
+        earlier: vec![],
+    };
     assert_eq!(
-        plan(&Observed {
-            link: link(1, true),
-            holders
-        }),
+        plan(&observed),
         vec![add(), Step::AddAddress(v6()), stray(7)]
     );
 }
@@ -117,23 +171,34 @@ fn sync_moves_address_from_another_interface() {
     assert_eq!(net.addresses_of("eth0"), vec![]);
 }
 
+fn mocks() -> Split<MockAddresses, MockLinks> {
+    Split {
+        addresses: MockAddresses::new(),
+        links: MockLinks::new(),
+    }
+}
+
+/// Mocks whose interface is `lo` (index 1, up).
+fn mocks_with_lo() -> Split<MockAddresses, MockLinks> {
+    let mut net = mocks();
+    net.links
+        .expect_link_by_name()
+        .returning(|_| Ok(link(1, true)));
+    net
+}
+
 #[test]
 fn stray_copy_stays_when_adding_to_ours_fails() {
-    let mut net = MockAddressManager::new();
-    net.expect_link_by_name().returning(|_| {
-        Ok(Some(Link {
-            index: 1,
-            name: "lo".into(),
-            up: true,
-        }))
-    });
-    net.expect_links_holding().returning(|_| Ok(vec![7]));
-    net.expect_add_address().returning(|_, _| {
+    let mut net = mocks_with_lo();
+    net.addresses
+        .expect_links_holding()
+        .returning(|_| Ok(held(&[7])));
+    net.addresses.expect_add_address().returning(|_, _| {
         Err(NetError::PermissionDenied {
             operation: "add address".into(),
         })
     });
-    net.expect_delete_address().never();
+    net.addresses.expect_delete_address().never();
     let mut reconciler = AddressReconciler::new(net, desired("lo"));
     let error = block_on(reconciler.sync()).unwrap_err();
     assert_eq!(
@@ -144,10 +209,12 @@ fn stray_copy_stays_when_adding_to_ours_fails() {
 
 #[test]
 fn unsupported_dummy_type_is_reported_with_the_fix() {
-    let mut net = MockAddressManager::new();
-    net.expect_link_by_name().returning(|_| Ok(None));
-    net.expect_links_holding().returning(|_| Ok(vec![]));
-    net.expect_create_dummy_link().returning(|name| {
+    let mut net = mocks();
+    net.links.expect_link_by_name().returning(|_| Ok(None));
+    net.addresses
+        .expect_links_holding()
+        .returning(|_| Ok(vec![]));
+    net.links.expect_create_dummy_link().returning(|name| {
         Err(NetError::LinkTypeUnsupported {
             kind: "dummy".into(),
             name: name.to_string(),
@@ -162,26 +229,79 @@ fn unsupported_dummy_type_is_reported_with_the_fix() {
     assert!(error.contains("--interface"), "{error}");
 }
 
-#[test]
-fn cleanup_keeps_lo_when_we_did_not_create_it() {
-    let mut net = MockAddressManager::new();
-    net.expect_link_by_name().returning(|_| {
-        Ok(Some(Link {
-            index: 1,
-            name: "lo".into(),
+fn marked_link(index: u32, name: &str, holds_addresses: bool) -> MarkedLink {
+    MarkedLink {
+        link: Link {
+            index,
+            name: name.into(),
             up: true,
-        }))
+        },
+        holds_addresses,
+    }
+}
+
+#[test]
+fn cleanup_deletes_an_empty_link_with_our_alias_but_not_one_that_holds_an_address() {
+    let mut net = mocks_with_lo();
+    net.addresses
+        .expect_links_holding()
+        .returning(|_| Ok(vec![]));
+    net.addresses
+        .expect_marked_addresses()
+        .returning(|| Ok(vec![]));
+    net.links.expect_marked_links().returning(|| {
+        Ok(vec![
+            marked_link(5, "proxy0", false),
+            marked_link(6, "proxy1", true),
+        ])
     });
-    net.expect_delete_address()
-        .with(eq(1), eq("10.96.0.2".parse::<ProxyAddress>().unwrap()))
+    net.links
+        .expect_delete_link()
+        .with(eq(5))
         .times(1)
-        .returning(|_, _| Ok(()));
-    net.expect_links_holding().returning(|_| Ok(vec![1]));
-    net.expect_marked_addresses().returning(|| Ok(vec![]));
-    net.expect_marked_links().returning(|| Ok(vec![]));
-    net.expect_delete_link().never();
+        .returning(|_| Ok(()));
+    net.links.expect_delete_link().with(eq(6)).never();
     let mut reconciler = AddressReconciler::new(net, desired("lo"));
-    block_on(reconciler.cleanup()).unwrap();
+    let cleaned = block_on(reconciler.cleanup()).unwrap();
+    assert_eq!(
+        cleaned.iter().map(|c| c.owned.clone()).collect::<Vec<_>>(),
+        vec![Owned::Link {
+            interface: "proxy0".into()
+        }]
+    );
+}
+
+#[test]
+fn cleanup_removes_the_desired_address_from_the_interface_only_if_it_sits_there() {
+    let mut net = mocks_with_lo();
+    // Unmarked, on another link: not ours to remove.
+    net.addresses
+        .expect_links_holding()
+        .returning(|_| Ok(held(&[-7])));
+    net.addresses
+        .expect_marked_addresses()
+        .returning(|| Ok(vec![]));
+    net.links.expect_marked_links().returning(|| Ok(vec![]));
+    net.addresses.expect_delete_address().never();
+    let mut reconciler = AddressReconciler::new(net, desired("lo"));
+    assert_eq!(block_on(reconciler.cleanup()).unwrap(), vec![]);
+}
+
+#[test]
+fn cleanup_removes_the_desired_address_from_lo_and_keeps_lo() {
+    let net = FakeNet::with_lo();
+    let mut reconciler = AddressReconciler::new(net.clone(), desired("lo"));
+    block_on(reconciler.sync()).unwrap();
+    let cleaned = block_on(reconciler.cleanup()).unwrap();
+    assert_eq!(net.addresses_of("lo"), vec![]);
+    assert!(net.link("lo").is_some());
+    assert_eq!(
+        cleaned.iter().map(|c| c.owned.clone()).collect::<Vec<_>>(),
+        vec![Owned::Address {
+            address: "10.96.0.2/32".into(),
+            interface: "lo".into()
+        }]
+    );
 }
 
 #[test]
@@ -218,10 +338,12 @@ fn cleanup_twice_is_harmless() {
 }
 
 #[test]
-fn cleanup_without_the_interface_is_harmless() {
+fn cleanup_without_the_interface_leaves_the_address_elsewhere_alone() {
     let net = FakeNet::with_lo();
-    let mut reconciler = AddressReconciler::new(net, desired("proxy0"));
-    block_on(reconciler.cleanup()).unwrap();
+    net.put_address(1, v4());
+    let mut reconciler = AddressReconciler::new(net.clone(), desired("proxy0"));
+    assert_eq!(block_on(reconciler.cleanup()).unwrap(), vec![]);
+    assert_eq!(net.addresses_of("lo"), vec![v4()]);
 }
 
 fn ours() -> std::net::IpAddr {
@@ -259,7 +381,7 @@ fn ip(text: &str) -> ProxyAddress {
 }
 
 /// A sync and a stale collection, as the loop runs them at start and on the interval.
-fn sync_and_collect<A: AddressManager>(reconciler: &mut AddressReconciler<A>) -> Collected {
+fn sync_and_collect<A: Network>(reconciler: &mut AddressReconciler<A>) -> Collected {
     block_on(reconciler.sync()).unwrap();
     block_on(reconciler.collect_stale()).unwrap()
 }
@@ -426,4 +548,95 @@ fn both_families_are_kept_on_the_interface_and_reported_each() {
     };
     assert!(reconciler.is_relevant(&removed));
     assert_eq!(block_on(reconciler.sync()).unwrap().len(), 1);
+}
+
+/// gardener/gardener#10949's migration, issue 20's walk-through: the Go original had put
+/// 10.96.0.2 on lo without a mark; this sidecar takes over, then the address changes.
+#[test]
+fn the_go_originals_address_is_adopted_and_collected_after_an_address_change() {
+    let net = FakeNet::with_lo();
+    net.put_address(1, v4());
+    let mut first = AddressReconciler::new(net.clone(), desired("lo"));
+    let repairs = block_on(first.sync()).unwrap();
+    assert_eq!(
+        repairs,
+        vec![Repair::AddressAdopted {
+            address: "10.96.0.2/32".into(),
+            interface: "lo".into()
+        }]
+    );
+    assert!(net.is_marked("lo", v4()));
+    assert_eq!(block_on(first.sync()).unwrap(), vec![], "adopted once");
+    let changed = DesiredAddress {
+        addresses: "10.96.0.3".parse().unwrap(),
+        interface: "lo".parse().unwrap(),
+    };
+    let mut second = AddressReconciler::new(net.clone(), changed);
+    sync_and_collect(&mut second);
+    assert_eq!(net.addresses_of("lo"), vec![ip("10.96.0.3")]);
+}
+
+#[test]
+fn a_kernel_that_leaves_the_adopted_address_unmarked_is_not_asked_again() {
+    let net = FakeNet::with_lo();
+    net.0.lock().unwrap().drops_address_protocol = true;
+    net.put_address(1, v4());
+    let mut reconciler = AddressReconciler::new(net.clone(), desired("lo"));
+    assert_eq!(block_on(reconciler.sync()).unwrap().len(), 1);
+    assert_eq!(block_on(reconciler.sync()).unwrap(), vec![]);
+    assert_eq!(net.addresses_of("lo"), vec![v4()], "kept, unmarked");
+}
+
+fn removing(earlier: &str) -> AddressReconciler<FakeNet> {
+    let net = FakeNet::with_lo();
+    let earlier = earlier.split(',').map(ip).collect();
+    AddressReconciler::new(net, desired("lo")).removing(earlier)
+}
+
+#[test]
+fn an_unmarked_earlier_address_stays_unless_remove_address_names_it() {
+    let net = FakeNet::with_lo();
+    net.put_address(1, ip("10.96.0.9"));
+    let mut unnamed = AddressReconciler::new(net.clone(), desired("lo"));
+    for _ in 0..3 {
+        sync_and_collect(&mut unnamed);
+    }
+    assert!(net.addresses_of("lo").contains(&ip("10.96.0.9")));
+    let mut named =
+        AddressReconciler::new(net.clone(), desired("lo")).removing(vec![ip("10.96.0.9")]);
+    let repairs = block_on(named.sync()).unwrap();
+    assert_eq!(
+        repairs,
+        vec![Repair::EarlierAddressRemoved {
+            address: "10.96.0.9/32".into(),
+            index: 1
+        }]
+    );
+    assert_eq!(net.addresses_of("lo"), vec![v4()]);
+}
+
+#[test]
+fn remove_address_removes_from_every_link_at_every_sync_whoever_put_it_back() {
+    let mut reconciler = removing("10.96.0.9,fd00::9");
+    let net = reconciler.net.clone();
+    let eth = net.add_link("eth0", true);
+    net.put_address(eth, ip("10.96.0.9"));
+    net.put_marked_address(1, ip("fd00::9"));
+    block_on(reconciler.sync()).unwrap();
+    assert_eq!(net.addresses_of("eth0"), vec![]);
+    assert_eq!(net.addresses_of("lo"), vec![v4()]);
+    // The Go original, still running during the rollout, puts it back: the next sync removes it.
+    net.put_address(1, ip("10.96.0.9"));
+    assert_eq!(block_on(reconciler.sync()).unwrap().len(), 1);
+    assert_eq!(net.addresses_of("lo"), vec![v4()]);
+    assert_eq!(block_on(reconciler.sync()).unwrap(), vec![]);
+}
+
+#[test]
+fn on_a_kernel_that_drops_the_mark_our_own_copy_is_not_adopted() {
+    let net = FakeNet::with_lo();
+    net.0.lock().unwrap().drops_address_protocol = true;
+    let mut reconciler = AddressReconciler::new(net.clone(), desired("lo"));
+    sync_and_collect(&mut reconciler);
+    assert_eq!(block_on(reconciler.sync()).unwrap(), vec![]);
 }

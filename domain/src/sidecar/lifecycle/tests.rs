@@ -1,15 +1,16 @@
 use super::*;
+use crate::ports::Addresses;
 use crate::sidecar::address::AddressReconciler;
-use crate::sidecar::desired::{DesiredAddress, InterfaceName, ProxyAddress};
-use crate::sidecar::model::{Link, MarkedAddress, MarkedLink, NetError};
+use crate::sidecar::desired::{DesiredAddress, ProxyAddress};
+use crate::sidecar::model::{Holder, MarkedAddress, NetError};
 use crate::sidecar::reconciler::NoRules;
-use crate::sidecar::testing::{FakeClock, FakeNet, Recorder};
+use crate::sidecar::testing::{FakeClock, FakeNet, Recorder, Split};
 use async_trait::async_trait;
 use futures::executor::block_on;
 use rstest::rstest;
 use std::time::Duration;
 
-fn reconciler<A: AddressManager>(net: A) -> NodeReconciler<A, NoRules> {
+fn reconciler<A: Network>(net: A) -> NodeReconciler<A, NoRules> {
     let desired = DesiredAddress {
         addresses: "10.96.0.2".parse().unwrap(),
         interface: "lo".parse().unwrap(),
@@ -25,7 +26,7 @@ fn still_clock() -> FakeClock {
     }
 }
 
-fn live_with<A: AddressManager>(net: A, mode: Mode, signals: usize) -> (Exit, Vec<Trigger>) {
+fn live_with<A: Network>(net: A, mode: Mode, signals: usize) -> (Exit, Vec<Trigger>) {
     let recorder = Recorder::default();
     let exit = block_on(live(
         &mut reconciler(net),
@@ -100,45 +101,41 @@ fn a_one_shot_ignores_signals_it_never_waits_for() {
     assert_eq!(live_with(FakeNet::with_lo(), ONE_SHOT, 0).0, Exit::Success);
 }
 
-/// The fake network, except that removing an address never completes: a cleanup in progress.
+/// The fake network's addresses, except that removing one never completes: a cleanup in progress.
 #[derive(Debug, Clone)]
-struct StuckCleanup(FakeNet);
+struct StuckRemoval(FakeNet);
 
 #[async_trait]
-impl AddressManager for StuckCleanup {
-    async fn link_by_name(&self, name: &InterfaceName) -> Result<Option<Link>, NetError> {
-        self.0.link_by_name(name).await
-    }
-    async fn create_dummy_link(&self, name: &InterfaceName) -> Result<Link, NetError> {
-        self.0.create_dummy_link(name).await
-    }
-    async fn set_link_up(&self, index: u32) -> Result<(), NetError> {
-        self.0.set_link_up(index).await
-    }
-    async fn delete_link(&self, index: u32) -> Result<(), NetError> {
-        self.0.delete_link(index).await
-    }
-    async fn links_holding(&self, address: &ProxyAddress) -> Result<Vec<u32>, NetError> {
+impl Addresses for StuckRemoval {
+    async fn links_holding(&self, address: &ProxyAddress) -> Result<Vec<Holder>, NetError> {
         self.0.links_holding(address).await
     }
     async fn add_address(&self, index: u32, address: &ProxyAddress) -> Result<(), NetError> {
         self.0.add_address(index, address).await
     }
+    async fn adopt_address(&self, index: u32, address: &ProxyAddress) -> Result<bool, NetError> {
+        self.0.adopt_address(index, address).await
+    }
     async fn marked_addresses(&self) -> Result<Vec<MarkedAddress>, NetError> {
         self.0.marked_addresses().await
-    }
-    async fn marked_links(&self) -> Result<Vec<MarkedLink>, NetError> {
-        self.0.marked_links().await
     }
     async fn delete_address(&self, _: u32, _: &ProxyAddress) -> Result<(), NetError> {
         futures::future::pending().await
     }
 }
 
+/// The fake network, except that removing an address never completes.
+fn stuck_cleanup(net: &FakeNet) -> Split<StuckRemoval, FakeNet> {
+    Split {
+        addresses: StuckRemoval(net.clone()),
+        links: net.clone(),
+    }
+}
+
 #[test]
 fn a_second_signal_cuts_the_cleanup_short() {
     let net = FakeNet::with_lo();
-    let (exit, _) = live_with(StuckCleanup(net.clone()), DAEMON_CLEANUP, 2);
+    let (exit, _) = live_with(stuck_cleanup(&net), DAEMON_CLEANUP, 2);
     assert_eq!(exit, Exit::Interrupted);
     assert_eq!(net.addresses_of("lo").len(), 1);
 }

@@ -5,9 +5,9 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
-use crate::ports::AddressManager;
+use crate::ports::{Addresses, Links};
 use crate::sidecar::desired::{InterfaceName, ProxyAddress};
-use crate::sidecar::model::{Link, MarkedAddress, MarkedLink, NetError};
+use crate::sidecar::model::{Holder, Link, MarkedAddress, MarkedLink, NetError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FakeLink {
@@ -73,7 +73,7 @@ impl FakeNet {
             .unwrap_or_default()
     }
 
-    /// Puts an address without our mark, as a person or another program would.
+    /// Puts an address without our mark, as a person, another program or the Go original would.
     pub fn put_address(&self, index: u32, address: ProxyAddress) {
         self.put(index, address, false);
     }
@@ -87,6 +87,12 @@ impl FakeNet {
         let mut state = self.0.lock().unwrap();
         let link = state.links.get_mut(&index).unwrap();
         link.addresses.push((address, marked));
+    }
+
+    /// Whether the copy of `address` on the link named `name` carries our mark.
+    pub fn is_marked(&self, name: &str, address: ProxyAddress) -> bool {
+        self.find(name)
+            .is_some_and(|l| l.addresses.contains(&(address, true)))
     }
 
     pub fn remove_address(&self, name: &str, address: ProxyAddress) {
@@ -117,7 +123,7 @@ impl FakeNet {
 }
 
 #[async_trait]
-impl AddressManager for FakeNet {
+impl Links for FakeNet {
     async fn link_by_name(&self, name: &InterfaceName) -> Result<Option<Link>, NetError> {
         drop(self.check()?);
         Ok(self.link(name.as_str()))
@@ -140,18 +146,39 @@ impl AddressManager for FakeNet {
         Ok(())
     }
 
+    async fn marked_links(&self) -> Result<Vec<MarkedLink>, NetError> {
+        let state = self.check()?;
+        Ok(state
+            .links
+            .values()
+            .filter(|l| l.marked)
+            .map(|l| MarkedLink {
+                link: l.link.clone(),
+                holds_addresses: !l.addresses.is_empty(),
+            })
+            .collect())
+    }
+
     async fn delete_link(&self, index: u32) -> Result<(), NetError> {
         self.check()?.links.remove(&index);
         Ok(())
     }
+}
 
-    async fn links_holding(&self, address: &ProxyAddress) -> Result<Vec<u32>, NetError> {
+#[async_trait]
+impl Addresses for FakeNet {
+    async fn links_holding(&self, address: &ProxyAddress) -> Result<Vec<Holder>, NetError> {
         let state = self.check()?;
         Ok(state
             .links
             .iter()
-            .filter(|(_, l)| l.addresses.iter().any(|(a, _)| a == address))
-            .map(|(i, _)| *i)
+            .filter_map(|(index, l)| {
+                let (_, marked) = l.addresses.iter().find(|(a, _)| a == address)?;
+                Some(Holder {
+                    index: *index,
+                    as_ours: *marked,
+                })
+            })
             .collect())
     }
 
@@ -171,6 +198,25 @@ impl AddressManager for FakeNet {
         Ok(())
     }
 
+    async fn adopt_address(&self, index: u32, address: &ProxyAddress) -> Result<bool, NetError> {
+        let mut state = self.check()?;
+        let marked = !state.drops_address_protocol;
+        let copy = state
+            .links
+            .get_mut(&index)
+            .and_then(|l| l.addresses.iter_mut().find(|(a, _)| a == address));
+        match copy {
+            Some(copy) => {
+                copy.1 = marked;
+                Ok(marked)
+            }
+            None => Err(NetError::Failed {
+                operation: "adopt address".into(),
+                message: "no such address".into(),
+            }),
+        }
+    }
+
     async fn marked_addresses(&self) -> Result<Vec<MarkedAddress>, NetError> {
         let state = self.check()?;
         Ok(state
@@ -185,19 +231,6 @@ impl AddressManager for FakeNet {
                         interface: l.link.name.clone(),
                         address: *address,
                     })
-            })
-            .collect())
-    }
-
-    async fn marked_links(&self) -> Result<Vec<MarkedLink>, NetError> {
-        let state = self.check()?;
-        Ok(state
-            .links
-            .values()
-            .filter(|l| l.marked)
-            .map(|l| MarkedLink {
-                link: l.link.clone(),
-                holds_addresses: !l.addresses.is_empty(),
             })
             .collect())
     }

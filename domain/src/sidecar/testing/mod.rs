@@ -5,8 +5,10 @@ mod fake_clock;
 mod fake_net;
 mod fake_rules;
 mod recorder;
+mod split;
 
 pub use fake_clock::FakeClock;
 pub use fake_net::FakeNet;
 pub use fake_rules::FakeRules;
 pub use recorder::Recorder;
+pub use split::Split;
