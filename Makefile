@@ -3,7 +3,7 @@ CARGO ?= cargo
 
 .PHONY: all build release deps lint test demo demo-serve bench fuzz soak validate-manifests \
 	docker-engine docker-base docker-binaries docker-images images-for-test vm-for-test test-vm \
-	vm-figures
+	vm-figures mutants
 
 all: build
 
@@ -91,6 +91,16 @@ bench: deps release
 	python3 bench/sync.py
 	python3 bench/rules.py
 	python3 bench/update_readme.py
+
+# cargo-mutants over the domain's decisions (.cargo/mutants.toml says which files; docs/testing.md
+# how to read the result). Tens of minutes on 2 cores, so never part of `make test`. Fails when a
+# mutant is missed or times out. MUTANTS_ARGS narrows it, e.g. MUTANTS_ARGS='--file
+# domain/src/sidecar/stale.rs'. The builds go to target/mutants-build, kept between runs, so the
+# dependencies compile once and never lock the developer's target/debug.
+MUTANTS_VERSION := 27.1.0
+mutants:
+	@command -v cargo-mutants >/dev/null || $(CARGO) install --locked --version $(MUTANTS_VERSION) cargo-mutants
+	CARGO_TARGET_DIR=$(CURDIR)/target/mutants-build $(CARGO) mutants --package domain --jobs 1 $(MUTANTS_ARGS)
 
 # Every fuzz target for FUZZ_SECONDS (default 60) each; see docs/testing.md.
 fuzz:
