@@ -404,4 +404,8 @@ impl<A: AddressManager> AddressReconciler<A> {
 }
 
 #[cfg(test)]
+mod link_removal_tests;
+#[cfg(test)]
+mod stale_on_several_links_tests;
+#[cfg(test)]
 mod tests;
