@@ -393,4 +393,6 @@ impl Expected for EnvVar {
 }
 
 #[cfg(test)]
+mod long_env_tests;
+#[cfg(test)]
 mod tests;
