@@ -97,7 +97,8 @@ bench: deps release
 # mutant is missed. A timeout is a mutant under which a test hangs instead of failing: caught,
 # but slowly, so it is said and not failed on. cargo-mutants exits 3 for timeouts even when it
 # also missed some (2 is for missed alone), hence the look at missed.txt. MUTANTS_ARGS
-# narrows the run, e.g. MUTANTS_ARGS='--file domain/src/sidecar/stale.rs'. The builds go to
+# narrows the run to the mutants whose name (path included) matches a regex, e.g.
+# MUTANTS_ARGS='--re sidecar/stale.rs' (`--file` would not: it adds to the config's files). The builds go to
 # target/mutants-build, kept between runs, so the dependencies compile once and never lock the
 # developer's target/debug.
 MUTANTS_VERSION := 27.1.0
