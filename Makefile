@@ -98,9 +98,9 @@ bench: deps release
 # but slowly, so it is said and not failed on. cargo-mutants exits 3 for timeouts even when it
 # also missed some (2 is for missed alone), hence the look at missed.txt. MUTANTS_ARGS
 # narrows the run to the mutants whose name (path included) matches a regex, e.g.
-# MUTANTS_ARGS='--re sidecar/stale.rs' (`--file` would not: it adds to the config's files). The builds go to
-# target/mutants-build, kept between runs, so the dependencies compile once and never lock the
-# developer's target/debug.
+# MUTANTS_ARGS='--re sidecar/stale.rs' (`--file` would not: it adds to the config's files).
+# The builds go to target/mutants-build, kept between runs, so the dependencies compile once
+# and never lock the developer's target/debug.
 MUTANTS_VERSION := 27.1.0
 mutants:
 	@command -v cargo-mutants >/dev/null || $(CARGO) install --locked --version $(MUTANTS_VERSION) cargo-mutants
