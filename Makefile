@@ -3,7 +3,7 @@ CARGO ?= cargo
 
 .PHONY: all build release deps lint docs-links test demo demo-serve bench fuzz soak validate-manifests \
 	docker-engine docker-base docker-binaries docker-images images-for-test vm-for-test test-vm \
-	vm-figures
+	vm-figures mutants
 
 all: build
 
@@ -101,6 +101,25 @@ bench: deps release
 	python3 bench/sync.py
 	python3 bench/rules.py
 	python3 bench/update_readme.py
+
+# cargo-mutants over the domain's decisions (.cargo/mutants.toml says which files; docs/testing.md
+# how to read the result). Tens of minutes on 2 cores, so never part of `make test`. Fails when a
+# mutant is missed. A timeout is a mutant under which a test hangs instead of failing: caught,
+# but slowly, so it is said and not failed on. cargo-mutants exits 3 for timeouts even when it
+# also missed some (2 is for missed alone), hence the look at missed.txt. MUTANTS_ARGS
+# narrows the run to the mutants whose name (path included) matches a regex, e.g.
+# MUTANTS_ARGS='--re sidecar/stale.rs' (`--file` would not: it adds to the config's files).
+# The builds go to target/mutants-build, kept between runs, so the dependencies compile once
+# and never lock the developer's target/debug.
+MUTANTS_VERSION := 27.1.0
+mutants:
+	@command -v cargo-mutants >/dev/null || $(CARGO) install --locked --version $(MUTANTS_VERSION) cargo-mutants
+	@CARGO_TARGET_DIR=$(CURDIR)/target/mutants-build $(CARGO) mutants --package domain --jobs 1 \
+		$(MUTANTS_ARGS); status=$$?; \
+	if [ $$status -eq 3 ] && [ ! -s target/mutants.out/missed.txt ]; then \
+		echo "mutants: the timeouts in target/mutants.out/timeout.txt hang a test (docs/testing.md)"; \
+		exit 0; \
+	fi; [ $$status -ne 3 ] || exit 2; exit $$status
 
 # Every fuzz target for FUZZ_SECONDS (default 60) each; see docs/testing.md.
 fuzz:

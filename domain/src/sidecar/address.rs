@@ -497,4 +497,8 @@ impl<N: Network> AddressReconciler<N> {
 }
 
 #[cfg(test)]
+mod link_removal_tests;
+#[cfg(test)]
+mod stale_on_several_links_tests;
+#[cfg(test)]
 mod tests;

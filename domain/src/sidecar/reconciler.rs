@@ -115,3 +115,6 @@ impl<A: Network, R: RuleManager> NodeReconciler<A, R> {
         self.address.present()
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -247,4 +247,8 @@ impl<R: RuleManager> RuleReconciler<R> {
 }
 
 #[cfg(test)]
+mod missing_tools_tests;
+#[cfg(test)]
+mod stale_copies_tests;
+#[cfg(test)]
 mod tests;

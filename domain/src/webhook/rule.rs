@@ -384,4 +384,6 @@ read_from_objects!(
 );
 
 #[cfg(test)]
+mod long_env_tests;
+#[cfg(test)]
 mod tests;
