@@ -14,6 +14,8 @@ use serde_json::Value;
 
 /// The FQDN the webhook puts into Pods (deploy/'s `--apiserver-fqdn`).
 pub const FQDN: &str = "api.example.com";
+/// The name the API server checks the webhook's certificate against (its Service's).
+pub const WEBHOOK_SAN: &str = "DNS:apiserver-proxy-pod-webhook.kube-system.svc";
 /// The proxy address deploy/ keeps on every node.
 pub const PROXY_ADDRESS: &str = "10.96.0.2";
 /// Where the project's objects live (deploy/'s namespace).
@@ -198,7 +200,7 @@ impl Cluster {
     pub fn overlay(&self) -> Result<PathBuf, String> {
         let overlay = self.dir.join("overlay");
         std::fs::create_dir_all(&overlay).map_err(|e| e.to_string())?;
-        let (cert, key) = self.webhook_certificate("overlay")?;
+        let (cert, key) = self.webhook_certificate("overlay", WEBHOOK_SAN)?;
         std::fs::copy(cert, overlay.join("tls.crt")).map_err(|e| e.to_string())?;
         std::fs::copy(key, overlay.join("tls.key")).map_err(|e| e.to_string())?;
         let ca = std::fs::read(self.dir.join("webhook-ca.crt")).map_err(|e| e.to_string())?;
@@ -222,9 +224,10 @@ impl Cluster {
         Ok(overlay)
     }
 
-    /// A new serving certificate for the webhook's Service from this run's test CA (made on first
-    /// use): `(certificate, key)` files named after `name`.
-    pub fn webhook_certificate(&self, name: &str) -> Result<(PathBuf, PathBuf), String> {
+    /// A new serving certificate from this run's test CA (made on first use) for the
+    /// subjectAltName `san` (such as [`WEBHOOK_SAN`]): `(certificate, key)` files named after
+    /// `name`.
+    pub fn webhook_certificate(&self, name: &str, san: &str) -> Result<(PathBuf, PathBuf), String> {
         let ca_cert = self.dir.join("webhook-ca.crt");
         let ca_key = self.dir.join("webhook-ca.key");
         let ec = [
@@ -254,14 +257,10 @@ impl Cluster {
         openssl(&[
             &["req"],
             &ec[..],
-            &["-subj", "/CN=apiserver-proxy-pod-webhook.kube-system.svc"],
+            &["-subj", &format!("/CN={name}")],
             &["-keyout", path(&key), "-out", path(&csr)],
         ])?;
-        std::fs::write(
-            &ext,
-            "subjectAltName=DNS:apiserver-proxy-pod-webhook.kube-system.svc\n",
-        )
-        .map_err(|e| e.to_string())?;
+        std::fs::write(&ext, format!("subjectAltName={san}\n")).map_err(|e| e.to_string())?;
         openssl(&[
             &["x509", "-req", "-days", "2", "-CAcreateserial", "-CAserial"],
             &[path(&self.dir.join("webhook-ca.srl"))],
@@ -397,7 +396,8 @@ fn openssl(parts: &[&[&str]]) -> Result<(), String> {
     }
 }
 
-fn base64_encode(bytes: &[u8]) -> String {
+/// Standard base64, as Kubernetes' `caBundle` and Secrets want it.
+pub fn base64_encode(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }

@@ -21,7 +21,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use blackbox_tests::cluster::{
-    pause_ms, Cluster, StartError, FQDN, NAMESPACE, PAUSE_IMAGE, PROXY_ADDRESS,
+    base64_encode, pause_ms, Cluster, StartError, FQDN, NAMESPACE, PAUSE_IMAGE, PROXY_ADDRESS,
+    WEBHOOK_SAN,
 };
 use blackbox_tests::skip;
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
@@ -41,7 +42,10 @@ const CASES: &[(&str, Case)] = &[
         webhook_two_replicas_on_two_nodes,
     ),
     ("pods_through_the_api_server", pods_through_the_api_server),
-    ("reinvocation_policy_is_never", reinvocation_policy_is_never),
+    (
+        "reinvocation_patches_a_container_added_later",
+        reinvocation_patches_a_container_added_later,
+    ),
     ("fail_open_with_the_webhook_scaled_to_zero", fail_open),
     (
         "daemonset_rollout_keeps_the_address",
@@ -522,15 +526,92 @@ fn mirror_pod_left_alone(cluster: &Cluster) -> Result<(), Failed> {
 
 // --- 5 -------------------------------------------------------------------------------------------
 
-/// `reinvocationPolicy: Never`, as Gardener's (docs/webhook.md says why): the configuration in
-/// the cluster says so, and a Pod whose containers are all patched by the one call comes back
-/// with every container patched.
-fn reinvocation_policy_is_never(cluster: &Cluster) -> Result<(), Failed> {
+/// `reinvocationPolicy: IfNeeded` (docs/webhook.md says why): a test-only webhook whose
+/// configuration sorts after ours (`scripts/cluster/adder.py`, run in node 1 beside the API
+/// server, registered by URL, only for Pods labelled `apc-adder`) appends a container after our
+/// call; the API server calls ours again, and that container comes back patched too.
+fn reinvocation_patches_a_container_added_later(cluster: &Cluster) -> Result<(), Failed> {
     cluster.deployed()?;
-    let webhook = cluster.json(&["get", "mutatingwebhookconfiguration", WEBHOOK_NAME])?;
+    webhook_ready(cluster)?;
+    namespace(cluster, "apc-reinvocation", false)?;
+    let (cert, key) = cluster.webhook_certificate("adder", "IP:127.0.0.1")?;
+    let mut adder = cluster
+        .in_node(1, "python3")
+        .arg(cluster.root().join("scripts/cluster/adder.py"))
+        .args([cert.as_os_str(), key.as_os_str()])
+        .args([ADDER_PORT, PAUSE_IMAGE])
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let result = with_the_adder(cluster, &mut adder);
+    // Stopped whatever happened; its configuration goes with it.
+    let _ = adder.kill();
+    let _ = adder.wait();
+    let _ = cluster.kubectl(&[
+        "delete",
+        "mutatingwebhookconfiguration",
+        ADDER,
+        "--ignore-not-found",
+    ]);
+    result
+}
+
+const ADDER: &str = "zz-adder.apiserver-proxy.test";
+const ADDER_PORT: &str = "18443";
+
+fn with_the_adder(cluster: &Cluster, adder: &mut std::process::Child) -> Result<(), Failed> {
+    use std::io::BufRead;
+    let mut line = String::new();
+    if let Some(stdout) = adder.stdout.take() {
+        std::io::BufReader::new(stdout).read_line(&mut line)?;
+    }
     check(
-        webhook["webhooks"][0]["reinvocationPolicy"] == "Never",
-        &format!("reinvocationPolicy Never: {}", webhook["webhooks"][0]),
+        line.trim() == "ready",
+        &format!("the adder webhook listens: {line:?}"),
+    )?;
+    let ca = std::fs::read(cluster.dir().join("webhook-ca.crt"))?;
+    let configuration = json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": ADDER},
+        "webhooks": [{
+            "name": ADDER,
+            "admissionReviewVersions": ["v1"],
+            "clientConfig": {
+                "url": format!("https://127.0.0.1:{ADDER_PORT}/"),
+                "caBundle": base64_encode(&ca),
+            },
+            "failurePolicy": "Fail",
+            "sideEffects": "None",
+            "reinvocationPolicy": "Never",
+            "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"],
+                       "resources": ["pods"]}],
+            "objectSelector": {"matchLabels": {"apc-adder": "yes"}},
+        }],
+    });
+    cluster.kubectl_with_input(&["apply", "-f", "-"], Some(&configuration.to_string()))?;
+    let ours = cluster.json(&["get", "mutatingwebhookconfiguration", WEBHOOK_NAME])?;
+    check(
+        ours["webhooks"][0]["reinvocationPolicy"] == "IfNeeded",
+        &format!("deploy/ registers IfNeeded: {}", ours["webhooks"][0]),
+    )?;
+    let created = create(
+        cluster,
+        "apc-reinvocation",
+        &pod("reinvoked", json!({"apc-adder": "yes"})),
+    )?;
+    let containers = created["spec"]["containers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    check(
+        containers.len() == 3 && containers[2]["name"] == "added",
+        &format!("the adder appended its container: {containers:?}"),
+    )?;
+    check(
+        containers
+            .iter()
+            .all(|container| env(container) == Some(FQDN)),
+        &format!("every container patched, the added one too: {containers:?}"),
     )
 }
 
@@ -736,7 +817,7 @@ fn certificate_rotation(cluster: &Cluster) -> Result<(), Failed> {
     cluster.deployed()?;
     let before = webhook_ready(cluster)?;
     namespace(cluster, "apc-rotation", false)?;
-    let (cert, key) = cluster.webhook_certificate("rotated")?;
+    let (cert, key) = cluster.webhook_certificate("rotated", WEBHOOK_SAN)?;
     let serial = openssl_serial(&std::fs::read_to_string(&cert)?)?;
     let secret = cluster.kubectl(&[
         "create",
