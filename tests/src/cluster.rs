@@ -216,7 +216,8 @@ impl Cluster {
              patches:\n\
              - target:\n    kind: MutatingWebhookConfiguration\n  patch: |-\n    \
                - op: add\n      path: /webhooks/0/clientConfig/caBundle\n      value: {bundle}\n",
-            base = self.root.join("testdata/cluster/overlay").display(),
+            // Relative: kustomize refuses an absolute base (target/cluster-<pid>/overlay/).
+            base = "../../../testdata/cluster/overlay",
             bundle = base64_encode(&ca),
         );
         std::fs::write(overlay.join("kustomization.yaml"), kustomization)

@@ -792,8 +792,18 @@ fn stream_pods(cluster: &Cluster, namespace: &str, stop: &AtomicBool) -> Stream 
             Some(&list.to_string()),
         ) {
             Ok(text) => {
-                let created: Value = serde_json::from_str(&text).unwrap_or_default();
-                for pod in created["items"].as_array().into_iter().flatten() {
+                // One object per Pod, or one List holding them, depending on kubectl's mood.
+                let values: Vec<Value> = serde_json::Deserializer::from_str(&text)
+                    .into_iter::<Value>()
+                    .filter_map(Result::ok)
+                    .collect();
+                let pods = values
+                    .iter()
+                    .flat_map(|value| match value["items"].as_array() {
+                        Some(items) => items.iter().collect(),
+                        None => vec![value],
+                    });
+                for pod in pods {
                     stream.created += 1;
                     if env(&pod["spec"]["containers"][0]) != Some(FQDN) {
                         stream
@@ -924,20 +934,13 @@ fn uninstall(cluster: &Cluster) -> Result<(), Failed> {
         "--wait=true",
     ])?;
     cluster.wait_for("the project's Pods gone", 120, || {
-        let pods = cluster
-            .json(&[
-                "get",
-                "pods",
-                "-n",
-                NAMESPACE,
-                "-l",
-                "app.kubernetes.io/part-of=apiserver-proxy",
-            ])
-            .ok()?;
-        pods["items"]
-            .as_array()
-            .is_some_and(Vec::is_empty)
-            .then_some(())
+        // deploy/'s part-of label is not on the Pod templates: ask by each one's name label.
+        let gone = |selector: &str| {
+            cluster
+                .json(&["get", "pods", "-n", NAMESPACE, "-l", selector])
+                .is_ok_and(|pods| pods["items"].as_array().is_some_and(Vec::is_empty))
+        };
+        (gone(SIDECAR) && gone(WEBHOOK)).then_some(())
     })?;
     for node in [1, 2] {
         marked_address_on(cluster, node)?;
