@@ -495,6 +495,24 @@ def down(directory):
     unmount_under(directory)
     state.data.update({"pids": [], "cgroups": [], "netns": [], "containerd": []})
     state.save()
+    prune(directory)
+
+
+def prune(directory):
+    """Everything but the logs and the state goes (about 130 MB a run: the images unpacked per
+    node), once nothing is mounted under the directory any more."""
+    prefix = str(directory.resolve()) + "/"
+    if any(line.split()[4].startswith(prefix)
+           for line in Path("/proc/self/mountinfo").read_text().splitlines()):
+        log(f"mounts left under {directory}: not pruned")
+        return
+    for entry in directory.iterdir():
+        if entry.name in ("logs", "state.json"):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
 
 
 def stop(pid, grace=5.0):
