@@ -589,11 +589,6 @@ fn with_the_adder(cluster: &Cluster, adder: &mut std::process::Child) -> Result<
         }],
     });
     cluster.kubectl_with_input(&["apply", "-f", "-"], Some(&configuration.to_string()))?;
-    let ours = cluster.json(&["get", "mutatingwebhookconfiguration", WEBHOOK_NAME])?;
-    check(
-        ours["webhooks"][0]["reinvocationPolicy"] == "IfNeeded",
-        &format!("deploy/ registers IfNeeded: {}", ours["webhooks"][0]),
-    )?;
     let created = create(
         cluster,
         "apc-reinvocation",
@@ -612,6 +607,11 @@ fn with_the_adder(cluster: &Cluster, adder: &mut std::process::Child) -> Result<
             .iter()
             .all(|container| env(container) == Some(FQDN)),
         &format!("every container patched, the added one too: {containers:?}"),
+    )?;
+    let ours = cluster.json(&["get", "mutatingwebhookconfiguration", WEBHOOK_NAME])?;
+    check(
+        ours["webhooks"][0]["reinvocationPolicy"] == "IfNeeded",
+        &format!("deploy/ registers IfNeeded: {}", ours["webhooks"][0]),
     )
 }
 
