@@ -149,15 +149,7 @@ impl Cluster {
         let output = child
             .wait_with_output()
             .map_err(|e| format!("kubectl: {e}"))?;
-        if output.status.success() {
-            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-        } else {
-            Err(format!(
-                "kubectl {} failed: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&output.stderr).trim()
-            ))
-        }
+        stdout_or_error(&format!("kubectl {}", args.join(" ")), &output)
     }
 
     /// kubectl with `-o json`, parsed.
@@ -386,12 +378,16 @@ fn openssl(parts: &[&[&str]]) -> Result<(), String> {
         .args(&args)
         .output()
         .map_err(|e| format!("openssl: {e}"))?;
+    stdout_or_error(&format!("openssl {}", args.join(" ")), &output).map(drop)
+}
+
+/// A finished command's stdout, or `Err` naming `what` failed and what it said on stderr.
+pub fn stdout_or_error(what: &str, output: &Output) -> Result<String, String> {
     if output.status.success() {
-        Ok(())
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     } else {
         Err(format!(
-            "openssl {} failed: {}",
-            args.join(" "),
+            "{what} failed: {}",
             String::from_utf8_lossy(&output.stderr).trim()
         ))
     }

@@ -21,8 +21,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use blackbox_tests::cluster::{
-    base64_encode, pause_ms, Cluster, StartError, FQDN, NAMESPACE, PAUSE_IMAGE, PROXY_ADDRESS,
-    WEBHOOK_SAN,
+    base64_encode, pause_ms, stdout_or_error, Cluster, StartError, FQDN, NAMESPACE, PAUSE_IMAGE,
+    PROXY_ADDRESS, WEBHOOK_SAN,
 };
 use blackbox_tests::skip;
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
@@ -331,15 +331,7 @@ fn ip(cluster: &Cluster, node: u8, args: &[&str]) -> Result<String, String> {
         .args(args)
         .output()
         .map_err(|e| format!("ip: {e}"))?;
-    if output.status.success() {
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-    } else {
-        Err(format!(
-            "ip {} on node {node}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&output.stderr).trim()
-        ))
-    }
+    stdout_or_error(&format!("ip {} on node {node}", args.join(" ")), &output)
 }
 
 fn ready(pod: &Value) -> bool {
