@@ -58,6 +58,7 @@ impl Cluster {
         let dir = root
             .join("target")
             .join(format!("cluster-{}", std::process::id()));
+        tear_down_on_interrupt(&root, &dir);
         let output = Command::new("python3")
             .arg(root.join("scripts/cluster/cluster.py"))
             .args(["up".as_ref(), dir.as_os_str(), "--images".as_ref()])
@@ -338,6 +339,31 @@ impl Sampler {
 pub fn pause_ms(ms: u64) {
     #[allow(clippy::disallowed_methods)] // The harness's pacing, not code under test.
     std::thread::sleep(std::time::Duration::from_millis(ms));
+}
+
+/// Ctrl-C or SIGTERM (the cluster's processes run in sessions of their own and do not get it):
+/// tear the cluster down, then exit 130. SIGINT and SIGTERM are blocked in this thread and
+/// every thread started after it (the cases'), and taken by one thread that waits for them;
+/// the processes the harness spawns start with an empty mask.
+fn tear_down_on_interrupt(root: &Path, dir: &Path) {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut signals = SigSet::empty();
+    signals.add(Signal::SIGINT);
+    signals.add(Signal::SIGTERM);
+    if let Err(errno) = signals.thread_block() {
+        eprintln!("cluster: cannot block SIGINT and SIGTERM ({errno}): an interrupt leaves the cluster running");
+        return;
+    }
+    let (root, dir) = (root.to_owned(), dir.to_owned());
+    std::thread::spawn(move || {
+        if let Ok(signal) = signals.wait() {
+            eprintln!("cluster: {signal}: tearing the cluster down");
+            teardown(&root, &dir);
+            #[allow(clippy::exit)]
+            // The harness's own interrupt: the cluster is down, nothing else to undo.
+            std::process::exit(130);
+        }
+    });
 }
 
 fn teardown(root: &Path, dir: &Path) {

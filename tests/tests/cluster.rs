@@ -744,7 +744,7 @@ impl Stream {
     }
 }
 
-/// Creates Pods without pause (two streams, lists of 10 per kubectl call: one stream alone
+/// Creates Pods without pause (three streams, lists of 10 per kubectl call: one stream alone
 /// stays under 10/s on the loaded 2 cores) while `action` runs, and for 2 s after; checks each
 /// Pod the API server returned.
 fn during_a_stream(
@@ -754,7 +754,7 @@ fn during_a_stream(
 ) -> Result<Stream, Failed> {
     let stop = AtomicBool::new(false);
     let (result, streams) = std::thread::scope(|scope| {
-        let streamers: Vec<_> = (0..2)
+        let streamers: Vec<_> = (0..3)
             .map(|worker| {
                 let stop = &stop;
                 scope.spawn(move || stream_pods(cluster, namespace, stop, worker))
