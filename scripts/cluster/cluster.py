@@ -286,6 +286,8 @@ def control_plane(state, binaries):
         f"--service-cluster-ip-range={SERVICE_CIDR}",
         # No kube-proxy: the API server calls a webhook's endpoints directly.
         "--enable-aggregator-routing=true",
+        # The nodes' names do not resolve here: reach the kubelets (logs, exec) by their address.
+        "--kubelet-preferred-address-types=InternalIP",
         "--allow-privileged=true", "--profiling=false", "--v=0"])
     kubectl = ["kubectl", f"--kubeconfig={d / 'kubeconfig'}"]
 

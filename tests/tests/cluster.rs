@@ -133,8 +133,8 @@ fn without_a_cluster(args: &Arguments, error: StartError) -> ExitCode {
 /// Server-side dry runs of deploy/ as it is, of every example overlay and of the test overlay;
 /// then the test overlay applied. cert-manager's kinds (docs/examples/overlay's Issuer and
 /// Certificate) are absent from this cluster: those objects are left out of its dry run, and
-/// said so. The examples are dry runs only: applying them would run images no node holds
-/// (Envoy, registry.example.com).
+/// said so. docs/examples/overlay is a dry run only (its images, registry.example.com, are on no
+/// node); docs/examples/iptables is applied, with the tier's component, by the uninstall case.
 fn dry_run_then_apply(cluster: &Cluster) -> Result<(), Failed> {
     let root = cluster.root();
     let base = root.join("deploy");
@@ -162,7 +162,7 @@ fn dry_run_then_apply(cluster: &Cluster) -> Result<(), Failed> {
             )
             .map_err(|e| format!("{example}: {e}"))?;
     }
-    let overlay = cluster.overlay()?;
+    let overlay = cluster.overlay("deploy", "deploy")?;
     cluster.kubectl(&[
         "apply",
         "--server-side",
@@ -922,19 +922,28 @@ fn openssl_serial(pem: &str) -> Result<String, String> {
 
 // --- 9 -------------------------------------------------------------------------------------------
 
-/// `kubectl delete` of deploy/ leaves the address (the sidecar runs without --cleanup, on
-/// purpose: docs/deploy.md); the uninstall docs/deploy.md describes, one cleanup Pod per node
-/// (docs/examples/uninstall/pod.yaml), removes it: no marked address, no aliased link and no
+/// docs/examples/iptables applied over the installation (the DaemonSet rolls to
+/// `--setup-iptables`, so each node holds its five rules too); then `kubectl delete` leaves the
+/// address and the rules (the sidecar runs without --cleanup, on purpose: docs/deploy.md); the
+/// uninstall docs/deploy.md describes, one cleanup Pod per node
+/// (docs/examples/uninstall/pod.yaml), removes them: no marked address, no aliased link and no
 /// rule of ours on any node.
 fn uninstall(cluster: &Cluster) -> Result<(), Failed> {
     cluster.deployed()?;
-    let overlay = cluster.dir().join("overlay");
-    cluster.kubectl(&[
-        "delete",
-        "-k",
-        &overlay.display().to_string(),
-        "--wait=true",
-    ])?;
+    let iptables = cluster.overlay("iptables", "docs/examples/iptables")?;
+    let iptables = iptables.display().to_string();
+    cluster.kubectl(&["apply", "--server-side", "-k", &iptables])?;
+    daemonset_ready(cluster)?;
+    for node in [1, 2] {
+        let state = cluster.node_state(node)?;
+        check(
+            state["rules"]
+                .as_array()
+                .is_some_and(|rules| rules.len() == 5),
+            &format!("node {node} holds the five rules of docs/examples/iptables: {state}"),
+        )?;
+    }
+    cluster.kubectl(&["delete", "-k", &iptables, "--wait=true"])?;
     cluster.wait_for("the project's Pods gone", 120, || {
         // deploy/'s part-of label is not on the Pod templates: ask by each one's name label.
         let gone = |selector: &str| {
