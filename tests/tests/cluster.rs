@@ -932,7 +932,15 @@ fn uninstall(cluster: &Cluster) -> Result<(), Failed> {
     cluster.deployed()?;
     let iptables = cluster.overlay("iptables", "docs/examples/iptables")?;
     let iptables = iptables.display().to_string();
-    cluster.kubectl(&["apply", "--server-side", "-k", &iptables])?;
+    // Earlier cases changed the DaemonSet's args (kubectl patch) and the Secret (kubectl
+    // replace): this apply takes those fields back, as a re-install after such edits would.
+    cluster.kubectl(&[
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "-k",
+        &iptables,
+    ])?;
     daemonset_ready(cluster)?;
     for node in [1, 2] {
         let state = cluster.node_state(node)?;
