@@ -33,8 +33,11 @@ COPY target/docker/ /out/
 FROM ${BINARIES} AS binaries
 
 # Collects iptables into /rootfs: the two multi-call binaries, the names the sidecar calls them
-# by, the extensions its five rules load (dlopen, so ldd cannot name them), exactly the shared
-# libraries ldd names, and /run for the legacy backend's lock file.
+# by, every extension (dlopen, so ldd cannot name them), exactly the shared libraries ldd names,
+# and /run for the legacy backend's lock file. Every extension, not only the five our rules
+# load: listing a table parses each rule in it, and a node's kubelet and kube-proxy write rules
+# with mark, conntrack, addrtype, statistic, ... matches, which iptables-nft-save refuses without
+# their extension ("match extension not found"). The cluster tier found it (docs/images.md).
 FROM ${IPTABLES_IMAGE} AS iptables
 RUN set -eu; \
     if ! command -v xtables-nft-multi >/dev/null; then \
@@ -42,7 +45,7 @@ RUN set -eu; \
       DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends iptables; \
     fi; \
     multiarch=$(dirname "$(readlink -f "$(ldd /usr/sbin/xtables-nft-multi | awk '/libc.so/ {print $3}')")"); \
-    extensions="libxt_tcp.so libxt_comment.so libxt_CT.so libxt_NOTRACK.so libxt_standard.so"; \
+    extensions=$(cd "$multiarch/xtables" && ls); \
     mkdir -p /rootfs/usr/sbin /rootfs/run "/rootfs$multiarch/xtables"; \
     cp /usr/sbin/xtables-nft-multi /usr/sbin/xtables-legacy-multi /rootfs/usr/sbin/; \
     for name in iptables iptables-save ip6tables ip6tables-save \

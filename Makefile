@@ -21,9 +21,11 @@ lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 # Every tier: domain unit tests, kernel tier (network namespaces), black-box binaries, the
-# manifests, the images, and the VM tier (Debian's node kernels in qemu). The black-box tests run
-# the binaries cargo builds into target/debug, the images docker-images builds and the static
-# sidecar in target/docker, so build them first.
+# manifests, the images, the VM tier (Debian's node kernels in qemu) and the cluster tier
+# (deploy/ on a two-node Kubernetes v1.24 in namespaces, from KUBE_BINARIES, default
+# ../shared/k8s; docs/testing.md). The black-box tests run the binaries cargo builds into
+# target/debug, the images docker-images builds (the cluster tier imports them into its nodes)
+# and the static sidecar in target/docker, so build them first.
 # cargo counts a skipped test as passed: each skip is also listed in SKIPPED_LIST
 # (blackbox_tests::skip), counted after cargo's summary.
 SKIPPED_LIST := $(or $(CARGO_TARGET_DIR),target)/skipped-tests.txt

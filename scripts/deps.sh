@@ -14,6 +14,13 @@ command -v jq >/dev/null || packages+=(jq)
 command -v qemu-system-x86_64 >/dev/null || packages+=(qemu-system-x86)
 command -v zstd >/dev/null || packages+=(zstd)
 command -v gcc >/dev/null || packages+=(gcc libc6-dev)
+# The cluster tier (docs/testing.md): etcd, a containerd per node, runc, the CNI plugins (bridge,
+# host-local, loopback, portmap) and conntrack, which kube-proxy calls.
+command -v etcd >/dev/null || packages+=(etcd-server)
+command -v containerd >/dev/null || packages+=(containerd)
+command -v runc >/dev/null || packages+=(runc)
+[ -x /usr/lib/cni/bridge ] || packages+=(containernetworking-plugins)
+command -v conntrack >/dev/null || packages+=(conntrack)
 for extra in "$@"; do
   command -v "$extra" >/dev/null || packages+=("$extra")
 done
@@ -43,4 +50,19 @@ fi
 echo "deps: installing ${packages[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+# etcd-server and containerd come with services that would start on the host (a stray etcd on
+# :2379, a second containerd): the cluster tier runs its own, in network namespaces. A
+# policy-rc.d that answers 101 ("action forbidden") keeps invoke-rc.d from starting anything
+# during this install; one the machine already has is left as it is.
+own_policy=
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+  chmod 755 /usr/sbin/policy-rc.d
+  own_policy=1
+fi
+status=0
+apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null || status=$?
+if [ -n "$own_policy" ]; then
+  rm -f /usr/sbin/policy-rc.d
+fi
+exit "$status"

@@ -107,7 +107,7 @@ def check_properties(kustomization, resources, rules):
     hook = webhooks[0]
     check(hook["admissionReviewVersions"] == ["v1", "v1beta1"], "webhook: review versions")
     for field, value in [("failurePolicy", "Ignore"), ("timeoutSeconds", 2),
-                         ("sideEffects", "None"), ("reinvocationPolicy", "Never"),
+                         ("sideEffects", "None"), ("reinvocationPolicy", "IfNeeded"),
                          ("matchPolicy", "Exact")]:
         check(hook.get(field) == value, f"webhook: {field}: {value}")
     check(hook["rules"][0]["operations"] == ["CREATE"] and hook["rules"][0]["resources"] == ["pods"],

@@ -1,6 +1,7 @@
 //! The test harness: find the built binaries, run tests in network namespaces of their own.
 //! Used by the black-box tests of this crate and by the kernel tier in `adapters/tests`.
 
+pub mod cluster;
 pub mod docker;
 pub mod netns;
 pub mod sidecar;

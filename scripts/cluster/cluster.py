@@ -1,0 +1,625 @@
+#!/usr/bin/env python3
+"""A two-node Kubernetes v1.24 cluster in network namespaces, for the cluster tier.
+
+    cluster.py up DIR [--images IMG ...]   start it; DIR/kubeconfig reaches the API server
+    cluster.py down DIR                    stop everything `up` started and remove what it made
+
+Node 1 runs etcd, the control plane, a containerd and a kubelet; node 2 a containerd and a
+kubelet. Each node is a network namespace (joined by a veth pair) and a mount namespace of its
+own (so the two kubelets do not share /var/log/pods), and a cgroup root of its own. Nothing runs
+in the host's network namespace. How each piece is started, and why, is in ../shared/design.md
+section 4.4 and docs/testing.md. Every name carries DIR's run prefix (`apc<pid>`), so two runs
+on one machine never collide. `down` reads DIR/state.json, so it works after a failed `up` and
+from another process (the test harness's drop guard).
+
+Exit status: 0 done, 1 failed (the reason on stderr), 2 the tier cannot run here (not root, no
+Kubernetes binaries, a missing tool): the harness turns 2 into a loud skip.
+"""
+
+import argparse
+import base64
+import hashlib
+import json
+import lzma
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPONENTS = ["kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet"]
+TOOLS = ["etcd", "containerd", "containerd-shim-runc-v2", "runc", "ctr", "nsenter", "unshare",
+         "ip", "openssl", "docker", "kubectl", "gcc", "conntrack"]
+CANNOT_RUN = 2
+# Addresses: the veth between the nodes, each node's Pod subnet, the Service range (apart from the
+# proxy address 10.96.0.2 that deploy/ uses, so no Service ever takes it).
+NODE_IP = {1: "10.200.0.1", 2: "10.200.0.2"}
+POD_CIDR = {1: "10.201.1.0/24", 2: "10.201.2.0/24"}
+SERVICE_CIDR = "10.32.0.0/24"
+TOKEN = "apiserver-proxy-cluster-tier-admin"
+PAUSE_IMAGE = "apiserver-proxy-pause:3.9"
+
+
+class CannotRun(Exception):
+    pass
+
+
+def log(message):
+    print(f"cluster: {message}", file=sys.stderr, flush=True)
+
+
+def run(*args, **kwargs):
+    kwargs.setdefault("check", True)
+    return subprocess.run([str(a) for a in args], **kwargs)
+
+
+def output(*args):
+    return run(*args, capture_output=True, text=True).stdout
+
+
+class State:
+    """What `up` made, written after every step so that `down` undoes exactly that."""
+
+    def __init__(self, directory):
+        self.dir = directory
+        self.path = directory / "state.json"
+        if self.path.exists():
+            self.data = json.loads(self.path.read_text())
+        else:
+            prefix = f"apc{os.getpid()}"
+            self.data = {"prefix": prefix, "netns": [], "pids": [], "cgroups": [],
+                         "containerd": []}
+
+    @property
+    def prefix(self):
+        return self.data["prefix"]
+
+    def add(self, key, value):
+        self.data[key].append(value)
+        self.save()
+
+    def save(self):
+        self.path.write_text(json.dumps(self.data, indent=1))
+
+
+# --- the binaries --------------------------------------------------------------------------------
+
+def kube_binaries():
+    """Unpacks KUBE_BINARIES (default ../shared/k8s) into a cache under target/, checking the sums
+    of the unpacked files against its SHA256SUMS; returns the cache directory."""
+    source = Path(os.environ.get("KUBE_BINARIES", ROOT.parent / "shared" / "k8s"))
+    sums_file = source / "SHA256SUMS"
+    if not sums_file.exists():
+        raise CannotRun(f"no Kubernetes binaries: {sums_file} is missing (set KUBE_BINARIES, "
+                        "docs/testing.md)")
+    sums = {}
+    for line in sums_file.read_text().splitlines():
+        if line.strip():
+            digest, name = line.split()
+            sums[name.lstrip("*")] = digest
+    key = hashlib.sha256(sums_file.read_bytes()).hexdigest()[:16]
+    cache = ROOT / "target" / "cluster-bin" / key
+    cache.mkdir(parents=True, exist_ok=True)
+    for name in COMPONENTS:
+        if name not in sums:
+            raise CannotRun(f"{sums_file} names no {name}")
+        target = cache / name
+        if target.exists() and sha256(target) == sums[name]:
+            continue
+        packed, plain = source / f"{name}.xz", source / name
+        partial = cache / f".{name}.{os.getpid()}"
+        if packed.exists():
+            with lzma.open(packed) as src, open(partial, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+        elif plain.exists():
+            shutil.copyfile(plain, partial)
+        else:
+            raise CannotRun(f"no {name} or {name}.xz in {source}")
+        digest = sha256(partial)
+        if digest != sums[name]:
+            partial.unlink()
+            raise SystemExit(f"cluster: {name} from {source}: SHA-256 {digest}, expected "
+                             f"{sums[name]} (SHA256SUMS)")
+        partial.chmod(0o755)
+        partial.rename(target)
+    return cache
+
+
+def sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def pause_image(work):
+    """A pause image (pause() until a signal, static, FROM scratch), since no registry is
+    reachable; built once per machine, it is the CRI sandbox image."""
+    if run("docker", "image", "inspect", PAUSE_IMAGE, capture_output=True,
+           check=False).returncode == 0:
+        return
+    context = work / "pause-image"
+    context.mkdir(parents=True, exist_ok=True)
+    (context / "pause.c").write_text(
+        "#include <signal.h>\n#include <stdlib.h>\n#include <unistd.h>\n"
+        "static void stop(int s) { (void)s; exit(0); }\n"
+        "int main(void) { signal(SIGTERM, stop); signal(SIGINT, stop);"
+        " for (;;) pause(); }\n")
+    run("gcc", "-static", "-O2", "-o", context / "pause", context / "pause.c")
+    (context / "Dockerfile").write_text(
+        'FROM scratch\nCOPY pause /pause\nUSER 65535:65535\nENTRYPOINT ["/pause"]\n')
+    run("docker", "build", "--quiet", "--network", "none", "-t", PAUSE_IMAGE, context,
+        stdout=subprocess.DEVNULL)
+
+
+# --- processes in a node -------------------------------------------------------------------------
+
+def start(state, node, name, args, mount_ns=None):
+    """Starts a component in the node's network namespace (and mount namespace), its output in
+    DIR/logs/NAME.log. nsenter, not `ip netns exec`, which remounts /sys and hides the cgroup
+    mounts from the kubelet and runc."""
+    logs = state.dir / "logs"
+    logs.mkdir(exist_ok=True)
+    enter = ["nsenter", f"--net=/var/run/netns/{state.prefix}-n{node}"]
+    if mount_ns:
+        enter.append(f"--mount=/proc/{mount_ns}/ns/mnt")
+    with open(logs / f"{name}.log", "wb") as out:
+        process = subprocess.Popen(enter + [str(a) for a in args], stdout=out,
+                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   start_new_session=True)
+    state.add("pids", {"name": name, "pid": process.pid, "node": node})
+    return process
+
+
+def in_node(state, node, *args, **kwargs):
+    return run("nsenter", f"--net=/var/run/netns/{state.prefix}-n{node}", *args, **kwargs)
+
+
+def wait_for(what, check, seconds, log_file=None):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    tail = ""
+    if log_file and log_file.exists():
+        tail = "\n" + "\n".join(log_file.read_text(errors="replace").splitlines()[-15:])
+    raise SystemExit(f"cluster: {what} did not happen within {seconds} s{tail}")
+
+
+# --- bring-up ------------------------------------------------------------------------------------
+
+def networks(state):
+    prefix = state.prefix
+    for node in (1, 2):
+        run("ip", "netns", "add", f"{prefix}-n{node}")
+        state.add("netns", f"{prefix}-n{node}")
+    # The nodes' link: eth0 in each namespace, with a default route so the kubelets report an
+    # InternalIP, and each node routing the other's Pod subnet (the API server calls webhook
+    # replicas on node 2).
+    run("ip", "-n", f"{prefix}-n1", "link", "add", "eth0", "type", "veth", "peer", "name", "eth0",
+        "netns", f"{prefix}-n2")
+    for node, other in ((1, 2), (2, 1)):
+        ns = ["ip", "-n", f"{prefix}-n{node}"]
+        run(*ns, "link", "set", "lo", "up")
+        run(*ns, "addr", "add", f"{NODE_IP[node]}/24", "dev", "eth0")
+        run(*ns, "link", "set", "eth0", "up")
+        run(*ns, "route", "add", "default", "dev", "eth0")
+        run(*ns, "route", "add", POD_CIDR[other], "via", NODE_IP[other])
+        in_node(state, node, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+        # The link the sidecar keeps its address on: this kernel has no dummy type, so the tier
+        # makes `apiserver-proxy` (a veth, without the sidecar's alias) as the node's image
+        # would have it; deploy/ is applied unchanged in this respect.
+        run(*ns, "link", "add", "apiserver-proxy", "type", "veth", "peer", "name", "apc-peer")
+        run(*ns, "link", "set", "apc-peer", "up")
+
+
+def certificates(state):
+    """The cluster's CA and the API server's serving certificate, and the service-account key."""
+    pki = state.dir / "pki"
+    pki.mkdir(exist_ok=True)
+    openssl = ["openssl"]
+    run(*openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+        "-nodes", "-keyout", pki / "ca.key", "-out", pki / "ca.crt", "-days", "2",
+        "-subj", "/CN=apiserver-proxy cluster tier CA", capture_output=True)
+    sans = f"IP:{NODE_IP[1]},IP:127.0.0.1,IP:10.32.0.1,DNS:kubernetes,DNS:kubernetes.default," \
+           "DNS:kubernetes.default.svc,DNS:localhost"
+    issue(pki, "apiserver", "/CN=kube-apiserver", sans)
+    run(*openssl, "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
+        "-out", pki / "sa.key", capture_output=True)
+    run(*openssl, "pkey", "-in", pki / "sa.key", "-pubout", "-out", pki / "sa.pub",
+        capture_output=True)
+
+
+def issue(pki, name, subject, sans):
+    run("openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-keyout", pki / f"{name}.key", "-out", pki / f"{name}.csr", "-subj", subject,
+        capture_output=True)
+    (pki / f"{name}.ext").write_text(f"subjectAltName={sans}\n")
+    run("openssl", "x509", "-req", "-in", pki / f"{name}.csr", "-CA", pki / "ca.crt",
+        "-CAkey", pki / "ca.key", "-CAcreateserial", "-out", pki / f"{name}.crt", "-days", "2",
+        "-extfile", pki / f"{name}.ext", capture_output=True)
+
+
+def kubeconfig(state, server):
+    ca = base64.b64encode((state.dir / "pki" / "ca.crt").read_bytes()).decode()
+    return json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "tier",
+        "clusters": [{"name": "tier", "cluster": {"server": server,
+                                                  "certificate-authority-data": ca}}],
+        "users": [{"name": "admin", "user": {"token": TOKEN}}],
+        "contexts": [{"name": "tier", "context": {"cluster": "tier", "user": "admin"}}],
+    })
+
+
+def control_plane(state, binaries):
+    d = state.dir
+    pki = d / "pki"
+    # The admin token, in system:masters: the test harness, the controllers and the kubelets.
+    (d / "tokens.csv").write_text(f'{TOKEN},admin,admin,"system:masters"\n')
+    # For the processes in node 1 (loopback) and for the harness (it enters node 1 too).
+    (d / "kubeconfig").write_text(kubeconfig(state, "https://127.0.0.1:6443"))
+    # For node 2's kubelet, over the veth.
+    (d / "kubeconfig-n2").write_text(kubeconfig(state, f"https://{NODE_IP[1]}:6443"))
+    start(state, 1, "etcd", ["etcd", "--data-dir", d / "etcd", "--name", "tier",
+                             "--listen-client-urls", "http://127.0.0.1:2379",
+                             "--advertise-client-urls", "http://127.0.0.1:2379",
+                             "--listen-peer-urls", "http://127.0.0.1:2380",
+                             "--initial-advertise-peer-urls", "http://127.0.0.1:2380",
+                             "--initial-cluster", "tier=http://127.0.0.1:2380",
+                             "--log-level", "warn"])
+    start(state, 1, "kube-apiserver", [
+        binaries / "kube-apiserver",
+        "--etcd-servers=http://127.0.0.1:2379",
+        "--bind-address=0.0.0.0", "--secure-port=6443", f"--advertise-address={NODE_IP[1]}",
+        f"--tls-cert-file={pki / 'apiserver.crt'}", f"--tls-private-key-file={pki / 'apiserver.key'}",
+        f"--client-ca-file={pki / 'ca.crt'}",
+        f"--token-auth-file={d / 'tokens.csv'}",
+        "--authorization-mode=Node,RBAC",
+        f"--service-account-key-file={pki / 'sa.pub'}",
+        f"--service-account-signing-key-file={pki / 'sa.key'}",
+        "--service-account-issuer=https://kubernetes.default.svc",
+        f"--service-cluster-ip-range={SERVICE_CIDR}",
+        # No kube-proxy: the API server calls a webhook's endpoints directly.
+        "--enable-aggregator-routing=true",
+        # The nodes' names do not resolve here: reach the kubelets (logs, exec) by their address.
+        "--kubelet-preferred-address-types=InternalIP",
+        "--allow-privileged=true", "--profiling=false", "--v=0"])
+    kubectl = ["kubectl", f"--kubeconfig={d / 'kubeconfig'}"]
+
+    def api_ready():
+        return in_node(state, 1, *kubectl, "get", "--raw", "/readyz", capture_output=True,
+                       check=False).returncode == 0
+    wait_for("the API server's /readyz", api_ready, 60, d / "logs" / "kube-apiserver.log")
+    start(state, 1, "kube-controller-manager", [
+        binaries / "kube-controller-manager", f"--kubeconfig={d / 'kubeconfig'}",
+        f"--service-account-private-key-file={pki / 'sa.key'}",
+        f"--root-ca-file={pki / 'ca.crt'}", "--leader-elect=false",
+        "--use-service-account-credentials=false", "--profiling=false",
+        # Quick to notice a Ready node (the not-ready taint comes off sooner).
+        "--node-monitor-period=2s", "--v=0"])
+    start(state, 1, "kube-scheduler", [
+        binaries / "kube-scheduler", f"--kubeconfig={d / 'kubeconfig'}", "--leader-elect=false",
+        "--profiling=false", "--v=0"])
+
+
+def node(state, number, binaries, images):
+    d = state.dir / f"n{number}"
+    prefix = state.prefix
+    for sub in ("pod-logs", "container-logs", "manifests", "kubelet", "cni"):
+        (d / sub).mkdir(parents=True, exist_ok=True)
+    # A mount namespace per node: the kubelet's /var/log/pods and /var/log/containers are the
+    # node's own (two kubelets sharing them delete each other's Pod logs), and every mount the
+    # node's containerd and kubelet make goes away with the namespace.
+    for shared in ("/var/log/pods", "/var/log/containers"):
+        Path(shared).mkdir(parents=True, exist_ok=True)
+    holder = start(state, number, f"mount-holder-n{number}", [
+        "unshare", "--mount", "--propagation", "private", "sh", "-c",
+        f'mount --bind "{d / "pod-logs"}" /var/log/pods && '
+        f'mount --bind "{d / "container-logs"}" /var/log/containers && exec sleep infinity'])
+    for _ in range(100):
+        if Path("/proc", str(holder.pid), "ns", "mnt").exists() and \
+                os.readlink(f"/proc/{holder.pid}/ns/mnt") != os.readlink("/proc/self/ns/mnt") \
+                and holder_ready(holder.pid):
+            break
+        time.sleep(0.05)
+    else:
+        raise SystemExit(f"cluster: node {number}'s mount namespace did not come up")
+    socket = d / "containerd.sock"
+    (d / "cni" / "10-tier.conflist").write_text(json.dumps({
+        "cniVersion": "0.4.0", "name": f"{prefix}-n{number}",
+        "plugins": [{"type": "bridge", "bridge": "cni0", "isGateway": True, "ipMasq": False,
+                     "ipam": {"type": "host-local", "dataDir": str(d / "ipam"),
+                              "ranges": [[{"subnet": POD_CIDR[number]}]],
+                              "routes": [{"dst": "0.0.0.0/0"}]}}]}))
+    (d / "containerd.toml").write_text(f"""version = 2
+root = "{d / 'containerd-root'}"
+state = "{d / 'containerd-state'}"
+[grpc]
+  address = "{socket}"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "docker.io/library/{PAUSE_IMAGE}"
+  # Root here lacks CAP_SYS_RESOURCE: the sandbox's oom_score_adj of -998 would fail.
+  restrict_oom_score_adj = true
+  # The Pods' network namespaces under this node's state, not the host's /var/run/netns.
+  netns_mounts_under_state_dir = true
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "native"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "{d / 'cni'}"
+""")
+    start(state, number, f"containerd-n{number}",
+          ["containerd", "--config", d / "containerd.toml"], mount_ns=holder.pid)
+    state.add("containerd", str(socket))
+    wait_for(f"node {number}'s containerd", lambda: run(
+        "ctr", "-a", socket, "version", capture_output=True, check=False).returncode == 0,
+        30, state.dir / "logs" / f"containerd-n{number}.log")
+    load_images(socket, images)
+    cgroup = f"{prefix}-n{number}"
+    make_cgroup_root(state, cgroup)
+    (d / "kubelet.yaml").write_text(json.dumps({
+        "apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
+        "cgroupDriver": "cgroupfs", "cgroupRoot": f"/{cgroup}", "failSwapOn": False,
+        "staticPodPath": str(d / "manifests"), "enforceNodeAllocatable": [],
+        "authentication": {"anonymous": {"enabled": True}, "webhook": {"enabled": False}},
+        "authorization": {"mode": "AlwaysAllow"},
+        "readOnlyPort": 0,
+        # Short periods: a rotated Secret reaches the webhook's volume within seconds.
+        "syncFrequency": "5s", "fileCheckFrequency": "5s",
+        "nodeStatusUpdateFrequency": "4s",
+        # This machine's disk and memory are shared: no eviction, no image GC.
+        "evictionHard": {"memory.available": "1Mi", "nodefs.available": "1%",
+                         "imagefs.available": "1%"},
+        "imageGCHighThresholdPercent": 100,
+        "serializeImagePulls": False,
+    }))
+    start(state, number, f"kubelet-n{number}", [
+        binaries / "kubelet", f"--config={d / 'kubelet.yaml'}",
+        f"--kubeconfig={state.dir / ('kubeconfig' if number == 1 else 'kubeconfig-n2')}",
+        "--container-runtime=remote", f"--container-runtime-endpoint=unix://{socket}",
+        f"--root-dir={d / 'kubelet'}", f"--hostname-override=node{number}",
+        f"--node-ip={NODE_IP[number]}", f"--pod-infra-container-image={PAUSE_IMAGE}",
+        "--v=0"], mount_ns=holder.pid)
+
+
+def holder_ready(pid):
+    try:
+        mounts = Path(f"/proc/{pid}/mountinfo").read_text()
+    except OSError:
+        return False
+    return " /var/log/containers " in mounts
+
+
+def load_images(socket, images):
+    save = subprocess.Popen(["docker", "save", *images, PAUSE_IMAGE], stdout=subprocess.PIPE)
+    run("ctr", "-a", socket, "-n", "k8s.io", "images", "import", "--snapshotter", "native", "-",
+        stdin=save.stdout, stdout=subprocess.DEVNULL)
+    if save.wait() != 0:
+        raise SystemExit(f"cluster: docker save {' '.join(images)} failed")
+
+
+def make_cgroup_root(state, name):
+    """The kubelet's cgroupRoot in every v1 hierarchy; cpuset needs its cpus and mems copied."""
+    for hierarchy in Path("/sys/fs/cgroup").iterdir():
+        if not hierarchy.is_dir() or hierarchy.is_symlink():
+            continue
+        path = hierarchy / name
+        # The kubelet makes its own in the v2 `unified` hierarchy; `down` removes that one too.
+        state.add("cgroups", str(path))
+        if hierarchy.name == "unified":
+            continue
+        path.mkdir(exist_ok=True)
+        if hierarchy.name == "cpuset":
+            for key in ("cpuset.cpus", "cpuset.mems"):
+                (path / key).write_text((hierarchy / key).read_text())
+
+
+def nodes_ready(state):
+    kubectl = ["kubectl", f"--kubeconfig={state.dir / 'kubeconfig'}"]
+    out = in_node(state, 1, *kubectl, "get", "nodes", "-o", "json", capture_output=True,
+                  text=True, check=False).stdout
+    try:
+        items = json.loads(out)["items"]
+    except (ValueError, KeyError):
+        return False
+    ready = 0
+    for item in items:
+        conditions = {c["type"]: c["status"] for c in item["status"].get("conditions", [])}
+        taints = [t["key"] for t in item["spec"].get("taints", [])]
+        if conditions.get("Ready") == "True" and "node.kubernetes.io/not-ready" not in taints:
+            ready += 1
+    return ready == 2
+
+
+def up(directory, images):
+    if os.geteuid() != 0:
+        raise CannotRun("needs root (network and mount namespaces, cgroups)")
+    missing = [tool for tool in TOOLS if shutil.which(tool) is None]
+    if not Path("/usr/lib/cni/bridge").exists():
+        missing.append("/usr/lib/cni/bridge (containernetworking-plugins)")
+    if missing:
+        raise CannotRun(f"missing {', '.join(missing)}: run scripts/deps.sh")
+    if run("docker", "info", capture_output=True, check=False).returncode != 0:
+        raise CannotRun("no Docker engine answers (scripts/docker-engine.sh): the images are "
+                        "imported from it")
+    for image in images:
+        if run("docker", "image", "inspect", image, capture_output=True,
+               check=False).returncode != 0:
+            raise CannotRun(f"no image {image}: run make docker-images")
+    binaries = kube_binaries()
+    directory.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    state = State(directory)
+    pause_image(directory)
+    networks(state)
+    certificates(state)
+    control_plane(state, binaries)
+    for number in (1, 2):
+        node(state, number, binaries, images)
+    wait_for("both nodes Ready and untainted", lambda: nodes_ready(state), 120,
+             directory / "logs" / "kubelet-n2.log")
+    seconds = time.monotonic() - started
+    state.data["start_seconds"] = round(seconds, 1)
+    state.save()
+    log(f"two nodes Ready in {seconds:.1f} s ({directory})")
+
+
+# --- teardown ------------------------------------------------------------------------------------
+
+def down(directory):
+    state_file = directory / "state.json"
+    if not state_file.exists():
+        return
+    state = State(directory)
+    pids = state.data["pids"]
+    # The kubelets first (they would restart containers), then every container through its
+    # containerd, then the rest; the scheduler ignores a first SIGTERM, so SIGKILL after a grace.
+    for entry in pids:
+        if entry["name"].startswith("kubelet"):
+            stop(entry["pid"])
+    for socket in state.data["containerd"]:
+        kill_containers(socket)
+    for entry in reversed(pids):
+        stop(entry["pid"])
+    # Shims outlive containerd (their own sessions); any left are ours by their socket address.
+    for socket in state.data["containerd"]:
+        for pid in shims_of(socket):
+            stop(pid)
+    for path in sorted(state.data["cgroups"], key=len, reverse=True):
+        remove_cgroup(Path(path))
+    for name in state.data["netns"]:
+        run("ip", "netns", "delete", name, check=False, capture_output=True)
+    unmount_under(directory)
+    state.data.update({"pids": [], "cgroups": [], "netns": [], "containerd": []})
+    state.save()
+    prune(directory)
+
+
+def prune(directory):
+    """Everything but the logs and the state goes (about 130 MB a run: the images unpacked per
+    node), once nothing is mounted under the directory any more."""
+    prefix = str(directory.resolve()) + "/"
+    if any(line.split()[4].startswith(prefix)
+           for line in Path("/proc/self/mountinfo").read_text().splitlines()):
+        log(f"mounts left under {directory}: not pruned")
+        return
+    for entry in directory.iterdir():
+        if entry.name in ("logs", "state.json"):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+
+
+def stop(pid, grace=5.0):
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if not alive(pid):
+            return
+        time.sleep(0.05)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    while alive(pid):
+        time.sleep(0.05)
+
+
+def alive(pid):
+    try:
+        # Our own children are reaped here; others' exit shows as a missing /proc entry.
+        waited, _ = os.waitpid(pid, os.WNOHANG)
+        if waited == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        status = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except OSError:
+        return False
+    return status != "Z"
+
+
+def kill_containers(socket):
+    ctr = ["ctr", "-a", socket, "-n", "k8s.io"]
+    listing = run(*ctr, "tasks", "list", "-q", capture_output=True, text=True, check=False)
+    for task in listing.stdout.split():
+        run(*ctr, "tasks", "kill", "-s", "SIGKILL", task, capture_output=True, check=False)
+
+
+def shims_of(socket):
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if cmdline and cmdline[0].endswith(b"containerd-shim-runc-v2") and \
+                socket.encode() in cmdline:
+            pids.append(int(proc.name))
+    return pids
+
+
+def remove_cgroup(path):
+    if not path.exists():
+        return
+    for child in sorted((p for p in path.rglob("*") if p.is_dir()),
+                        key=lambda p: len(p.parts), reverse=True):
+        for _ in range(50):
+            try:
+                child.rmdir()
+                break
+            except OSError:
+                time.sleep(0.1)
+    try:
+        path.rmdir()
+    except OSError as error:
+        log(f"cannot remove the cgroup {path}: {error}")
+
+
+def unmount_under(directory):
+    """Mounts under DIR left in the host's namespace (none when every holder is gone, as the
+    nodes' mounts live in their own namespaces): unmounted, deepest first."""
+    prefix = str(directory.resolve()) + "/"
+    mounts = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+    for mount in sorted((m for m in mounts if m.startswith(prefix)), key=len, reverse=True):
+        run("umount", "-l", mount, check=False, capture_output=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("action", choices=["up", "down"])
+    parser.add_argument("dir", type=Path)
+    parser.add_argument("--images", nargs="*", default=[])
+    args = parser.parse_args()
+    directory = args.dir.resolve()
+    try:
+        if args.action == "up":
+            up(directory, args.images)
+        else:
+            down(directory)
+    except CannotRun as reason:
+        print(f"cluster: cannot run here: {reason}", file=sys.stderr)
+        sys.exit(CANNOT_RUN)
+    except subprocess.CalledProcessError as error:
+        stderr = error.stderr.decode(errors="replace") if isinstance(error.stderr, bytes) \
+            else (error.stderr or "")
+        print(f"cluster: {' '.join(map(str, error.cmd))} failed (exit {error.returncode}) "
+              f"{stderr.strip()}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

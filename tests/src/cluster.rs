@@ -1,0 +1,429 @@
+//! The cluster tier's context: one two-node Kubernetes v1.24 cluster (`scripts/cluster/cluster.py`
+//! brings it up in network namespaces and tears it down), shared by the named cases of
+//! `tests/tests/cluster.rs`, with the helpers they call: kubectl against the API server, commands
+//! inside a node, the state the sidecar left on a node (`scripts/cluster/node.py`), the test CA.
+//!
+//! kubectl, not kube-rs: the cases are what a user types (`apply -k`, `debug`, `rollout`), and
+//! the test crate compiles no Kubernetes client (docs/testing.md).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Mutex;
+
+use serde_json::Value;
+
+/// The FQDN the webhook puts into Pods (deploy/'s `--apiserver-fqdn`).
+pub const FQDN: &str = "api.example.com";
+/// The name the API server checks the webhook's certificate against (its Service's).
+pub const WEBHOOK_SAN: &str = "DNS:apiserver-proxy-pod-webhook.kube-system.svc";
+/// The proxy address deploy/ keeps on every node.
+pub const PROXY_ADDRESS: &str = "10.96.0.2";
+/// Where the project's objects live (deploy/'s namespace).
+pub const NAMESPACE: &str = "kube-system";
+/// The project's images, imported into each node's containerd.
+pub const IMAGES: [&str; 2] = ["apiserver-proxy:0.1.0", "apiserver-proxy-pod-webhook:0.1.0"];
+/// An image every node holds, for Pods the cases create (`cluster.py` builds it).
+pub const PAUSE_IMAGE: &str = "docker.io/library/apiserver-proxy-pause:3.9";
+
+/// The exit status of `cluster.py` when the tier cannot run here (not root, no binaries, a
+/// missing tool): a loud skip, a failure with `REQUIRE_PRIVILEGED=1`.
+const CANNOT_RUN: i32 = 2;
+
+/// Why the cluster did not come up.
+#[derive(Debug)]
+pub enum StartError {
+    /// This machine cannot run the tier (the reason names what is missing).
+    CannotRun(String),
+    /// It should have, and failed.
+    Failed(String),
+}
+
+/// A running cluster. Dropping it stops every process `cluster.py up` started and removes its
+/// namespaces, cgroups and mounts, whether the cases passed, failed or panicked.
+#[derive(Debug)]
+pub struct Cluster {
+    root: PathBuf,
+    dir: PathBuf,
+    prefix: String,
+    /// Seconds from nothing to two Ready nodes, as `cluster.py` measured it.
+    pub start_seconds: f64,
+    deployed: Mutex<bool>,
+}
+
+impl Cluster {
+    /// Starts the cluster in `target/cluster-<pid>` of the workspace. When `up` fails half-way,
+    /// what it started is torn down before this returns.
+    pub fn start() -> Result<Cluster, StartError> {
+        let root = workspace_root();
+        let dir = root
+            .join("target")
+            .join(format!("cluster-{}", std::process::id()));
+        tear_down_on_interrupt(&root, &dir);
+        let output = Command::new("python3")
+            .arg(root.join("scripts/cluster/cluster.py"))
+            .args(["up".as_ref(), dir.as_os_str(), "--images".as_ref()])
+            .args(IMAGES)
+            .current_dir(&root)
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::piped())
+            .output()
+            .map_err(|e| StartError::CannotRun(format!("python3: {e}")))?;
+        let stderr = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+        eprintln!("{stderr}");
+        match output.status.code() {
+            Some(0) => {}
+            Some(CANNOT_RUN) => return Err(StartError::CannotRun(stderr)),
+            _ => {
+                teardown(&root, &dir);
+                return Err(StartError::Failed(format!(
+                    "the cluster did not come up (logs in {}): {stderr}",
+                    dir.join("logs").display()
+                )));
+            }
+        }
+        let state: Value = std::fs::read_to_string(dir.join("state.json"))
+            .ok()
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .ok_or_else(|| StartError::Failed(format!("no state.json in {}", dir.display())))?;
+        Ok(Cluster {
+            prefix: state["prefix"].as_str().unwrap_or_default().to_owned(),
+            start_seconds: state["start_seconds"].as_f64().unwrap_or_default(),
+            root,
+            dir,
+            deployed: Mutex::new(false),
+        })
+    }
+
+    /// The workspace's root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// This run's directory (logs, certificates, the generated overlay).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The network namespace of node `node` (1 or 2), as `ip -n` and nsenter name it.
+    pub fn netns(&self, node: u8) -> String {
+        format!("{}-n{node}", self.prefix)
+    }
+
+    /// A command run inside node `node`'s network namespace (nsenter: `ip netns exec` would
+    /// remount /sys).
+    pub fn in_node(&self, node: u8, program: &str) -> Command {
+        let mut command = Command::new("nsenter");
+        command
+            .arg(format!("--net=/var/run/netns/{}", self.netns(node)))
+            .arg(program);
+        command
+    }
+
+    /// kubectl against the API server (from node 1, where it listens); `Err` holds stderr.
+    pub fn kubectl(&self, args: &[&str]) -> Result<String, String> {
+        self.kubectl_with_input(args, None)
+    }
+
+    /// kubectl with `input` on its stdin (`-f -`).
+    pub fn kubectl_with_input(&self, args: &[&str], input: Option<&str>) -> Result<String, String> {
+        use std::io::Write;
+        let mut command = self.in_node(1, "kubectl");
+        command
+            .arg(format!(
+                "--kubeconfig={}",
+                self.dir.join("kubeconfig").display()
+            ))
+            .args(args)
+            .stdin(if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().map_err(|e| format!("kubectl: {e}"))?;
+        if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
+            stdin
+                .write_all(text.as_bytes())
+                .map_err(|e| format!("kubectl's stdin: {e}"))?;
+        }
+        let output = child
+            .wait_with_output()
+            .map_err(|e| format!("kubectl: {e}"))?;
+        stdout_or_error(&format!("kubectl {}", args.join(" ")), &output)
+    }
+
+    /// kubectl with `-o json`, parsed.
+    pub fn json(&self, args: &[&str]) -> Result<Value, String> {
+        let mut args = args.to_vec();
+        args.extend(["-o", "json"]);
+        let text = self.kubectl(&args)?;
+        serde_json::from_str(&text).map_err(|e| format!("kubectl {}: {e}", args.join(" ")))
+    }
+
+    /// The ownership state on node `node` (`scripts/cluster/node.py state`): addresses with our
+    /// mark, links with our alias, iptables rules of ours.
+    pub fn node_state(&self, node: u8) -> Result<Value, String> {
+        let output = self
+            .in_node(node, "python3")
+            .arg(self.root.join("scripts/cluster/node.py"))
+            .arg("state")
+            .output()
+            .map_err(|e| format!("node.py: {e}"))?;
+        parse(&output)
+    }
+
+    /// Starts sampling, every 10 ms on node `node`, whether `address` is on a link; the result
+    /// comes when the returned sampler is finished.
+    pub fn sample_address(&self, node: u8, address: &str) -> Result<Sampler, String> {
+        let child = self
+            .in_node(node, "python3")
+            .arg(self.root.join("scripts/cluster/node.py"))
+            .args(["sample", address])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("node.py: {e}"))?;
+        Ok(Sampler { child })
+    }
+
+    /// `base` (a kustomization, relative to the workspace: `deploy` or an example overlay) with
+    /// the tier's component on top (testdata/cluster/machine: what this machine forces) and this
+    /// run's test CA (the webhook's Secret, the `caBundle`). Returns the directory for
+    /// `kubectl apply -k`, `target/cluster-<pid>/NAME`.
+    pub fn overlay(&self, name: &str, base: &str) -> Result<PathBuf, String> {
+        let overlay = self.dir.join(name);
+        std::fs::create_dir_all(&overlay).map_err(|e| e.to_string())?;
+        let (cert, key) = self.webhook_certificate(name, WEBHOOK_SAN)?;
+        std::fs::copy(cert, overlay.join("tls.crt")).map_err(|e| e.to_string())?;
+        std::fs::copy(key, overlay.join("tls.key")).map_err(|e| e.to_string())?;
+        let ca = std::fs::read(self.dir.join("webhook-ca.crt")).map_err(|e| e.to_string())?;
+        // Relative paths: kustomize refuses absolute ones (this is target/cluster-<pid>/NAME/).
+        let kustomization = format!(
+            "# Generated by the cluster tier for one run: the test CA's Secret and caBundle.\n\
+             apiVersion: kustomize.config.k8s.io/v1beta1\n\
+             kind: Kustomization\n\
+             resources:\n\
+             - ../../../{base}\n\
+             components:\n\
+             - ../../../testdata/cluster/machine\n\
+             secretGenerator:\n\
+             - name: apiserver-proxy-pod-webhook-tls\n  namespace: {NAMESPACE}\n  type: kubernetes.io/tls\n  \
+               files: [tls.crt, tls.key]\n  options:\n    disableNameSuffixHash: true\n\
+             patches:\n\
+             - target:\n    kind: MutatingWebhookConfiguration\n  patch: |-\n    \
+               - op: add\n      path: /webhooks/0/clientConfig/caBundle\n      value: {bundle}\n",
+            bundle = base64_encode(&ca),
+        );
+        std::fs::write(overlay.join("kustomization.yaml"), kustomization)
+            .map_err(|e| e.to_string())?;
+        Ok(overlay)
+    }
+
+    /// A new serving certificate from this run's test CA (made on first use) for the
+    /// subjectAltName `san` (such as [`WEBHOOK_SAN`]): `(certificate, key)` files named after
+    /// `name`.
+    pub fn webhook_certificate(&self, name: &str, san: &str) -> Result<(PathBuf, PathBuf), String> {
+        let ca_cert = self.dir.join("webhook-ca.crt");
+        let ca_key = self.dir.join("webhook-ca.key");
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ];
+        if !ca_cert.exists() {
+            openssl(&[
+                &["req", "-x509"],
+                &ec[..],
+                &[
+                    "-days",
+                    "2",
+                    "-subj",
+                    "/CN=apiserver-proxy cluster tier webhook CA",
+                ],
+                &["-keyout", path(&ca_key), "-out", path(&ca_cert)],
+            ])?;
+        }
+        let cert = self.dir.join(format!("webhook-{name}.crt"));
+        let key = self.dir.join(format!("webhook-{name}.key"));
+        let csr = self.dir.join(format!("webhook-{name}.csr"));
+        let ext = self.dir.join(format!("webhook-{name}.ext"));
+        openssl(&[
+            &["req"],
+            &ec[..],
+            &["-subj", &format!("/CN={name}")],
+            &["-keyout", path(&key), "-out", path(&csr)],
+        ])?;
+        std::fs::write(&ext, format!("subjectAltName={san}\n")).map_err(|e| e.to_string())?;
+        openssl(&[
+            &["x509", "-req", "-days", "2", "-CAcreateserial", "-CAserial"],
+            &[path(&self.dir.join("webhook-ca.srl"))],
+            &[
+                "-in",
+                path(&csr),
+                "-CA",
+                path(&ca_cert),
+                "-CAkey",
+                path(&ca_key),
+            ],
+            &["-extfile", path(&ext), "-out", path(&cert)],
+        ])?;
+        Ok((cert, key))
+    }
+
+    /// Applies deploy/ through the test overlay once (server-side apply); later calls return at
+    /// once. Cases that need the project installed call this first, so a filtered run works.
+    pub fn deployed(&self) -> Result<(), String> {
+        let mut deployed = self.deployed.lock().map_err(|e| e.to_string())?;
+        if !*deployed {
+            let overlay = self.overlay("deploy", "deploy")?;
+            self.kubectl(&["apply", "--server-side", "-k", path(&overlay)])?;
+            *deployed = true;
+        }
+        Ok(())
+    }
+
+    /// Polls `check` every 200 ms until it returns `Some`, for at most `seconds`; the bound keeps
+    /// a broken case from hanging and asserts nothing about speed.
+    pub fn wait_for<T>(
+        &self,
+        what: &str,
+        seconds: u64,
+        mut check: impl FnMut() -> Option<T>,
+    ) -> Result<T, String> {
+        #[allow(clippy::disallowed_types)] // The case's own deadline, not code under test.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+        loop {
+            if let Some(value) = check() {
+                return Ok(value);
+            }
+            #[allow(clippy::disallowed_types)]
+            if std::time::Instant::now() > deadline {
+                return Err(format!("timed out after {seconds} s waiting until {what}"));
+            }
+            pause_ms(200);
+        }
+    }
+
+    /// The API server's /metrics.
+    pub fn metrics(&self) -> Result<String, String> {
+        self.kubectl(&["get", "--raw", "/metrics"])
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        teardown(&self.root, &self.dir);
+    }
+}
+
+/// A running `node.py sample`.
+#[derive(Debug)]
+pub struct Sampler {
+    child: std::process::Child,
+}
+
+impl Sampler {
+    /// Stops sampling: `{"samples": N, "missing": M, "longest_interval_ms": L}`.
+    pub fn finish(mut self) -> Result<Value, String> {
+        drop(self.child.stdin.take());
+        let output = self
+            .child
+            .wait_with_output()
+            .map_err(|e| format!("node.py: {e}"))?;
+        parse(&output)
+    }
+}
+
+/// Sleeps for the case's own pacing (polls, streams), not for ordering.
+pub fn pause_ms(ms: u64) {
+    #[allow(clippy::disallowed_methods)] // The harness's pacing, not code under test.
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+}
+
+/// Ctrl-C or SIGTERM (the cluster's processes run in sessions of their own and do not get it):
+/// tear the cluster down, then exit 130. SIGINT and SIGTERM are blocked in this thread and
+/// every thread started after it (the cases'), and taken by one thread that waits for them;
+/// the processes the harness spawns start with an empty mask.
+fn tear_down_on_interrupt(root: &Path, dir: &Path) {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut signals = SigSet::empty();
+    signals.add(Signal::SIGINT);
+    signals.add(Signal::SIGTERM);
+    if let Err(errno) = signals.thread_block() {
+        eprintln!("cluster: cannot block SIGINT and SIGTERM ({errno}): an interrupt leaves the cluster running");
+        return;
+    }
+    let (root, dir) = (root.to_owned(), dir.to_owned());
+    std::thread::spawn(move || {
+        if let Ok(signal) = signals.wait() {
+            eprintln!("cluster: {signal}: tearing the cluster down");
+            teardown(&root, &dir);
+            #[allow(clippy::exit)]
+            // The harness's own interrupt: the cluster is down, nothing else to undo.
+            std::process::exit(130);
+        }
+    });
+}
+
+fn teardown(root: &Path, dir: &Path) {
+    let status = Command::new("python3")
+        .arg(root.join("scripts/cluster/cluster.py"))
+        .arg("down")
+        .arg(dir)
+        .status();
+    if !matches!(status, Ok(status) if status.success()) {
+        eprintln!(
+            "cluster: teardown failed ({status:?}); run `python3 scripts/cluster/cluster.py down {}`",
+            dir.display()
+        );
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+fn parse(output: &Output) -> Result<Value, String> {
+    if !output.status.success() {
+        return Err(String::from_utf8_lossy(&output.stderr).into_owned());
+    }
+    serde_json::from_slice(&output.stdout).map_err(|e| e.to_string())
+}
+
+fn path(path: &Path) -> &str {
+    path.to_str().unwrap_or_default()
+}
+
+fn openssl(parts: &[&[&str]]) -> Result<(), String> {
+    let args: Vec<&str> = parts.concat();
+    let output = Command::new("openssl")
+        .args(&args)
+        .output()
+        .map_err(|e| format!("openssl: {e}"))?;
+    stdout_or_error(&format!("openssl {}", args.join(" ")), &output).map(drop)
+}
+
+/// A finished command's stdout, or `Err` naming `what` failed and what it said on stderr.
+pub fn stdout_or_error(what: &str, output: &Output) -> Result<String, String> {
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    } else {
+        Err(format!(
+            "{what} failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        ))
+    }
+}
+
+/// Standard base64, as Kubernetes' `caBundle` and Secrets want it.
+pub fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}

@@ -1,0 +1,1130 @@
+//! Cluster tier: deploy/ applied to a real two-node Kubernetes v1.24 on this machine (nodes are
+//! network namespaces; `scripts/cluster/cluster.py`, docs/testing.md), and both programs checked
+//! doing their job there, from the outside: kubectl against the API server, the nodes' addresses
+//! and rules read over netlink.
+//!
+//! A custom harness (libtest-mimic, `harness = false`): `main` starts ONE cluster behind a drop
+//! guard, runs every case below as a named test, one at a time in the order of [`CASES`], prints
+//! the usual `test result:` line, then tears the cluster down (also when a case failed or
+//! panicked) and exits with the verdict. Without root, the Kubernetes binaries or the images,
+//! every case is a loud skip, a failure with `REQUIRE_PRIVILEGED=1`. `cargo test -p
+//! blackbox-tests --test cluster -- NAME` runs the cases whose name contains NAME (on a fresh
+//! cluster); `-- --list` lists them without starting one.
+//!
+//! To add a case: write `fn my_case(cluster: &Cluster) -> Result<(), Failed>` (call
+//! `cluster.deployed()?` first if it needs the project installed; name its Pods and namespaces
+//! after the case; leave the cluster as the next case expects it: both programs installed and
+//! Ready), and put it into [`CASES`] before the uninstall, which must stay last.
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use blackbox_tests::cluster::{
+    base64_encode, pause_ms, stdout_or_error, Cluster, StartError, FQDN, NAMESPACE, PAUSE_IMAGE,
+    PROXY_ADDRESS, WEBHOOK_SAN,
+};
+use blackbox_tests::skip;
+use libtest_mimic::{Arguments, Completion, Failed, Trial};
+use serde_json::{json, Value};
+
+type Case = fn(&Cluster) -> Result<(), Failed>;
+
+/// Every case, in the order they run: each leaves the cluster as the next expects it.
+const CASES: &[(&str, Case)] = &[
+    ("dry_run_then_apply_deploy_and_examples", dry_run_then_apply),
+    (
+        "sidecar_ready_on_both_nodes_after_its_address",
+        sidecar_ready_after_its_address,
+    ),
+    (
+        "webhook_two_ready_replicas_on_two_nodes",
+        webhook_two_replicas_on_two_nodes,
+    ),
+    ("pods_through_the_api_server", pods_through_the_api_server),
+    (
+        "reinvocation_patches_a_container_added_later",
+        reinvocation_patches_a_container_added_later,
+    ),
+    ("fail_open_with_the_webhook_scaled_to_zero", fail_open),
+    (
+        "daemonset_rollout_keeps_the_address",
+        daemonset_rollout_keeps_the_address,
+    ),
+    (
+        "webhook_rollout_misses_no_pod",
+        webhook_rollout_misses_no_pod,
+    ),
+    (
+        "certificate_rotation_through_the_secret",
+        certificate_rotation,
+    ),
+    ("uninstall_leaves_nothing_of_ours", uninstall),
+];
+
+const SIDECAR: &str = "app.kubernetes.io/name=apiserver-proxy";
+const WEBHOOK: &str = "app.kubernetes.io/name=apiserver-proxy-pod-webhook";
+const WEBHOOK_NAME: &str = "apiserver-proxy.networking.gardener.cloud";
+const OPT_OUT: &str = "apiserver-proxy.networking.gardener.cloud/inject";
+
+fn main() -> ExitCode {
+    let mut args = Arguments::from_args();
+    // One cluster, one case at a time: they share it.
+    args.test_threads = Some(1);
+    let selected = CASES
+        .iter()
+        .any(|(name, _)| !args.is_filtered_out(&Trial::test(*name, || Ok(()))));
+    if args.list || !selected {
+        let listed = CASES
+            .iter()
+            .map(|(name, _)| Trial::test(*name, || Ok(())))
+            .collect();
+        return libtest_mimic::run(&args, listed).exit_code();
+    }
+    #[allow(clippy::disallowed_types)] // The tier's own time, a figure for README.
+    let started = std::time::Instant::now();
+    let cluster = match Cluster::start() {
+        Ok(cluster) => Arc::new(cluster),
+        Err(error) => return without_a_cluster(&args, error),
+    };
+    let trials = CASES
+        .iter()
+        .map(|&(name, case)| {
+            let cluster = Arc::clone(&cluster);
+            Trial::test(name, move || case(&cluster))
+        })
+        .collect();
+    let conclusion = libtest_mimic::run(&args, trials);
+    figures(&cluster);
+    let start_seconds = cluster.start_seconds;
+    // The last handle: tears the cluster down before the verdict.
+    drop(cluster);
+    eprintln!(
+        "cluster figures: cluster start {start_seconds:.1} s, tier {:.1} s (teardown included)",
+        started.elapsed().as_secs_f64()
+    );
+    conclusion.exit_code()
+}
+
+/// Every selected case reports why there is no cluster: a loud skip where the machine cannot
+/// run the tier (a failure with `REQUIRE_PRIVILEGED=1`), a failure where it should have.
+fn without_a_cluster(args: &Arguments, error: StartError) -> ExitCode {
+    let trials = CASES
+        .iter()
+        .map(|&(name, _)| match &error {
+            StartError::CannotRun(why) => {
+                let why = why.clone();
+                Trial::ignorable_test(name, move || {
+                    skip(name, &why);
+                    Ok(Completion::ignored_with(why))
+                })
+            }
+            StartError::Failed(why) => {
+                let why = why.clone();
+                Trial::test(name, move || Err(why.into()))
+            }
+        })
+        .collect();
+    libtest_mimic::run(args, trials).exit_code()
+}
+
+// --- 1 -------------------------------------------------------------------------------------------
+
+/// Server-side dry runs of deploy/ as it is, of every example overlay and of the test overlay;
+/// then the test overlay applied. cert-manager's kinds (docs/examples/overlay's Issuer and
+/// Certificate) are absent from this cluster: those objects are left out of its dry run, and
+/// said so. docs/examples/overlay is a dry run only (its images, registry.example.com, are on no
+/// node); docs/examples/iptables is applied, with the tier's component, by the uninstall case.
+fn dry_run_then_apply(cluster: &Cluster) -> Result<(), Failed> {
+    let root = cluster.root();
+    let base = root.join("deploy");
+    cluster.kubectl(&[
+        "apply",
+        "--server-side",
+        "--dry-run=server",
+        "-k",
+        &base.display().to_string(),
+    ])?;
+    for example in ["docs/examples/overlay", "docs/examples/iptables"] {
+        let rendered =
+            cluster.kubectl(&["kustomize", &root.join(example).display().to_string()])?;
+        let (kept, left_out) = without_cert_manager(&rendered);
+        if left_out > 0 {
+            eprintln!(
+                "{example}: {left_out} cert-manager object(s) left out of the dry run: \
+                 cert-manager's kinds are not installed in this cluster"
+            );
+        }
+        cluster
+            .kubectl_with_input(
+                &["apply", "--server-side", "--dry-run=server", "-f", "-"],
+                Some(&kept),
+            )
+            .map_err(|e| format!("{example}: {e}"))?;
+    }
+    let overlay = cluster.overlay("deploy", "deploy")?;
+    cluster.kubectl(&[
+        "apply",
+        "--server-side",
+        "--dry-run=server",
+        "-k",
+        &overlay.display().to_string(),
+    ])?;
+    cluster.deployed()?;
+    let webhook = cluster.json(&["get", "mutatingwebhookconfiguration", WEBHOOK_NAME])?;
+    check(
+        webhook["webhooks"][0]["clientConfig"]["caBundle"]
+            .as_str()
+            .is_some_and(|bundle| !bundle.is_empty()),
+        "the applied webhook configuration has the test CA's caBundle",
+    )
+}
+
+/// The rendered multi-document YAML without cert-manager's objects, and how many were left out.
+fn without_cert_manager(rendered: &str) -> (String, usize) {
+    let documents: Vec<&str> = rendered.split("\n---\n").collect();
+    let kept: Vec<&str> = documents
+        .iter()
+        .copied()
+        .filter(|doc| {
+            !doc.lines()
+                .any(|l| l.starts_with("apiVersion: cert-manager.io/"))
+        })
+        .collect();
+    (kept.join("\n---\n"), documents.len() - kept.len())
+}
+
+// --- 2 -------------------------------------------------------------------------------------------
+
+/// The DaemonSet is Ready on both nodes, each node holds the address with our mark; and a Pod
+/// turns Ready only once its address is in place: node 2 loses its link and its sidecar Pod, the
+/// new Pod's setup cannot add the address (no link, no dummy type here) and stays not Ready;
+/// the link comes back, and the Pod turns Ready. At every sample, a Ready Pod has its address.
+fn sidecar_ready_after_its_address(cluster: &Cluster) -> Result<(), Failed> {
+    cluster.deployed()?;
+    daemonset_ready(cluster)?;
+    for node in [1, 2] {
+        marked_address_on(cluster, node)?;
+    }
+    let old = sidecar_pod_on(cluster, "node2")?;
+    ip(cluster, 2, &["link", "delete", "apiserver-proxy"])?;
+    cluster.kubectl(&[
+        "delete",
+        "pod",
+        "-n",
+        NAMESPACE,
+        old["metadata"]["name"].as_str().unwrap_or_default(),
+        "--wait=false",
+    ])?;
+    let old_uid = old["metadata"]["uid"].clone();
+    let mut samples = 0;
+    // Without the link: the new Pod's setup fails at least once, and the Pod is never Ready.
+    cluster.wait_for("node 2's new sidecar Pod failed its setup", 120, || {
+        let pod = sidecar_pod_on(cluster, "node2").ok()?;
+        if pod["metadata"]["uid"] == old_uid {
+            return None;
+        }
+        samples += 1;
+        if ready(&pod) {
+            return Some(Err(format!(
+                "node 2's sidecar is Ready without its link: {pod}"
+            )));
+        }
+        let setup = &pod["status"]["initContainerStatuses"][0];
+        let failed = setup["restartCount"].as_u64().unwrap_or(0) > 0
+            || setup["state"]["terminated"]["exitCode"]
+                .as_i64()
+                .unwrap_or(0)
+                != 0;
+        failed.then_some(Ok(()))
+    })??;
+    ip(
+        cluster,
+        2,
+        &[
+            "link",
+            "add",
+            "apiserver-proxy",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "apc-peer",
+        ],
+    )?;
+    ip(cluster, 2, &["link", "set", "apc-peer", "up"])?;
+    cluster.wait_for("node 2's sidecar Ready again", 120, || {
+        let pod = sidecar_pod_on(cluster, "node2").ok()?;
+        samples += 1;
+        if !ready(&pod) {
+            return None;
+        }
+        // Ready was seen first, the address after: it must be there already.
+        Some(if address_on(cluster, 2) {
+            Ok(())
+        } else {
+            Err("node 2's sidecar is Ready, its address is not in place".to_owned())
+        })
+    })??;
+    eprintln!("node 2's sidecar: Ready only with its address, {samples} samples");
+    marked_address_on(cluster, 2)?;
+    daemonset_ready(cluster)
+}
+
+fn daemonset_ready(cluster: &Cluster) -> Result<(), Failed> {
+    cluster.wait_for("the sidecar DaemonSet Ready on both nodes", 180, || {
+        let ds = cluster
+            .json(&["get", "daemonset", "-n", NAMESPACE, "apiserver-proxy"])
+            .ok()?;
+        let status = &ds["status"];
+        let all = |key: &str| status[key].as_u64() == Some(2);
+        (all("desiredNumberScheduled")
+            && all("numberReady")
+            && all("updatedNumberScheduled")
+            && status["observedGeneration"] == ds["metadata"]["generation"])
+            .then_some(())
+    })?;
+    Ok(())
+}
+
+fn marked_address_on(cluster: &Cluster, node: u8) -> Result<(), Failed> {
+    let state = cluster.node_state(node)?;
+    let wanted = json!(format!("{PROXY_ADDRESS}/32 on apiserver-proxy"));
+    check(
+        state["marked"]
+            .as_array()
+            .is_some_and(|m| m.contains(&wanted)),
+        &format!("node {node} holds {wanted} with our mark: {state}"),
+    )
+}
+
+fn sidecar_pod_on(cluster: &Cluster, node: &str) -> Result<Value, String> {
+    let pods = cluster.json(&[
+        "get",
+        "pods",
+        "-n",
+        NAMESPACE,
+        "-l",
+        SIDECAR,
+        "--field-selector",
+        &format!("spec.nodeName={node}"),
+    ])?;
+    pods["items"]
+        .as_array()
+        .and_then(|items| {
+            items
+                .iter()
+                .find(|pod| pod["metadata"]["deletionTimestamp"].is_null())
+        })
+        .cloned()
+        .ok_or_else(|| format!("no sidecar Pod on {node}"))
+}
+
+fn address_on(cluster: &Cluster, node: u8) -> bool {
+    ip(cluster, node, &["-4", "-o", "addr", "show"])
+        .is_ok_and(|shown| shown.contains(&format!(" {PROXY_ADDRESS}/32 ")))
+}
+
+fn ip(cluster: &Cluster, node: u8, args: &[&str]) -> Result<String, String> {
+    let output = std::process::Command::new("ip")
+        .args(["-n", &cluster.netns(node)])
+        .args(args)
+        .output()
+        .map_err(|e| format!("ip: {e}"))?;
+    stdout_or_error(&format!("ip {} on node {node}", args.join(" ")), &output)
+}
+
+fn ready(pod: &Value) -> bool {
+    pod["status"]["conditions"]
+        .as_array()
+        .is_some_and(|conditions| {
+            conditions
+                .iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        })
+}
+
+// --- 3 -------------------------------------------------------------------------------------------
+
+/// Two webhook replicas, Ready (their probes are HTTPS on the serving port), on two nodes; the
+/// PodDisruptionBudget allows one disruption.
+fn webhook_two_replicas_on_two_nodes(cluster: &Cluster) -> Result<(), Failed> {
+    cluster.deployed()?;
+    let pods = webhook_ready(cluster)?;
+    let mut nodes: Vec<&str> = pods
+        .iter()
+        .filter_map(|pod| pod["spec"]["nodeName"].as_str())
+        .collect();
+    nodes.sort_unstable();
+    nodes.dedup();
+    check(
+        nodes.len() == 2,
+        &format!("the replicas run on two nodes: {nodes:?}"),
+    )?;
+    let probe = &pods[0]["spec"]["containers"][0]["readinessProbe"]["httpGet"];
+    check(
+        probe["scheme"] == "HTTPS" && probe["path"] == "/readyz",
+        &format!("Ready through the HTTPS probe: {probe}"),
+    )?;
+    cluster.wait_for("the PodDisruptionBudget allows one disruption", 60, || {
+        let pdb = cluster
+            .json(&["get", "pdb", "-n", NAMESPACE, "apiserver-proxy-pod-webhook"])
+            .ok()?;
+        (pdb["status"]["disruptionsAllowed"] == 1 && pdb["status"]["currentHealthy"] == 2)
+            .then_some(())
+    })?;
+    Ok(())
+}
+
+/// Waits until the Deployment's rollout is done with 2 Ready replicas; returns their Pods.
+fn webhook_ready(cluster: &Cluster) -> Result<Vec<Value>, String> {
+    cluster.wait_for("the webhook's 2 replicas Ready", 180, || {
+        let deployment = cluster
+            .json(&[
+                "get",
+                "deployment",
+                "-n",
+                NAMESPACE,
+                "apiserver-proxy-pod-webhook",
+            ])
+            .ok()?;
+        let status = &deployment["status"];
+        let settled = status["observedGeneration"] == deployment["metadata"]["generation"]
+            && status["readyReplicas"] == 2
+            && status["updatedReplicas"] == 2
+            && status["replicas"] == 2;
+        if !settled {
+            return None;
+        }
+        let pods = cluster
+            .json(&["get", "pods", "-n", NAMESPACE, "-l", WEBHOOK])
+            .ok()?;
+        let live: Vec<Value> = pods["items"]
+            .as_array()?
+            .iter()
+            .filter(|pod| pod["metadata"]["deletionTimestamp"].is_null() && ready(pod))
+            .cloned()
+            .collect();
+        (live.len() == 2).then_some(live)
+    })
+}
+
+// --- 4 -------------------------------------------------------------------------------------------
+
+/// Pods created through the API server: every container and init container patched; an
+/// opted-out Pod and a Pod in an opted-out namespace left alone; a preset value kept; a
+/// server-side dry run patched; a static Pod's mirror left alone; an ephemeral container added
+/// by `kubectl debug` left alone.
+fn pods_through_the_api_server(cluster: &Cluster) -> Result<(), Failed> {
+    cluster.deployed()?;
+    webhook_ready(cluster)?;
+    namespace(cluster, "apc-pods", false)?;
+    namespace(cluster, "apc-opted-out", true)?;
+
+    let created = create(cluster, "apc-pods", &pod("patched", json!({})))?;
+    for kind in ["initContainers", "containers"] {
+        for container in created["spec"][kind].as_array().into_iter().flatten() {
+            check(
+                env(container) == Some(FQDN),
+                &format!("{kind} {} patched: {container}", container["name"]),
+            )?;
+        }
+    }
+
+    let opted_out = create(
+        cluster,
+        "apc-pods",
+        &pod("opted-out", json!({OPT_OUT: "false"})),
+    )?;
+    unpatched(&opted_out, "a Pod labelled inject=false")?;
+    let in_opted_out = create(cluster, "apc-opted-out", &pod("plain", json!({})))?;
+    unpatched(&in_opted_out, "a Pod in a namespace labelled inject=false")?;
+
+    let mut preset = pod("preset", json!({}));
+    preset["spec"]["containers"][0]["env"] =
+        json!([{"name": "KUBERNETES_SERVICE_HOST", "value": "preset.example"}]);
+    let preset = create(cluster, "apc-pods", &preset)?;
+    check(
+        env(&preset["spec"]["containers"][0]) == Some("preset.example")
+            && env(&preset["spec"]["containers"][1]) == Some(FQDN),
+        &format!(
+            "the preset value kept, the other container patched: {}",
+            preset["spec"]
+        ),
+    )?;
+
+    let dry: Value = serde_json::from_str(&cluster.kubectl_with_input(
+        &[
+            "create",
+            "-n",
+            "apc-pods",
+            "--dry-run=server",
+            "-o",
+            "json",
+            "-f",
+            "-",
+        ],
+        Some(&pod("dry-run", json!({})).to_string()),
+    )?)?;
+    check(
+        env(&dry["spec"]["containers"][0]) == Some(FQDN),
+        "a server-side dry run patched",
+    )?;
+
+    mirror_pod_left_alone(cluster)?;
+
+    cluster.kubectl(&[
+        "debug",
+        "-n",
+        "apc-pods",
+        "pod/patched",
+        "--image",
+        PAUSE_IMAGE,
+        "--container",
+        "debugger",
+    ])?;
+    let debugged = cluster.json(&["get", "pod", "-n", "apc-pods", "patched"])?;
+    let ephemeral = &debugged["spec"]["ephemeralContainers"][0];
+    check(
+        ephemeral["name"] == "debugger" && env(ephemeral).is_none(),
+        &format!("the ephemeral container left alone: {ephemeral}"),
+    )
+}
+
+fn mirror_pod_left_alone(cluster: &Cluster) -> Result<(), Failed> {
+    let manifest = cluster.dir().join("n1/manifests/static.json");
+    let mut static_pod = pod("static", json!({}));
+    static_pod["metadata"]["namespace"] = json!("apc-pods");
+    static_pod["spec"]
+        .as_object_mut()
+        .map(|spec| spec.remove("nodeName"));
+    static_pod["spec"]
+        .as_object_mut()
+        .map(|spec| spec.remove("initContainers"));
+    std::fs::write(&manifest, static_pod.to_string())?;
+    let mirror = cluster.wait_for("the static Pod's mirror Pod", 120, || {
+        cluster
+            .json(&["get", "pod", "-n", "apc-pods", "static-node1"])
+            .ok()
+    });
+    std::fs::remove_file(&manifest)?;
+    let mirror = mirror?;
+    check(
+        !mirror["metadata"]["annotations"]["kubernetes.io/config.mirror"].is_null(),
+        "a mirror Pod",
+    )?;
+    unpatched(&mirror, "the static Pod's mirror Pod")
+}
+
+// --- 5 -------------------------------------------------------------------------------------------
+
+/// `reinvocationPolicy: IfNeeded` (docs/webhook.md says why): a test-only webhook whose
+/// configuration sorts after ours (`scripts/cluster/adder.py`, run in node 1 beside the API
+/// server, registered by URL, only for Pods labelled `apc-adder`) appends a container after our
+/// call; the API server calls ours again, and that container comes back patched too.
+fn reinvocation_patches_a_container_added_later(cluster: &Cluster) -> Result<(), Failed> {
+    cluster.deployed()?;
+    webhook_ready(cluster)?;
+    namespace(cluster, "apc-reinvocation", false)?;
+    let (cert, key) = cluster.webhook_certificate("adder", "IP:127.0.0.1")?;
+    let mut adder = cluster
+        .in_node(1, "python3")
+        .arg(cluster.root().join("scripts/cluster/adder.py"))
+        .args([cert.as_os_str(), key.as_os_str()])
+        .args([ADDER_PORT, PAUSE_IMAGE])
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let result = with_the_adder(cluster, &mut adder);
+    // Stopped whatever happened; its configuration goes with it.
+    let _ = adder.kill();
+    let _ = adder.wait();
+    let _ = cluster.kubectl(&[
+        "delete",
+        "mutatingwebhookconfiguration",
+        ADDER,
+        "--ignore-not-found",
+    ]);
+    result
+}
+
+const ADDER: &str = "zz-adder.apiserver-proxy.test";
+const ADDER_PORT: &str = "18443";
+
+fn with_the_adder(cluster: &Cluster, adder: &mut std::process::Child) -> Result<(), Failed> {
+    use std::io::BufRead;
+    let mut line = String::new();
+    if let Some(stdout) = adder.stdout.take() {
+        std::io::BufReader::new(stdout).read_line(&mut line)?;
+    }
+    check(
+        line.trim() == "ready",
+        &format!("the adder webhook listens: {line:?}"),
+    )?;
+    let ca = std::fs::read(cluster.dir().join("webhook-ca.crt"))?;
+    let configuration = json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": ADDER},
+        "webhooks": [{
+            "name": ADDER,
+            "admissionReviewVersions": ["v1"],
+            "clientConfig": {
+                "url": format!("https://127.0.0.1:{ADDER_PORT}/"),
+                "caBundle": base64_encode(&ca),
+            },
+            "failurePolicy": "Fail",
+            "sideEffects": "None",
+            "reinvocationPolicy": "Never",
+            "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"],
+                       "resources": ["pods"]}],
+            "objectSelector": {"matchLabels": {"apc-adder": "yes"}},
+        }],
+    });
+    cluster.kubectl_with_input(&["apply", "-f", "-"], Some(&configuration.to_string()))?;
+    let created = create(
+        cluster,
+        "apc-reinvocation",
+        &pod("reinvoked", json!({"apc-adder": "yes"})),
+    )?;
+    let containers = created["spec"]["containers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    check(
+        containers.len() == 3 && containers[2]["name"] == "added",
+        &format!("the adder appended its container: {containers:?}"),
+    )?;
+    check(
+        containers
+            .iter()
+            .all(|container| env(container) == Some(FQDN)),
+        &format!("every container patched, the added one too: {containers:?}"),
+    )?;
+    let ours = cluster.json(&["get", "mutatingwebhookconfiguration", WEBHOOK_NAME])?;
+    check(
+        ours["webhooks"][0]["reinvocationPolicy"] == "IfNeeded",
+        &format!("deploy/ registers IfNeeded: {}", ours["webhooks"][0]),
+    )
+}
+
+// --- 6 -------------------------------------------------------------------------------------------
+
+/// With the webhook scaled to 0, Pods are still created (failurePolicy Ignore), unpatched; then
+/// it is scaled back to 2.
+fn fail_open(cluster: &Cluster) -> Result<(), Failed> {
+    cluster.deployed()?;
+    namespace(cluster, "apc-fail-open", false)?;
+    scale_webhook(cluster, 0)?;
+    cluster.wait_for("no webhook endpoint left", 120, || {
+        let endpoints = cluster
+            .json(&[
+                "get",
+                "endpoints",
+                "-n",
+                NAMESPACE,
+                "apiserver-proxy-pod-webhook",
+            ])
+            .ok()?;
+        let pods = cluster
+            .json(&["get", "pods", "-n", NAMESPACE, "-l", WEBHOOK])
+            .ok()?;
+        (endpoints["subsets"].as_array().is_none_or(Vec::is_empty)
+            && pods["items"].as_array().is_some_and(Vec::is_empty))
+        .then_some(())
+    })?;
+    let result = create(cluster, "apc-fail-open", &pod("no-webhook", json!({})))
+        .and_then(|created| unpatched(&created, "a Pod created without the webhook"));
+    scale_webhook(cluster, 2)?;
+    webhook_ready(cluster)?;
+    result
+}
+
+fn scale_webhook(cluster: &Cluster, replicas: u8) -> Result<(), String> {
+    cluster
+        .kubectl(&[
+            "scale",
+            "deployment",
+            "-n",
+            NAMESPACE,
+            "apiserver-proxy-pod-webhook",
+            &format!("--replicas={replicas}"),
+        ])
+        .map(drop)
+}
+
+// --- 7 -------------------------------------------------------------------------------------------
+
+/// A DaemonSet rolling update (an argument changed): the address is on both nodes at every
+/// sample, taken every 10 ms on each node, throughout.
+fn daemonset_rollout_keeps_the_address(cluster: &Cluster) -> Result<(), Failed> {
+    cluster.deployed()?;
+    daemonset_ready(cluster)?;
+    let samplers = [
+        cluster.sample_address(1, PROXY_ADDRESS)?,
+        cluster.sample_address(2, PROXY_ADDRESS)?,
+    ];
+    let rollout = cluster
+        .kubectl(&[
+            "patch",
+            "daemonset",
+            "-n",
+            NAMESPACE,
+            "apiserver-proxy",
+            "--type=json",
+            "-p",
+            r#"[{"op":"test","path":"/spec/template/spec/containers/0/args/3","value":"--sync-interval=1m0s"},
+                {"op":"replace","path":"/spec/template/spec/containers/0/args/3","value":"--sync-interval=30s"}]"#,
+        ])
+        .map_err(Failed::from)
+        .and_then(|_| daemonset_ready(cluster));
+    let mut results = Vec::new();
+    for sampler in samplers {
+        results.push(sampler.finish()?);
+    }
+    rollout?;
+    eprintln!(
+        "address samples during the DaemonSet rollout: node 1 {}, node 2 {}",
+        results[0], results[1]
+    );
+    for (node, result) in results.iter().enumerate() {
+        check(
+            result["missing"] == 0 && result["samples"].as_u64().unwrap_or(0) > 0,
+            &format!("node {}: the address at every sample: {result}", node + 1),
+        )?;
+    }
+    Ok(())
+}
+
+/// A webhook rolling update during a stream of Pod creations: every Pod created is patched.
+fn webhook_rollout_misses_no_pod(cluster: &Cluster) -> Result<(), Failed> {
+    cluster.deployed()?;
+    webhook_ready(cluster)?;
+    namespace(cluster, "apc-rollout", false)?;
+    let stream = during_a_stream(cluster, "apc-rollout", || {
+        cluster.kubectl(&[
+            "rollout",
+            "restart",
+            "deployment",
+            "-n",
+            NAMESPACE,
+            "apiserver-proxy-pod-webhook",
+        ])?;
+        webhook_ready(cluster).map(drop)
+    })?;
+    stream.all_patched("the webhook's rolling update")
+}
+
+/// What a stream of Pod creations saw.
+#[derive(Debug, Default)]
+struct Stream {
+    created: usize,
+    unpatched: Vec<String>,
+    seconds: f64,
+    errors: Vec<String>,
+}
+
+impl Stream {
+    fn all_patched(&self, during: &str) -> Result<(), Failed> {
+        let rate = self.created as f64 / self.seconds;
+        eprintln!(
+            "during {during}: {} Pods created in {:.1} s ({rate:.1}/s), {} unpatched",
+            self.created,
+            self.seconds,
+            self.unpatched.len()
+        );
+        check(
+            self.errors.is_empty(),
+            &format!("every creation succeeded: {:?}", self.errors),
+        )?;
+        check(self.created > 0, "Pods were created")?;
+        check(
+            self.unpatched.is_empty(),
+            &format!("every Pod patched; unpatched: {:?}", self.unpatched),
+        )
+    }
+}
+
+/// Creates Pods without pause (three streams, lists of 10 per kubectl call: one stream alone
+/// stays under 10/s on the loaded 2 cores) while `action` runs, and for 2 s after; checks each
+/// Pod the API server returned.
+fn during_a_stream(
+    cluster: &Cluster,
+    namespace: &str,
+    action: impl FnOnce() -> Result<(), String>,
+) -> Result<Stream, Failed> {
+    let stop = AtomicBool::new(false);
+    let (result, streams) = std::thread::scope(|scope| {
+        let streamers: Vec<_> = (0..3)
+            .map(|worker| {
+                let stop = &stop;
+                scope.spawn(move || stream_pods(cluster, namespace, stop, worker))
+            })
+            .collect();
+        let result = action();
+        pause_ms(2000);
+        stop.store(true, Ordering::SeqCst);
+        let streams: Vec<_> = streamers.into_iter().map(|s| s.join()).collect();
+        (result, streams)
+    });
+    result?;
+    let mut total = Stream::default();
+    for stream in streams {
+        let stream = stream.map_err(|_| Failed::from("a Pod stream panicked"))?;
+        total.created += stream.created;
+        total.unpatched.extend(stream.unpatched);
+        total.errors.extend(stream.errors);
+        total.seconds = total.seconds.max(stream.seconds);
+    }
+    Ok(total)
+}
+
+fn stream_pods(cluster: &Cluster, namespace: &str, stop: &AtomicBool, worker: usize) -> Stream {
+    #[allow(clippy::disallowed_types)] // The stream's rate, a figure printed, not asserted.
+    let started = std::time::Instant::now();
+    let mut stream = Stream::default();
+    let mut batch = 0;
+    while !stop.load(Ordering::SeqCst) {
+        batch += 1;
+        let items: Vec<Value> = (0..10)
+            .map(|i| pod(&format!("s{worker}-{batch}-{i}"), json!({})))
+            .collect();
+        let list = json!({"apiVersion": "v1", "kind": "List", "items": items});
+        match cluster.kubectl_with_input(
+            &["create", "-n", namespace, "-o", "json", "-f", "-"],
+            Some(&list.to_string()),
+        ) {
+            Ok(text) => {
+                // One object per Pod, or one List holding them, depending on kubectl's mood.
+                let values: Vec<Value> = serde_json::Deserializer::from_str(&text)
+                    .into_iter::<Value>()
+                    .filter_map(Result::ok)
+                    .collect();
+                let pods = values
+                    .iter()
+                    .flat_map(|value| match value["items"].as_array() {
+                        Some(items) => items.iter().collect(),
+                        None => vec![value],
+                    });
+                for pod in pods {
+                    stream.created += 1;
+                    if env(&pod["spec"]["containers"][0]) != Some(FQDN) {
+                        stream
+                            .unpatched
+                            .push(pod["metadata"]["name"].as_str().unwrap_or("?").to_owned());
+                    }
+                }
+            }
+            Err(error) => stream.errors.push(error),
+        }
+    }
+    stream.seconds = started.elapsed().as_secs_f64();
+    stream
+}
+
+// --- 8 -------------------------------------------------------------------------------------------
+
+/// The Secret replaced by a new certificate from the same CA: both replicas serve it without a
+/// restart, and no Pod created meanwhile goes unpatched.
+fn certificate_rotation(cluster: &Cluster) -> Result<(), Failed> {
+    cluster.deployed()?;
+    let before = webhook_ready(cluster)?;
+    namespace(cluster, "apc-rotation", false)?;
+    let (cert, key) = cluster.webhook_certificate("rotated", WEBHOOK_SAN)?;
+    let serial = openssl_serial(&std::fs::read_to_string(&cert)?)?;
+    let secret = cluster.kubectl(&[
+        "create",
+        "secret",
+        "tls",
+        "apiserver-proxy-pod-webhook-tls",
+        "-n",
+        NAMESPACE,
+        "--cert",
+        &cert.display().to_string(),
+        "--key",
+        &key.display().to_string(),
+        "--dry-run=client",
+        "-o",
+        "json",
+    ])?;
+    let ips: Vec<String> = before
+        .iter()
+        .filter_map(|pod| pod["status"]["podIP"].as_str().map(str::to_owned))
+        .collect();
+    let stream = during_a_stream(cluster, "apc-rotation", || {
+        cluster.kubectl_with_input(&["replace", "-f", "-"], Some(&secret))?;
+        cluster.wait_for("both replicas serve the new certificate", 180, || {
+            ips.iter()
+                .all(|ip| served_serial(cluster, ip).as_deref() == Some(serial.as_str()))
+                .then_some(())
+        })
+    })?;
+    stream.all_patched("the certificate rotation")?;
+    let after = webhook_ready(cluster)?;
+    let identity = |pods: &[Value]| -> Vec<String> {
+        let mut ids: Vec<String> = pods
+            .iter()
+            .map(|pod| {
+                format!(
+                    "{} restarts={}",
+                    pod["metadata"]["uid"], pod["status"]["containerStatuses"][0]["restartCount"]
+                )
+            })
+            .collect();
+        ids.sort();
+        ids
+    };
+    check(
+        identity(&before) == identity(&after),
+        &format!(
+            "the same Pods, no restart: before {:?}, after {:?}",
+            identity(&before),
+            identity(&after)
+        ),
+    )
+}
+
+/// The serial of the certificate a webhook replica serves, read from node 1.
+fn served_serial(cluster: &Cluster, ip: &str) -> Option<String> {
+    let output = cluster
+        .in_node(1, "openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &format!("{ip}:9443"),
+            "-servername",
+            "apiserver-proxy-pod-webhook.kube-system.svc",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    openssl_serial(&String::from_utf8_lossy(&output.stdout)).ok()
+}
+
+fn openssl_serial(pem: &str) -> Result<String, String> {
+    use std::io::Write;
+    let mut child = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-serial"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("openssl: {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(pem.as_bytes()).map_err(|e| e.to_string())?;
+    }
+    let output = child.wait_with_output().map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.trim()
+        .strip_prefix("serial=")
+        .map(str::to_owned)
+        .ok_or_else(|| format!("no certificate: {text}"))
+}
+
+// --- 9 -------------------------------------------------------------------------------------------
+
+/// docs/examples/iptables applied over the installation (the DaemonSet rolls to
+/// `--setup-iptables`, so each node holds its five rules too); then `kubectl delete` leaves the
+/// address and the rules (the sidecar runs without --cleanup, on purpose: docs/deploy.md); the
+/// uninstall docs/deploy.md describes, one cleanup Pod per node
+/// (docs/examples/uninstall/pod.yaml), removes them: no marked address, no aliased link and no
+/// rule of ours on any node.
+fn uninstall(cluster: &Cluster) -> Result<(), Failed> {
+    cluster.deployed()?;
+    let iptables = cluster.overlay("iptables", "docs/examples/iptables")?;
+    let iptables = iptables.display().to_string();
+    // Earlier cases changed the DaemonSet's args (kubectl patch) and the Secret (kubectl
+    // replace): this apply takes those fields back, as a re-install after such edits would.
+    cluster.kubectl(&[
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "-k",
+        &iptables,
+    ])?;
+    daemonset_ready(cluster)?;
+    for node in [1, 2] {
+        let state = cluster.node_state(node)?;
+        check(
+            state["rules"]
+                .as_array()
+                .is_some_and(|rules| rules.len() == 5),
+            &format!("node {node} holds the five rules of docs/examples/iptables: {state}"),
+        )?;
+    }
+    cluster.kubectl(&["delete", "-k", &iptables, "--wait=true"])?;
+    cluster.wait_for("the project's Pods gone", 120, || {
+        // deploy/'s part-of label is not on the Pod templates: ask by each one's name label.
+        let gone = |selector: &str| {
+            cluster
+                .json(&["get", "pods", "-n", NAMESPACE, "-l", selector])
+                .is_ok_and(|pods| pods["items"].as_array().is_some_and(Vec::is_empty))
+        };
+        (gone(SIDECAR) && gone(WEBHOOK)).then_some(())
+    })?;
+    for node in [1, 2] {
+        marked_address_on(cluster, node)?;
+    }
+    let template =
+        std::fs::read_to_string(cluster.root().join("docs/examples/uninstall/pod.yaml"))?;
+    for node in ["node1", "node2"] {
+        cluster.kubectl_with_input(
+            &["create", "-f", "-"],
+            Some(&template.replace("NODE", node)),
+        )?;
+    }
+    for node in ["node1", "node2"] {
+        let name = format!("apiserver-proxy-uninstall-{node}");
+        let phase = cluster.wait_for(&format!("{name} finished"), 120, || {
+            let pod = cluster.json(&["get", "pod", "-n", NAMESPACE, &name]).ok()?;
+            let phase = pod["status"]["phase"].as_str()?.to_owned();
+            matches!(phase.as_str(), "Succeeded" | "Failed").then_some(phase)
+        })?;
+        let logs = cluster
+            .kubectl(&["logs", "-n", NAMESPACE, &name])
+            .unwrap_or_default();
+        check(phase == "Succeeded", &format!("{name}: {phase}\n{logs}"))?;
+        cluster.kubectl(&["delete", "pod", "-n", NAMESPACE, &name, "--wait=false"])?;
+    }
+    for node in [1, 2] {
+        let state = cluster.node_state(node)?;
+        let nothing = |key: &str| state[key].as_array().is_some_and(Vec::is_empty);
+        check(
+            nothing("marked") && nothing("aliased") && nothing("rules"),
+            &format!("node {node}: nothing of ours left: {state}"),
+        )?;
+    }
+    Ok(())
+}
+
+// --- shared --------------------------------------------------------------------------------------
+
+/// A Pod the scheduler and the kubelets never touch (bound to a node that does not exist): only
+/// admission matters here. Two containers and an init container.
+fn pod(name: &str, labels: Value) -> Value {
+    let container = |name: &str| json!({"name": name, "image": PAUSE_IMAGE});
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {
+            "nodeName": "nowhere",
+            "automountServiceAccountToken": false,
+            "initContainers": [container("init")],
+            "containers": [container("a"), container("b")],
+        },
+    })
+}
+
+fn create(cluster: &Cluster, namespace: &str, pod: &Value) -> Result<Value, Failed> {
+    let text = cluster.kubectl_with_input(
+        &["create", "-n", namespace, "-o", "json", "-f", "-"],
+        Some(&pod.to_string()),
+    )?;
+    Ok(serde_json::from_str(&text)?)
+}
+
+fn namespace(cluster: &Cluster, name: &str, opted_out: bool) -> Result<(), String> {
+    let labels = if opted_out {
+        json!({OPT_OUT: "false"})
+    } else {
+        json!({})
+    };
+    let namespace = json!({"apiVersion": "v1", "kind": "Namespace",
+                           "metadata": {"name": name, "labels": labels}});
+    cluster
+        .kubectl_with_input(&["apply", "-f", "-"], Some(&namespace.to_string()))
+        .map(drop)
+}
+
+/// The value of KUBERNETES_SERVICE_HOST in a container, if it has one.
+fn env(container: &Value) -> Option<&str> {
+    container["env"]
+        .as_array()?
+        .iter()
+        .find(|var| var["name"] == "KUBERNETES_SERVICE_HOST")?["value"]
+        .as_str()
+}
+
+fn unpatched(pod: &Value, what: &str) -> Result<(), Failed> {
+    let spec = &pod["spec"];
+    let any = ["initContainers", "containers"]
+        .iter()
+        .flat_map(|kind| spec[kind].as_array().into_iter().flatten())
+        .any(|container| env(container).is_some());
+    check(!any, &format!("{what} left alone: {spec}"))
+}
+
+fn check(holds: bool, what: &str) -> Result<(), Failed> {
+    if holds {
+        Ok(())
+    } else {
+        Err(format!("expected: {what}").into())
+    }
+}
+
+/// The webhook's admission latency as the API server measured it (its own histogram), printed
+/// for README.
+fn figures(cluster: &Cluster) {
+    let Ok(metrics) = cluster.metrics() else {
+        return;
+    };
+    let series = "apiserver_admission_webhook_admission_duration_seconds";
+    let ours = |line: &&str| line.contains(&format!("name=\"{WEBHOOK_NAME}\""));
+    let value = |line: &str| -> f64 {
+        line.rsplit(' ')
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    };
+    let lines: Vec<&str> = metrics.lines().filter(ours).collect();
+    let total = |suffix: &str| -> f64 {
+        lines
+            .iter()
+            .filter(|l| l.starts_with(&format!("{series}_{suffix}{{")))
+            .map(|l| value(l))
+            .sum()
+    };
+    let (sum, count) = (total("sum"), total("count"));
+    if count == 0.0 {
+        return;
+    }
+    let mut buckets: Vec<(f64, f64)> = Vec::new();
+    for line in lines
+        .iter()
+        .filter(|l| l.starts_with(&format!("{series}_bucket{{")))
+    {
+        let le = line
+            .split("le=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .and_then(|le| le.parse::<f64>().ok())
+            .unwrap_or(f64::INFINITY);
+        match buckets.iter_mut().find(|(bound, _)| *bound == le) {
+            Some((_, n)) => *n += value(line),
+            None => buckets.push((le, value(line))),
+        }
+    }
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    // p99 by linear interpolation inside its bucket, as Prometheus' histogram_quantile does.
+    let rank = 0.99 * count;
+    let (mut lower, mut below) = (0.0, 0.0);
+    let mut p99 = f64::NAN;
+    for &(bound, cumulative) in &buckets {
+        if cumulative >= rank {
+            p99 = if bound.is_finite() {
+                lower + (bound - lower) * (rank - below) / (cumulative - below).max(1.0)
+            } else {
+                lower
+            };
+            break;
+        }
+        (lower, below) = (bound, cumulative);
+    }
+    eprintln!(
+        "cluster figures: webhook admission latency (API server's histogram, {count} calls): \
+         mean {:.1} ms, p99 {:.1} ms (buckets {:?})",
+        sum / count * 1000.0,
+        p99 * 1000.0,
+        buckets
+    );
+}
