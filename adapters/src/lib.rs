@@ -7,6 +7,8 @@
 //! - [`http`]: the pod webhook's HTTPS server (hyper, tokio-rustls), with certificate reloading.
 //! - [`iptables`]: the `RuleManager` over the iptables CLI (nft or legacy, as the host uses), and
 //!   the stream of nf_tables change events (a timer for legacy) that triggers repair.
+//! - [`apiserver`]: the `NodeTaints` port over the Kubernetes API server (kube-rs), for
+//!   `--startup-taint`: the client, built on first use, and its errors translated.
 //! - [`accept`]: the accept loop every server shares: a pause and one log line per condition
 //!   when accepts fail (out of descriptors, out of memory), never a spin.
 //! - [`rlimit`]: the open-file limit, raised from soft to hard at start.
@@ -20,6 +22,7 @@
 //! - [`signals`]: SIGTERM and SIGINT, the two ways both binaries are asked to stop.
 
 pub mod accept;
+pub mod apiserver;
 pub mod cli;
 pub mod clock;
 pub mod http;

@@ -164,6 +164,9 @@ pub enum TaintError {
     /// The credentials (service account token, kubeconfig) could not be loaded.
     #[error("no credentials for the API server: {reason}")]
     Config { reason: String },
+    /// Anything else the client reports, such as an answer it could not read.
+    #[error("unexpected answer from the API server: {reason}")]
+    Unexpected { reason: String },
 }
 
 impl TaintError {
@@ -176,6 +179,7 @@ impl TaintError {
             TaintError::Changed => "changed",
             TaintError::Api { .. } => "api",
             TaintError::Config { .. } => "config",
+            TaintError::Unexpected { .. } => "unexpected",
         }
     }
 }
