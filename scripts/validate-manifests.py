@@ -22,6 +22,8 @@ KUSTOMIZATIONS = {"deploy": False, "docs/examples/overlay": False, "docs/example
 # The kustomizations that turn the startup taint on (issue 19); the others must not.
 TAINTED = {"docs/examples/startup-taint"}
 TAINT_FLAG = "--startup-taint=apiserver-proxy.networking.gardener.cloud/not-ready"
+# Documented manifests outside any kustomization's resources, checked against the schemas too.
+LOOSE = ["docs/examples/startup-taint/restrict-to-own-node.yaml"]
 # The oldest Kubernetes release still supported upstream when this was written, and the newest
 # the validator knows.
 VERSIONS = ["1.31.0", kv.latest_version()]
@@ -155,6 +157,9 @@ for kustomization, rules in KUSTOMIZATIONS.items():
     resources = render(kustomization)
     validate_schemas(kustomization, resources)
     check_properties(kustomization, resources, rules)
+
+for loose in LOOSE:
+    validate_schemas(loose, [d for d in yaml.safe_load_all((ROOT / loose).read_text()) if d])
 
 print(f"validate-manifests: {results['passed']} passed, {results['failed']} failed")
 sys.exit(1 if results["failed"] else 0)
