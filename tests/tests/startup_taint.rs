@@ -2,7 +2,6 @@
 //! `--kubeconfig` pointing at a fake API server on loopback there (`blackbox_tests::apiserver`).
 //! No cluster: the cluster tier runs the same feature against a real API server.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use blackbox_tests::apiserver::{node, Answer, FakeApiServer, PROXY_ADDRESS};
@@ -29,11 +28,11 @@ fn others() -> Value {
     ])
 }
 
-/// A directory of this test's own for the kubeconfig.
-fn scratch(test: &str) -> PathBuf {
+/// `--kubeconfig=` a file pointing at `api`, in a directory of this test's own.
+fn kubeconfig_flag(api: &FakeApiServer, test: &str) -> String {
     let dir = std::env::temp_dir().join(format!("taint-{}-{test}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("a scratch directory");
-    dir
+    format!("--kubeconfig={}", api.kubeconfig(&dir).display())
 }
 
 fn args<'a>(kubeconfig: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
@@ -56,8 +55,7 @@ fn lines_with<'a>(log: &'a str, text: &str) -> Vec<&'a str> {
 fn the_daemon_removes_only_its_taint_with_a_guarded_patch_once_the_address_is_in_place() {
     in_netns("taint_daemon_removes", || async {
         let api = FakeApiServer::start(node("node-2", taints()), Answer::Allow);
-        let kubeconfig = api.kubeconfig(&scratch("daemon"));
-        let flag = format!("--kubeconfig={}", kubeconfig.display());
+        let flag = kubeconfig_flag(&api, "daemon");
         let sidecar = start(&args(&flag, &[]));
         wait_until("the sidecar says the taint is removed", || {
             log_so_far(&sidecar).contains("removed the startup taint")
@@ -97,8 +95,7 @@ fn the_daemon_removes_only_its_taint_with_a_guarded_patch_once_the_address_is_in
 fn the_one_shot_removes_it_and_exits_zero() {
     in_netns("taint_one_shot", || async {
         let api = FakeApiServer::start(node("node-2", taints()), Answer::Allow);
-        let kubeconfig = api.kubeconfig(&scratch("one-shot"));
-        let flag = format!("--kubeconfig={}", kubeconfig.display());
+        let flag = kubeconfig_flag(&api, "one-shot");
         let output = finish(start(&args(&flag, &["--daemon=false"])));
         assert!(output.status.success(), "{}", stderr(&output));
         assert_eq!(api.taints(), others());
@@ -115,8 +112,7 @@ fn a_one_shot_that_cannot_reach_the_api_server_still_exits_zero_and_leaves_it_to
             Answer::Allow,
             Duration::from_secs(3600),
         );
-        let kubeconfig = api.kubeconfig(&scratch("one-shot-unreachable"));
-        let flag = format!("--kubeconfig={}", kubeconfig.display());
+        let flag = kubeconfig_flag(&api, "one-shot-unreachable");
         let output = finish(start(&args(&flag, &["--daemon=false"])));
         let log = stderr(&output);
         assert!(output.status.success(), "{log}");
@@ -132,8 +128,7 @@ fn a_one_shot_that_cannot_reach_the_api_server_still_exits_zero_and_leaves_it_to
 fn missing_rbac_is_logged_once_naming_the_verb_and_resource_and_the_address_stays() {
     in_netns("taint_forbidden", || async {
         let api = FakeApiServer::start(node("node-2", taints()), Answer::ForbidPatch);
-        let kubeconfig = api.kubeconfig(&scratch("forbidden"));
-        let flag = format!("--kubeconfig={}", kubeconfig.display());
+        let flag = kubeconfig_flag(&api, "forbidden");
         let sidecar = start(&args(&flag, &[]));
         // Two refusals: the retry came, and did not log again.
         wait_until("a retry was refused", || api.patches().len() >= 2);
@@ -158,8 +153,7 @@ fn an_api_server_down_for_10_s_is_retried_quietly_and_the_taint_removed_once_it_
             Answer::Allow,
             Duration::from_secs(10),
         );
-        let kubeconfig = api.kubeconfig(&scratch("outage"));
-        let flag = format!("--kubeconfig={}", kubeconfig.display());
+        let flag = kubeconfig_flag(&api, "outage");
         let sidecar = start(&args(&flag, &[]));
         // Retries back off to 1, 2, 4, 8 s: the one after the outage comes by about 15 s.
         wait_until_within(
