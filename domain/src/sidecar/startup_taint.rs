@@ -111,9 +111,10 @@ impl<T: NodeTaints> StartupTaint<T> {
             match self.attempt().await {
                 Ok(removal) => {
                     if failures > 0 {
+                        let plural = if failures == 1 { "" } else { "s" };
                         tracing::info!(
                             failures,
-                            "the API server answers again after {failures} failed attempts"
+                            "the API server answers again after {failures} failed attempt{plural}"
                         );
                     }
                     self.log_done(removal);
