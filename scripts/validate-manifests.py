@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Validates the Kubernetes manifests offline: renders the Kustomize base (deploy/) and the
-example overlays (docs/examples/overlay/, docs/examples/iptables/) with `kubectl kustomize`, checks every resource against
+example overlays (docs/examples/overlay/, docs/examples/iptables/, docs/examples/startup-taint/) with `kubectl kustomize`, checks every resource against
 the Kubernetes schemas that kubernetes-validate bundles (strict: unknown fields are errors), for
 the oldest and the newest Kubernetes version we claim, then checks the properties issues 7 and 12
 ask of the manifests (the sidecar as Gardener runs it: its own dummy interface, no rules unless an
@@ -17,7 +17,13 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 # Each kustomization, and whether it keeps the conntrack-bypass rules.
-KUSTOMIZATIONS = {"deploy": False, "docs/examples/overlay": False, "docs/examples/iptables": True}
+KUSTOMIZATIONS = {"deploy": False, "docs/examples/overlay": False, "docs/examples/iptables": True,
+                  "docs/examples/startup-taint": False}
+# The kustomizations that turn the startup taint on (issue 19); the others must not.
+TAINTED = {"docs/examples/startup-taint"}
+TAINT_FLAG = "--startup-taint=apiserver-proxy.networking.gardener.cloud/not-ready"
+# Documented manifests outside any kustomization's resources, checked against the schemas too.
+LOOSE = ["docs/examples/startup-taint/restrict-to-own-node.yaml"]
 # The oldest Kubernetes release still supported upstream when this was written, and the newest
 # the validator knows.
 VERSIONS = ["1.31.0", kv.latest_version()]
@@ -88,6 +94,7 @@ def check_properties(kustomization, resources, rules):
         check("--interface=apiserver-proxy" in args, f"{kustomization}: {c['name']}: own interface")
         check(("--setup-iptables=true" in args) == rules,
               f"{kustomization}: {c['name']}: rules {'on' if rules else 'off'}")
+    check_startup_taint(kustomization, resources, daemonset, sidecars)
     main = daemonset["containers"][0]
     check(main["readinessProbe"]["httpGet"]["path"] == "/readyz", "sidecar: readiness probe")
     check(main["livenessProbe"]["httpGet"]["path"] == "/healthz", "sidecar: liveness probe")
@@ -121,10 +128,38 @@ def check_properties(kustomization, resources, rules):
           "webhook: clientConfig names the Service's namespace")
 
 
+def check_startup_taint(kustomization, resources, daemonset, sidecars):
+    tainted = kustomization in TAINTED
+    roles = [r for r in resources if r["kind"] == "ClusterRole"]
+    for c in sidecars:
+        check((TAINT_FLAG in c["args"]) == tainted,
+              f"{kustomization}: {c['name']}: startup taint {'on' if tainted else 'off'}")
+    if not tainted:
+        check(not roles, f"{kustomization}: no ClusterRole without the startup taint")
+        return
+    for c in sidecars:
+        env = {e["name"]: e for e in c.get("env", [])}
+        check(env.get("NODE_NAME", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+              == "spec.nodeName", f"{kustomization}: {c['name']}: NODE_NAME from the downward API")
+    account = daemonset.get("serviceAccountName")
+    check(daemonset.get("automountServiceAccountToken") is True, f"{kustomization}: token mounted")
+    check(len(roles) == 1 and roles[0]["rules"] == [
+        {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "patch"]}],
+        f"{kustomization}: the ClusterRole allows get and patch on nodes, nothing else")
+    binding = by_kind(resources, "ClusterRoleBinding")
+    check(binding.get("roleRef", {}).get("name") == (roles[0]["metadata"]["name"] if roles else None)
+          and binding.get("subjects") == [{"kind": "ServiceAccount", "name": account,
+                                            "namespace": "kube-system"}],
+          f"{kustomization}: the binding gives the role to the DaemonSet's service account")
+
+
 for kustomization, rules in KUSTOMIZATIONS.items():
     resources = render(kustomization)
     validate_schemas(kustomization, resources)
     check_properties(kustomization, resources, rules)
+
+for loose in LOOSE:
+    validate_schemas(loose, [d for d in yaml.safe_load_all((ROOT / loose).read_text()) if d])
 
 print(f"validate-manifests: {results['passed']} passed, {results['failed']} failed")
 sys.exit(1 if results["failed"] else 0)

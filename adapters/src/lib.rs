@@ -10,6 +10,8 @@
 //! - [`connections`]: the cap on a server's open connections (at the cap, the one that made no
 //!   progress the longest goes) and the request-head deadline, for the webhook's TLS port and
 //!   the metrics ports alike.
+//! - [`apiserver`]: the `NodeTaints` port over the Kubernetes API server (kube-rs), for
+//!   `--startup-taint`: the client, built on first use, and its errors translated.
 //! - [`accept`]: the accept loop every server shares: a pause, and a log line when a condition
 //!   starts and when it ends, while accepts fail (out of descriptors, out of memory), never a
 //!   spin.
@@ -25,6 +27,7 @@
 //! - [`signals`]: SIGTERM and SIGINT, the two ways both binaries are asked to stop.
 
 pub mod accept;
+pub mod apiserver;
 pub mod cli;
 pub mod clock;
 pub mod connections;

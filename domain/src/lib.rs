@@ -4,8 +4,8 @@
 //!
 //! # Layout
 //!
-//! - [`ports`]: every port (`Links`, `Addresses`, both as `Network`, `RuleManager`, `Clock`, `SyncObserver`) and the
-//!   contracts their implementations keep.
+//! - [`ports`]: every port (`Links`, `Addresses`, both as `Network`, `RuleManager`, `Clock`,
+//!   `NodeTaints`, `SyncObserver`) and the contracts their implementations keep.
 //! - [`duration`]: Go's duration syntax, for `--sync-interval`.
 //! - [`sidecar`]: the node agent.
 //!   - `desired`: the address and interface from the flags, validated.
@@ -23,6 +23,9 @@
 //!   - `lifecycle`: one-shot or daemon, cleanup, and the exit status.
 //!   - `repair`: what a sync changed, for logs and metrics.
 //!   - `health`: liveness and readiness from the sync reports.
+//!   - `taint`: `--startup-taint` and `--node-name` validated, a taint, and the API's errors.
+//!   - `startup_taint`: when the startup taint is removed (after a sync that put everything in
+//!     place, once, retried with backoff) and what the log says about it.
 //!   - `testing` (test builds only): in-memory fakes of the ports.
 //! - [`webhook`]: the pod webhook.
 //!   - `fqdn`: `--apiserver-fqdn`, validated as Kubernetes validates a domain name.

@@ -10,6 +10,7 @@ use crate::sidecar::model::{
     Holder, IpFamily, Link, MarkedAddress, MarkedLink, NetError, Rule, RuleCommandError,
 };
 use crate::sidecar::report::SyncReport;
+use crate::sidecar::taint::{Taint, TaintError};
 
 /// The links of the host's network namespace: what the interface is, and which links are ours.
 // The mocks exist in test builds only: production code cannot reach for one.
@@ -91,6 +92,21 @@ pub trait RuleManager: Send + Sync {
 
     /// Deletes one copy of `rule`. MUST succeed, changing nothing, if there is none.
     async fn delete(&self, family: IpFamily, rule: &Rule) -> Result<(), RuleCommandError>;
+}
+
+/// The taints of this node's Node object, for `--startup-taint`. One implementation talks to the
+/// API server; it knows which Node is ours.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait NodeTaints: Send + Sync {
+    /// The Node's `spec.taints`, in the API server's order, each entry exactly as returned.
+    async fn taints(&self) -> Result<Vec<Taint>, TaintError>;
+
+    /// Removes the `entries` (index in the list [`NodeTaints::taints`] returned, and the entry
+    /// found there) in one JSON patch: for each, from the highest index down, a `test` of the
+    /// exact entry at its index, then its `remove`. MUST change nothing else, and nothing at all
+    /// when a `test` fails: it then returns [`TaintError::Changed`].
+    async fn remove(&self, entries: &[(usize, Taint)]) -> Result<(), TaintError>;
 }
 
 /// Told about every sync, for metrics and health. Implementations must be cheap: they run on the

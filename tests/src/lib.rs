@@ -1,6 +1,7 @@
 //! The test harness: find the built binaries, run tests in network namespaces of their own.
 //! Used by the black-box tests of this crate and by the kernel tier in `adapters/tests`.
 
+pub mod apiserver;
 pub mod cluster;
 pub mod docker;
 pub mod netns;
@@ -66,9 +67,15 @@ fn target_dir() -> Option<PathBuf> {
 
 /// Polls `check` every 5 ms until it holds, for at most 10 s; the bound only keeps a broken test
 /// from hanging, it asserts nothing about speed.
-#[allow(clippy::disallowed_types)] // The test's own deadline, not code under test.
 pub fn wait_until(what: &str, check: impl Fn() -> bool) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    wait_until_within(what, std::time::Duration::from_secs(10), check);
+}
+
+/// [`wait_until`] with another bound, for a scenario that takes longer by design (a retry after
+/// an outage).
+#[allow(clippy::disallowed_types)] // The test's own deadline, not code under test.
+pub fn wait_until_within(what: &str, bound: std::time::Duration, check: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + bound;
     while std::time::Instant::now() < deadline {
         if check() {
             return;

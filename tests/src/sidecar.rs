@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::ops::{Deref, DerefMut};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use nix::sys::signal::{kill, Signal};
@@ -37,8 +37,9 @@ pub fn stderr(output: &Output) -> String {
 
 /// The logs of running sidecars, by pid. A thread drains each one's stderr as it is written: a
 /// pipe that nobody reads fills at 64 KiB, and the sidecar would then block on its next log line
-/// (a long soak logs that much).
-static LOGS: Mutex<BTreeMap<u32, JoinHandle<Vec<u8>>>> = Mutex::new(BTreeMap::new());
+/// (a long soak logs that much). What it read so far is readable while the sidecar runs.
+type Log = (Arc<Mutex<Vec<u8>>>, JoinHandle<()>);
+static LOGS: Mutex<BTreeMap<u32, Log>> = Mutex::new(BTreeMap::new());
 
 /// A running sidecar, as [`start`] and [`spawn`] return it: a [`Child`] that does not outlive its
 /// test. [`finish`] (or [`terminate`]) ends it and hands back its log; dropped before that, as
@@ -71,9 +72,7 @@ impl Drop for Sidecar {
             let _ = child.kill();
             let _ = child.wait();
             // Its log reader ends at the closed pipe; nobody reads the log now.
-            LOGS.lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&child.id());
+            lock(&LOGS).remove(&child.id());
         }
     }
 }
@@ -89,28 +88,41 @@ pub fn spawn(mut command: Command) -> Sidecar {
         .spawn()
         .expect("the sidecar starts");
     let mut pipe = child.stderr.take().expect("stderr is piped");
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let written = log.clone();
     let reader = std::thread::spawn(move || {
-        let mut log = Vec::new();
-        let _ = pipe.read_to_end(&mut log);
-        log
+        let mut chunk = [0; 4096];
+        while let Ok(read @ 1..) = pipe.read(&mut chunk) {
+            lock(&written).extend_from_slice(&chunk[..read]);
+        }
     });
-    LOGS.lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(child.id(), reader);
+    lock(&LOGS).insert(child.id(), (log, reader));
     Sidecar(Some(child))
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What the running sidecar has logged so far, to wait for a line.
+pub fn log_so_far(child: &Child) -> String {
+    lock(&LOGS)
+        .get(&child.id())
+        .map(|(log, _)| String::from_utf8_lossy(&lock(log)).into_owned())
+        .unwrap_or_default()
 }
 
 /// Waits for the exit: its status and everything it logged.
 pub fn finish(mut sidecar: Sidecar) -> Output {
     let mut child = sidecar.0.take().expect("a sidecar is finished once");
     let status = child.wait().expect("the sidecar exits");
-    let reader = LOGS
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .remove(&child.id());
-    let stderr = reader
-        .and_then(|reader| reader.join().ok())
-        .unwrap_or_default();
+    let stderr = match lock(&LOGS).remove(&child.id()) {
+        Some((log, reader)) => {
+            let _ = reader.join();
+            std::mem::take(&mut *lock(&log))
+        }
+        None => Vec::new(),
+    };
     Output {
         status,
         stdout: Vec::new(),

@@ -27,6 +27,8 @@ use rstest::rstest;
 #[case::bad_port(&["--ip-address=10.96.0.2", "--port=70000"], "70000")]
 #[case::unknown(&["--ip-address=10.96.0.2", "--frobnicate"], "--frobnicate")]
 #[case::missing_address(&[], "--ip-address")]
+#[case::bad_taint_key(&["--ip-address=10.96.0.2", "--startup-taint=not ready", "--node-name=n"], "not ready")]
+#[case::taint_without_node(&["--ip-address=10.96.0.2", "--startup-taint=not-ready"], "--node-name")]
 fn bad_flags_exit_non_zero_with_one_line_naming_them(#[case] args: &[&str], #[case] named: &str) {
     assert_one_line_flag_error(&output(args), named);
 }

@@ -205,7 +205,17 @@ impl KlogFlags {
                     .boxed(),
             );
         }
-        tracing_subscriber::registry().with(outputs).init();
+        // kube's client logs every failed request at ERROR from its own trace layer; the
+        // startup taint logs a failure once, when failing starts (docs/deploy.md), so kube's
+        // own lines show only at -v=4 and above.
+        let kube_too = self.v >= 4;
+        let quiet_kube = tracing_subscriber::filter::filter_fn(move |event| {
+            kube_too || !event.target().starts_with("kube_client")
+        });
+        tracing_subscriber::registry()
+            .with(outputs)
+            .with(quiet_kube)
+            .init();
         Ok(())
     }
 }

@@ -1,5 +1,6 @@
 //! The flags of the original `apiserver-proxy-sidecar --help`, same names, defaults and meaning.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use adapters::cli::HELP_TEMPLATE;
@@ -11,6 +12,7 @@ use clap::{ArgAction, CommandFactory, Parser};
 use domain::duration::format_go_duration;
 use domain::sidecar::desired::{earlier_addresses, InterfaceName, ProxyAddress, ProxyAddresses};
 use domain::sidecar::interval;
+use domain::sidecar::taint::{NodeName, TaintKey};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -57,6 +59,18 @@ pub struct Flags {
     #[arg(long = "sync-interval", value_name = "duration", default_value = "1m0s", value_parser = parse_sync_interval)]
     pub sync_interval: Duration,
 
+    /// [optional] key of a NoSchedule taint the node registers with (kubelet --register-with-taints=KEY:NoSchedule), such as apiserver-proxy.networking.gardener.cloud/not-ready; removed from this node once the address (and the iptables rules, when on) is in place, never put back. Needs --node-name and RBAC to get and patch nodes.
+    #[arg(long = "startup-taint", value_name = "string", requires = "node_name")]
+    pub startup_taint: Option<TaintKey>,
+
+    /// [optional] name of this node's Node object, for --startup-taint.
+    #[arg(long = "node-name", value_name = "string", env = "NODE_NAME")]
+    pub node_name: Option<NodeName>,
+
+    /// [optional] kubeconfig for --startup-taint; the in-cluster configuration (service account) when unset.
+    #[arg(long, value_name = "string")]
+    pub kubeconfig: Option<PathBuf>,
+
     #[command(flatten)]
     pub metrics: MetricsFlags,
 
@@ -85,7 +99,7 @@ impl Flags {
 
     /// The flags as one log line, so the start of every log says what the process was asked.
     pub fn summary(&self) -> String {
-        format!(
+        let mut summary = format!(
             "ip-address={} remove-address={} interface={} port={} setup-iptables={} sync-interval={} daemon={} cleanup={}",
             self.ip_address,
             self.remove_address
@@ -99,7 +113,17 @@ impl Flags {
             format_go_duration(self.sync_interval),
             self.daemon,
             self.cleanup
-        )
+        );
+        if let (Some(key), Some(node)) = (&self.startup_taint, &self.node_name) {
+            let kubeconfig = match &self.kubeconfig {
+                Some(path) => path.display().to_string(),
+                None => "in-cluster".to_owned(),
+            };
+            summary.push_str(&format!(
+                " startup-taint={key} node-name={node} kubeconfig={kubeconfig}"
+            ));
+        }
+        summary
     }
 }
 
@@ -236,6 +260,50 @@ mod tests {
             "{line}"
         );
         assert_eq!(error.exit_code(), 2);
+    }
+
+    #[test]
+    fn the_startup_taint_is_off_by_default() {
+        let flags = parse(&["--ip-address=10.96.0.2"]).expect("valid");
+        assert_eq!(flags.startup_taint, None);
+        assert_eq!(flags.kubeconfig, None);
+    }
+
+    #[test]
+    fn the_startup_taint_takes_a_label_key_and_the_node_name() {
+        let flags = parse(&[
+            "--ip-address=10.96.0.2",
+            "--startup-taint=apiserver-proxy.networking.gardener.cloud/not-ready",
+            "--node-name=node-2",
+            "--kubeconfig=/etc/kubeconfig",
+        ])
+        .expect("valid");
+        assert_eq!(
+            flags.startup_taint.map(|key| key.to_string()).as_deref(),
+            Some("apiserver-proxy.networking.gardener.cloud/not-ready")
+        );
+        assert_eq!(
+            flags.node_name.map(|n| n.to_string()).as_deref(),
+            Some("node-2")
+        );
+        assert_eq!(flags.kubeconfig, Some(PathBuf::from("/etc/kubeconfig")));
+    }
+
+    #[rstest]
+    #[case(&["--startup-taint=not-ready"], "--node-name", "required")]
+    #[case(&["--startup-taint=not ready", "--node-name=n"], "not ready", "is not a taint key")]
+    #[case(&["--startup-taint=Not.Ready/x", "--node-name=n"], "Not.Ready/x", "DNS-1123 label")]
+    #[case(&["--startup-taint=x", "--node-name=Node_2"], "Node_2", "is not a node name")]
+    fn startup_taint_values_are_checked(
+        #[case] args: &[&str],
+        #[case] named: &str,
+        #[case] expected: &str,
+    ) {
+        // NODE_NAME is not set in the tests' environment, so --node-name is the only source.
+        let error = parse(&[&["--ip-address=10.96.0.2"][..], args].concat()).expect_err("invalid");
+        let line = adapters::cli::one_line(&error);
+        assert!(line.contains(named) && line.contains(expected), "{line}");
+        assert!(!line.contains('\n'));
     }
 
     #[test]

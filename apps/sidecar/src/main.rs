@@ -5,6 +5,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use adapters::apiserver::node_taints::ApiNodeTaints;
+use adapters::apiserver::Credentials;
 use adapters::clock::TokioClock;
 use adapters::iptables::{rule_events, Backend, IptablesRules, Tools};
 use adapters::metrics::server;
@@ -18,6 +20,7 @@ use domain::sidecar::model::NetEvent;
 use domain::sidecar::reconciler::NodeReconciler;
 use domain::sidecar::rules::RuleReconciler;
 use domain::sidecar::run::Schedule;
+use domain::sidecar::startup_taint::StartupTaint;
 use futures::stream::{self, BoxStream, StreamExt};
 
 use apiserver_proxy_sidecar::flags::Flags;
@@ -65,6 +68,15 @@ async fn serve(flags: Flags, earlier: Vec<ProxyAddress>) -> anyhow::Result<ExitC
         daemon: flags.daemon,
         cleanup: flags.cleanup,
     };
+    // Only with --startup-taint: without it no client exists (clap made --node-name required).
+    let taint = match (flags.startup_taint.clone(), flags.node_name.clone()) {
+        (Some(key), Some(node)) => {
+            let credentials = Credentials::from_flag(flags.kubeconfig.clone());
+            let taints = ApiNodeTaints::new(credentials, node.clone());
+            Some(StartupTaint::new(taints, key, node))
+        }
+        _ => None,
+    };
     // A one-shot run neither listens for changes nor handles signals: a signal ends it at once.
     let (events, stops) = if flags.daemon {
         // Installed before the first sync, so a signal during start-up is not lost.
@@ -83,6 +95,7 @@ async fn serve(flags: Flags, earlier: Vec<ProxyAddress>) -> anyhow::Result<ExitC
         &metrics,
         Schedule::new(flags.sync_interval),
         mode,
+        taint,
         events,
         stops,
     )

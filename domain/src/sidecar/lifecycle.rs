@@ -1,16 +1,18 @@
-//! The process from start to exit: one sync or a loop (`--daemon`), the cleanup (`--cleanup`),
-//! and the exit status they add up to. The binary only wires the adapters to this.
+//! The process from start to exit: one sync or a loop (`--daemon`), the startup taint's removal
+//! beside it (`--startup-taint`), the cleanup (`--cleanup`), and the exit status they add up to.
+//! The binary only wires the adapters to this.
 
 use std::pin::pin;
 
 use futures::future::Either;
 use futures::{FutureExt, Stream, StreamExt};
 
-use crate::ports::{Clock, Network, RuleManager, SyncObserver};
+use crate::ports::{Clock, Network, NodeTaints, RuleManager, SyncObserver};
 use crate::sidecar::model::NetEvent;
 use crate::sidecar::reconciler::NodeReconciler;
 use crate::sidecar::report::Trigger;
 use crate::sidecar::run::{run, sync_once, Schedule};
+use crate::sidecar::startup_taint::{StartupTaint, Verdicts};
 
 /// `--daemon` and `--cleanup`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,12 +35,16 @@ pub enum Exit {
 
 /// Runs the sidecar as `mode` asks until it is done. `stops` yields once per stop signal
 /// (SIGTERM, SIGINT): the first ends the daemon's loop, a second one cuts its cleanup short.
-pub async fn live<A, R, C, O, E, S>(
+/// `taint`, when set, is removed after a sync that put everything in place; it never changes
+/// the exit status (see [`StartupTaint::remove_once`]).
+#[allow(clippy::too_many_arguments)]
+pub async fn live<A, R, C, O, E, S, T>(
     reconciler: &mut NodeReconciler<A, R>,
     clock: &C,
     observer: &O,
     schedule: Schedule,
     mode: Mode,
+    taint: Option<StartupTaint<T>>,
     events: E,
     stops: S,
 ) -> Exit
@@ -49,13 +55,19 @@ where
     O: SyncObserver,
     E: Stream<Item = NetEvent>,
     S: Stream<Item = ()>,
+    T: NodeTaints,
 {
     // A signal source that ends has no more signals to give, rather than giving a stop.
     let mut stops = pin!(stops.chain(futures::stream::pending()));
     if !mode.daemon {
-        let synced = sync_once(reconciler, clock, observer, Trigger::Start)
+        let (verdicts, mut verdict) = Verdicts::new(observer);
+        let synced = sync_once(reconciler, clock, &verdicts, Trigger::Start)
             .await
             .succeeded();
+        if let Some(taint) = &taint {
+            let in_place = matches!(verdict.try_recv(), Ok(true));
+            taint.remove_once(in_place).await;
+        }
         let cleaned = !mode.cleanup || cleanup(reconciler).await;
         return if synced && cleaned {
             Exit::Success
@@ -63,15 +75,25 @@ where
             Exit::Failure
         };
     }
-    run(
-        reconciler,
-        clock,
-        observer,
-        schedule,
-        events,
-        stops.next().map(drop),
-    )
-    .await;
+    {
+        let (verdicts, verdict) = Verdicts::new(observer);
+        let syncing = pin!(run(
+            reconciler,
+            clock,
+            &verdicts,
+            schedule,
+            events,
+            stops.next().map(drop),
+        ));
+        // Beside the loop, so that a slow or unreachable API server never holds a sync up. Once the
+        // taint is gone its task, and the API client with it, is dropped; the loop goes on.
+        let removing = pin!(match taint {
+            Some(taint) => taint.remove_after(clock, verdict).left_future(),
+            None => futures::future::ready(()).right_future(),
+        }
+        .then(|()| futures::future::pending::<()>()));
+        futures::future::select(syncing, removing).await;
+    }
     if !mode.cleanup {
         tracing::info!("stopping; --cleanup is off, so the address stays");
         return Exit::Success;

@@ -12,6 +12,8 @@ pub mod report;
 pub mod rules;
 pub mod run;
 pub mod stale;
+pub mod startup_taint;
+pub mod taint;
 
 #[cfg(test)]
 mod testing;

@@ -61,8 +61,9 @@ impl FromStr for ApiserverFqdn {
     }
 }
 
-/// A DNS-1123 label: `[a-z0-9]([-a-z0-9]*[a-z0-9])?`, at most 63 characters.
-fn check_label(label: &str) -> Result<(), String> {
+/// A DNS-1123 label: `[a-z0-9]([-a-z0-9]*[a-z0-9])?`, at most 63 characters. Also checks the
+/// prefix of a taint key and a node name, which are DNS-1123 subdomains.
+pub(crate) fn check_label(label: &str) -> Result<(), String> {
     if label.len() > MAX_LABEL_BYTES {
         return Err(format!(
             "label {label:?} has {} characters: expected at most {MAX_LABEL_BYTES}",

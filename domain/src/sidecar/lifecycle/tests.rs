@@ -1,9 +1,10 @@
 use super::*;
-use crate::ports::Addresses;
+use crate::ports::{Addresses, MockNodeTaints};
 use crate::sidecar::address::AddressReconciler;
 use crate::sidecar::desired::{DesiredAddress, ProxyAddress};
 use crate::sidecar::model::{Holder, MarkedAddress, NetError};
 use crate::sidecar::reconciler::NoRules;
+use crate::sidecar::taint::{Taint, TaintError};
 use crate::sidecar::testing::{FakeClock, FakeNet, Recorder, Split};
 use async_trait::async_trait;
 use futures::executor::block_on;
@@ -34,6 +35,7 @@ fn live_with<A: Network>(net: A, mode: Mode, signals: usize) -> (Exit, Vec<Trigg
         &recorder,
         Schedule::new(Duration::from_secs(60)),
         mode,
+        NO_TAINT,
         futures::stream::pending(),
         futures::stream::iter(vec![(); signals]),
     ));
@@ -47,6 +49,9 @@ fn broken() -> FakeNet {
     });
     net
 }
+
+/// `--startup-taint` unset.
+const NO_TAINT: Option<StartupTaint<MockNodeTaints>> = None;
 
 const ONE_SHOT: Mode = Mode {
     daemon: false,
@@ -157,9 +162,99 @@ fn an_uninstall_job_removes_the_dummy_an_earlier_process_created() {
         &(),
         Schedule::new(Duration::from_secs(60)),
         ONE_SHOT_CLEANUP,
+        NO_TAINT,
         futures::stream::pending(),
         futures::stream::pending(),
     ));
     assert_eq!(exit, Exit::Success);
     assert_eq!(net.link("apiserver-proxy"), None);
+}
+
+const KEY: &str = "apiserver-proxy.networking.gardener.cloud/not-ready";
+
+fn ours() -> Taint {
+    Taint {
+        key: KEY.to_owned(),
+        value: None,
+        effect: "NoSchedule".to_owned(),
+        time_added: None,
+    }
+}
+
+fn startup(taints: MockNodeTaints) -> Option<StartupTaint<MockNodeTaints>> {
+    Some(StartupTaint::new(
+        taints,
+        KEY.parse().unwrap(),
+        "node-2".parse().unwrap(),
+    ))
+}
+
+/// One stop, after everything else had its turn: the daemon's loop and the taint's task have
+/// both run as far as they can before it.
+fn a_later_stop() -> impl futures::Stream<Item = ()> {
+    let mut polled = false;
+    futures::stream::once(std::future::poll_fn(move |context| {
+        if std::mem::replace(&mut polled, true) {
+            std::task::Poll::Ready(())
+        } else {
+            context.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+    }))
+}
+
+fn live_tainted<A: Network>(net: A, mode: Mode, taints: MockNodeTaints) -> Exit {
+    block_on(live(
+        &mut reconciler(net),
+        &still_clock(),
+        &(),
+        Schedule::new(Duration::from_secs(60)),
+        mode,
+        startup(taints),
+        futures::stream::pending(),
+        a_later_stop(),
+    ))
+}
+
+#[rstest]
+#[case::one_shot(ONE_SHOT)]
+#[case::daemon(DAEMON)]
+fn the_taint_is_removed_after_a_sync_that_put_the_address_in_place(#[case] mode: Mode) {
+    let net = FakeNet::with_lo();
+    let mut taints = MockNodeTaints::new();
+    let seen = net.clone();
+    taints.expect_taints().times(1).returning(move || {
+        assert_eq!(seen.addresses_of("lo").len(), 1, "the address comes first");
+        Ok(vec![ours()])
+    });
+    taints
+        .expect_remove()
+        .withf(|entries| entries == [(0, ours())])
+        .times(1)
+        .returning(|_| Ok(()));
+    assert_eq!(live_tainted(net, mode, taints), Exit::Success);
+}
+
+#[rstest]
+#[case::one_shot(ONE_SHOT, Exit::Failure)]
+#[case::daemon(DAEMON, Exit::Success)]
+fn the_taint_stays_while_the_sync_fails(#[case] mode: Mode, #[case] exit: Exit) {
+    let mut taints = MockNodeTaints::new();
+    taints.expect_taints().never();
+    taints.expect_remove().never();
+    assert_eq!(live_tainted(broken(), mode, taints), exit);
+}
+
+#[test]
+fn a_one_shot_whose_taint_removal_fails_still_succeeds_and_leaves_it_to_the_daemon() {
+    let mut taints = MockNodeTaints::new();
+    taints.expect_taints().times(1).returning(|| {
+        Err(TaintError::Unreachable {
+            reason: "connection refused".into(),
+        })
+    });
+    assert_eq!(
+        live_tainted(FakeNet::with_lo(), ONE_SHOT, taints),
+        Exit::Success
+    );
 }
