@@ -1083,6 +1083,16 @@ fn startup_taint_keeps_pods_off_until_the_address(cluster: &Cluster) -> Result<(
         "startup taint: {samples} samples after the install, {tainted_samples} with node 2 tainted"
     );
     cluster.kubectl(&["delete", "namespace", TAINT_NAMESPACE, "--wait=false"])?;
+    // The webhook's replicas were scheduled while node 2 was tainted, so both run on node 1: a
+    // restart spreads them over the two nodes, as the next cases expect.
+    cluster.kubectl(&[
+        "rollout",
+        "restart",
+        "deployment",
+        "-n",
+        NAMESPACE,
+        "apiserver-proxy-pod-webhook",
+    ])?;
     marked_address_on(cluster, 2)
 }
 
