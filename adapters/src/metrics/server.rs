@@ -22,8 +22,8 @@ use crate::connections::Connections;
 const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The most connections open at once; at the cap a new one pushes out the one that has gone
-/// longest without progress, as on the webhook's TLS port. A scraper and the kubelet's probes need a few; the cap bounds the
-/// memory a flood of connections to this port can take.
+/// longest without progress, as on the webhook's TLS port. A scraper and the kubelet's probes
+/// need a few; the cap bounds the memory a flood of connections to this port can take.
 pub const MAX_CONNECTIONS: usize = 64;
 
 /// Binds `address` now (so a bad address fails at start), then serves in the background.
