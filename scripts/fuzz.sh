@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every fuzz target for FUZZ_SECONDS (default 60) each, one after the other, from the
+# Runs every fuzz target for FUZZ_SECONDS (default 60) each, or for FUZZ_RUNS executions each when
+# that is set (a count, not a time: the same figure on a busy machine), one after the other, from the
 # committed seeds (fuzz/seeds/TARGET; new finds go to fuzz/corpus/TARGET, not committed), and
 # writes the executions and crashes of each to target/bench/fuzz/TARGET.json, joined into
 # target/bench/fuzz.json for the README's table (a target not run keeps its last figures).
@@ -8,6 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 seconds="${FUZZ_SECONDS:-60}"
+if [ -n "${FUZZ_RUNS:-}" ]; then limit="-runs=$FUZZ_RUNS"; else limit="-max_total_time=$seconds"; fi
 targets="${FUZZ_TARGETS:-review_bytes review_json duration fqdn flags}"
 export RUSTC_BOOTSTRAP=1
 command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
@@ -16,7 +18,8 @@ status=0
 for target in $targets; do
   mkdir -p "corpus/$target"
   log="$(mktemp)"
-  if cargo fuzz run -O "$target" "corpus/$target" "seeds/$target" -- -max_total_time="$seconds" \
+  started=$SECONDS
+  if cargo fuzz run -O "$target" "corpus/$target" "seeds/$target" -- "$limit" \
       -rss_limit_mb=2048 >"$log" 2>&1; then
     crashes=0
   else
@@ -24,6 +27,7 @@ for target in $targets; do
     status=1
     grep -A20 "ERROR\|panicked" "$log" | head -40 >&2
   fi
+  seconds=$((SECONDS - started))
   runs=$(grep -o "Done [0-9]* runs" "$log" | awk '{ print $2 }' | tail -1)
   mkdir -p ../target/bench/fuzz
   echo "[\"fuzz $target (${seconds} s)\", \"${runs:-?} executions, $crashes crashes\", \"\", \"\"]" \

@@ -4,8 +4,10 @@
 
 use std::net::SocketAddr;
 use std::str::FromStr;
+use std::time::Duration;
 
 use clap::{Arg, ArgAction};
+use domain::duration::parse_go_duration;
 
 /// Go's `strconv.ParseBool`, which pflag uses for `--flag=value` booleans.
 fn parse_go_bool(value: &str) -> Result<bool, String> {
@@ -64,6 +66,11 @@ pub fn parse_port(value: &str) -> Result<u16, String> {
         Ok(port) if port > 0 => Ok(port),
         _ => Err("expected a port number from 1 to 65535".to_owned()),
     }
+}
+
+/// A duration in Go's syntax (`5s`, `1m0s`, `500ms`), as a Kubernetes component's duration flag.
+pub fn parse_duration(value: &str) -> Result<Duration, String> {
+    parse_go_duration(value).map_err(|error| error.to_string())
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! When to stop: SIGTERM (kubelet) or SIGINT (a person at a terminal).
 
+use futures::stream::{self, Stream};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
 /// Why the handlers cannot be installed.
@@ -31,8 +32,16 @@ impl Signals {
         })
     }
 
+    /// Every SIGTERM or SIGINT from now on, one item each.
+    pub fn into_stream(self) -> impl Stream<Item = ()> {
+        stream::unfold(self, |mut signals| async {
+            signals.next().await;
+            Some(((), signals))
+        })
+    }
+
     /// Completes at the next SIGTERM or SIGINT.
-    pub async fn next(&mut self) {
+    async fn next(&mut self) {
         tokio::select! {
             _ = self.terminate.recv() => tracing::info!("received SIGTERM"),
             _ = self.interrupt.recv() => tracing::info!("received SIGINT"),

@@ -563,9 +563,14 @@ async fn an_empty_host_serves_ipv4_and_ipv6_loopback() {
 }
 
 /// SIGTERM while a request is half sent: the request is still answered, then the process exits 0.
+/// No shutdown delay, so the signal stops the listener at once.
 #[tokio::test]
 async fn sigterm_finishes_the_request_in_flight_then_exits_zero() {
-    let mut webhook = Webhook::start("sigterm", &committed("server-ecdsa"), &[]);
+    let mut webhook = Webhook::start(
+        "sigterm",
+        &committed("server-ecdsa"),
+        &["--shutdown-delay-duration=0s"],
+    );
     let body = sample();
     let (first, rest) = body.split_at(body.len() / 2);
     let mut tls = webhook.client().tls().await.expect("a TLS connection");
@@ -602,6 +607,95 @@ async fn sigterm_finishes_the_request_in_flight_then_exits_zero() {
     assert!(response.contains("JSONPatch"), "{response}");
     assert!(webhook.wait().success(), "{}", webhook.log());
     assert!(webhook.log().contains("stopped"));
+}
+
+/// One review over `tls` as the API server sends it (keep-alive, HTTP/1.1); the answer's head and
+/// body, read until the server closes the connection, or `None` when it does not close it within
+/// a second.
+async fn review_then_close<S>(tls: &mut S) -> Option<String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let body = sample();
+    let head = format!(
+        "POST {PATH} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n",
+        body.len()
+    );
+    tls.write_all(head.as_bytes()).await.expect("the head");
+    tls.write_all(&body).await.expect("the body");
+    let mut response = Vec::new();
+    match tokio::time::timeout(Duration::from_secs(1), tls.read_to_end(&mut response)).await {
+        Ok(read) => {
+            read.expect("the answer is read");
+            Some(String::from_utf8_lossy(&response).into_owned())
+        }
+        Err(_) => None,
+    }
+}
+
+/// The shutdown delay: after SIGTERM the webhook still accepts and answers (the API server may
+/// not have dropped this endpoint yet), each answer closes its connection (so no keep-alive
+/// connection is reused and then closed under a request), `/readyz` fails, and once the delay is
+/// over the process stops as before.
+#[tokio::test]
+async fn during_the_shutdown_delay_reviews_are_answered_and_close_their_connections() {
+    let mut webhook = Webhook::start(
+        "shutdown-delay",
+        &committed("server-ecdsa"),
+        &["--shutdown-delay-duration=5s"],
+    );
+    // A keep-alive connection from before the signal stays open across it.
+    let mut earlier = webhook.client().tls().await.expect("a TLS connection");
+    let mut before = webhook.client().tls().await.expect("a TLS connection");
+    assert_eq!(
+        review_then_close(&mut before).await,
+        None,
+        "before the signal an answer keeps its connection"
+    );
+    webhook.sigterm();
+    eventually("the shutdown delay starts", || async {
+        webhook.log().contains("shutdown delay")
+    })
+    .await;
+    let (status, body) = http_get(webhook.metrics_port, "/readyz").expect("an answer");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("shutting down"), "{body}");
+    let mut new = webhook.client().tls().await.expect("still accepting");
+    for (name, tls) in [("a new", &mut new), ("an earlier", &mut earlier)] {
+        let answer = review_then_close(tls)
+            .await
+            .unwrap_or_else(|| panic!("{name} connection is closed after its answer"));
+        assert!(answer.starts_with("HTTP/1.1 200"), "{name}: {answer}");
+        assert!(answer.contains("JSONPatch"), "{name}: {answer}");
+        assert!(
+            answer.to_ascii_lowercase().contains("connection: close"),
+            "{name}: {answer}"
+        );
+    }
+    assert!(webhook.wait().success(), "{}", webhook.log());
+    let log = webhook.log();
+    assert!(
+        log.contains("shutting down") && log.contains("stopped"),
+        "{log}"
+    );
+}
+
+/// A second signal ends the shutdown delay at once: a person at a terminal is not kept waiting.
+#[tokio::test]
+async fn a_second_signal_cuts_the_shutdown_delay_short() {
+    let mut webhook = Webhook::start(
+        "second-signal",
+        &committed("server-ecdsa"),
+        &["--shutdown-delay-duration=1h"],
+    );
+    webhook.sigterm();
+    eventually("the shutdown delay starts", || async {
+        webhook.log().contains("shutdown delay")
+    })
+    .await;
+    webhook.sigterm();
+    assert!(webhook.wait().success(), "{}", webhook.log());
 }
 
 const RELOADS_OK: &str = "apiserver_proxy_webhook_certificate_reloads_total{result=\"ok\"}";
@@ -747,6 +841,7 @@ fn run_with(args: &[&str]) -> std::process::Output {
 #[case::missing_fqdn(&["--cert-dir=/tmp"], "--apiserver-fqdn")]
 #[case::missing_cert_dir(&["--apiserver-fqdn=foo.bar"], "--cert-dir")]
 #[case::unknown_flag(&["--apiserver-fqdn=foo.bar", "--cert-dir=/tmp", "--frobnicate"], "--frobnicate")]
+#[case::bad_shutdown_delay(&["--apiserver-fqdn=foo.bar", "--cert-dir=/tmp", "--shutdown-delay-duration=5"], "--shutdown-delay-duration")]
 fn bad_flags_exit_non_zero_with_one_line_naming_them(#[case] args: &[&str], #[case] named: &str) {
     assert_one_line_flag_error(&run_with(args), named);
 }
@@ -772,6 +867,8 @@ fn help_shows_the_flags_and_defaults_and_exits_zero() {
         "--host",
         "[default: 9443]",
         "--metrics-bind-address",
+        "--shutdown-delay-duration",
+        "[default: 5s]",
     ] {
         assert!(help.contains(expected), "--help lacks {expected}:\n{help}");
     }

@@ -2,12 +2,14 @@
 //! probe with `scheme: HTTPS` works without another port, and everything else through the
 //! admission route, counted and timed.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Body;
+use hyper::header::{HeaderValue, CONNECTION};
 use hyper::{Request, Response};
 
 use domain::ports::Clock as _;
@@ -27,6 +29,9 @@ pub struct Routes {
     /// Times each review for the histogram, on the one clock of the process (tokio's, paused in
     /// tests) rather than a clock of its own.
     clock: TokioClock,
+    /// Set by the shutdown delay: every answer then ends its connection (hyper closes it after
+    /// writing an answer that says `Connection: close`).
+    closing: AtomicBool,
 }
 
 impl Routes {
@@ -36,12 +41,33 @@ impl Routes {
             metrics,
             body_timeout,
             clock: TokioClock::default(),
+            closing: AtomicBool::new(false),
         }
     }
 
-    /// Answers one request. Probes are not counted: a kubelet polling every few seconds would
-    /// drown the requests that matter.
+    /// From now on every answer closes its connection.
+    pub fn close_connections_after_answers(&self) {
+        self.closing.store(true, Ordering::Relaxed);
+    }
+
+    /// Answers one request, with `Connection: close` once connections are closing.
     pub async fn answer<B>(&self, request: Request<B>) -> Response<Full<Bytes>>
+    where
+        B: Body<Data = Bytes>,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let mut response = self.route(request).await;
+        if self.closing.load(Ordering::Relaxed) {
+            response
+                .headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+        }
+        response
+    }
+
+    /// Probes are not counted: a kubelet polling every few seconds would drown the requests that
+    /// matter.
+    async fn route<B>(&self, request: Request<B>) -> Response<Full<Bytes>>
     where
         B: Body<Data = Bytes>,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -92,6 +118,29 @@ mod tests {
             "apiserver_proxy_webhook_request_duration_seconds_count",
         )
         .expect("the histogram")
+    }
+
+    #[tokio::test]
+    async fn answers_close_their_connection_only_once_asked() {
+        let (routes, _) = routes();
+        let path = "/webhook/pod-apiserver-env";
+        let closes = |response: &Response<Full<Bytes>>| {
+            response
+                .headers()
+                .get(CONNECTION)
+                .map(|value| value.as_bytes())
+                == Some(b"close")
+        };
+        assert!(!closes(
+            &routes.answer(request(Method::POST, path, SAMPLE)).await
+        ));
+        routes.close_connections_after_answers();
+        assert!(closes(
+            &routes.answer(request(Method::POST, path, SAMPLE)).await
+        ));
+        assert!(closes(
+            &routes.answer(request(Method::GET, "/readyz", b"")).await
+        ));
     }
 
     #[tokio::test]

@@ -1,7 +1,6 @@
 //! The listener: TLS handshakes, HTTP/1.1 connections, timeouts, graceful shutdown.
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
@@ -17,7 +16,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
+use domain::duration::format_go_duration;
+use domain::ports::Clock as _;
 use domain::webhook::fqdn::ApiserverFqdn;
+use futures::{Stream, StreamExt};
 
 use crate::accept::accept_until;
 use crate::clock::TokioClock;
@@ -65,6 +67,8 @@ pub struct Config {
     /// Empty: every address, IPv6 and IPv4.
     pub host: String,
     pub port: u16,
+    /// How long the server still serves after the first stop (see [`Server::run`]).
+    pub shutdown_delay: Duration,
 }
 
 /// Why the server cannot start.
@@ -89,6 +93,7 @@ pub struct Server {
     certs: Arc<ReloadingCertResolver>,
     routes: Arc<Routes>,
     metrics: Arc<WebhookMetrics>,
+    shutdown_delay: Duration,
 }
 
 impl Server {
@@ -123,6 +128,7 @@ impl Server {
             certs,
             routes: Arc::new(Routes::new(config.fqdn, Arc::clone(&metrics), READ_TIMEOUT)),
             metrics,
+            shutdown_delay: config.shutdown_delay,
         })
     }
 
@@ -130,9 +136,16 @@ impl Server {
         self.listener.local_addr()
     }
 
-    /// Serves until `shutdown` completes, then stops accepting and lets the requests in flight
-    /// finish, for at most [`SHUTDOWN_GRACE`].
-    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+    /// Serves until the first of `stops` (SIGTERM), then for the shutdown delay more, then stops
+    /// accepting and lets the requests in flight finish, for at most [`SHUTDOWN_GRACE`].
+    ///
+    /// The delay is for the API server: it learns that this Pod is leaving only when its
+    /// endpoints update, which can come after the kubelet's SIGTERM. A webhook that stopped at
+    /// once would refuse the calls of that moment, and with `failurePolicy: Ignore` their Pods
+    /// would be admitted unpatched. During the delay every answer says `Connection: close`, so
+    /// the API server's keep-alive connections end right after an answer, never idle under a
+    /// request it is sending; and `/readyz` fails. A second stop ends the delay at once.
+    pub async fn run(self, stops: impl Stream<Item = ()> + Unpin) {
         let clock = TokioClock::default();
         let reload = tokio::spawn(Arc::clone(&self.certs).watch(Arc::clone(&self.metrics), clock));
         let graceful = GracefulShutdown::new();
@@ -147,7 +160,7 @@ impl Server {
             &self.listener,
             &clock,
             "webhook",
-            shutdown,
+            self.stopped(stops, &clock),
             |stream, peer| {
                 connections.spawn(peer, |activity| {
                     serve_connection(
@@ -177,6 +190,28 @@ impl Server {
                 grace = ?SHUTDOWN_GRACE,
                 "requests still in flight after the grace period: closing their connections"
             );
+        }
+    }
+}
+
+impl Server {
+    /// Completes when the listener should close: at the first stop when there is no shutdown
+    /// delay, else when the delay is over or at a second stop.
+    async fn stopped(&self, mut stops: impl Stream<Item = ()> + Unpin, clock: &TokioClock) {
+        stops.next().await;
+        if self.shutdown_delay.is_zero() {
+            return;
+        }
+        self.metrics.shutting_down();
+        self.routes.close_connections_after_answers();
+        tracing::info!(
+            delay = %format_go_duration(self.shutdown_delay),
+            "shutdown delay: still serving until the API server drops this endpoint; every \
+             answer closes its connection, /readyz fails (a second signal ends the delay)"
+        );
+        tokio::select! {
+            () = clock.sleep(self.shutdown_delay) => {}
+            _ = stops.next() => tracing::info!("a second signal: the shutdown delay ends now"),
         }
     }
 }

@@ -145,6 +145,11 @@ impl WebhookMetrics {
         });
     }
 
+    /// The shutdown began: `/readyz` fails from now on.
+    pub fn shutting_down(&self) {
+        self.health().shutting_down();
+    }
+
     /// A changed certificate is served from now on.
     pub fn certificate_reloaded(&self, not_after: OffsetDateTime) {
         self.reloads_ok.inc();

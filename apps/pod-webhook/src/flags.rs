@@ -2,13 +2,15 @@
 //! the klog flags the sidecar documents (the original accepted them too).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use adapters::cli::HELP_TEMPLATE;
-use adapters::flag_values::parse_port;
+use adapters::flag_values::{parse_duration, parse_port};
 use adapters::http::server::Config;
 use adapters::logging::KlogFlags;
 use adapters::metrics::flags::MetricsFlags;
 use clap::{ArgAction, Parser};
+use domain::duration::format_go_duration;
 use domain::webhook::fqdn::ApiserverFqdn;
 
 #[derive(Debug, Parser)]
@@ -51,6 +53,10 @@ pub struct Flags {
     #[arg(long, value_name = "int", default_value = "9443", value_parser = parse_port)]
     pub port: u16,
 
+    /// [not in the original] shutdown-delay-duration is how long, after SIGTERM, the server still accepts and answers reviews, each answer closing its connection, before it stops: until the API server has dropped this endpoint, it may still call it. A second signal ends the delay at once. 0s stops at once, as the original did.
+    #[arg(long = "shutdown-delay-duration", value_name = "duration", default_value = "5s", value_parser = parse_duration)]
+    pub shutdown_delay: Duration,
+
     #[command(flatten)]
     pub metrics: MetricsFlags,
 
@@ -66,7 +72,7 @@ impl Flags {
     /// The flags as one log line, so the start of every log says what the process was asked.
     pub fn summary(&self) -> String {
         format!(
-            "apiserver-fqdn={} cert-dir={} cert-name={} key-name={} client-ca-name={:?} host={:?} port={} metrics-bind-address={:?}",
+            "apiserver-fqdn={} cert-dir={} cert-name={} key-name={} client-ca-name={:?} host={:?} port={} shutdown-delay-duration={} metrics-bind-address={:?}",
             self.apiserver_fqdn,
             self.cert_dir.display(),
             self.cert_name,
@@ -74,6 +80,7 @@ impl Flags {
             self.client_ca_name,
             self.host,
             self.port,
+            format_go_duration(self.shutdown_delay),
             self.metrics
                 .bind_address
                 .0
@@ -91,6 +98,7 @@ impl Flags {
             client_ca_name: self.client_ca_name,
             host: self.host,
             port: self.port,
+            shutdown_delay: self.shutdown_delay,
         }
     }
 }
@@ -119,6 +127,18 @@ mod tests {
         assert_eq!(config.client_ca_name, "");
         assert_eq!(config.host, "");
         assert_eq!(config.port, 9443);
+        assert_eq!(config.shutdown_delay, Duration::from_secs(5));
+    }
+
+    #[rstest]
+    #[case("0s", Duration::ZERO)]
+    #[case("0", Duration::ZERO)]
+    #[case("1m30s", Duration::from_secs(90))]
+    #[case("500ms", Duration::from_millis(500))]
+    fn the_shutdown_delay_is_a_go_duration(#[case] text: &str, #[case] delay: Duration) {
+        let flag = format!("--shutdown-delay-duration={text}");
+        let flags = parse(&[&REQUIRED[..], &[flag.as_str()]].concat()).expect("valid");
+        assert_eq!(flags.shutdown_delay, delay);
     }
 
     #[rstest]
@@ -172,6 +192,8 @@ mod tests {
     #[case(&["--port=70000"], "70000", "port number")]
     #[case(&["--apiserver-fqdn=localhost"], "localhost", "at least two labels")]
     #[case(&["--apiserver-fqdn=Foo.Bar"], "Foo.Bar", "DNS-1123")]
+    #[case(&["--shutdown-delay-duration=5"], "--shutdown-delay-duration", "Go duration")]
+    #[case(&["--shutdown-delay-duration=-1s"], "-1s", "positive")]
     fn bad_values_name_the_flag_value_and_expectation(
         #[case] args: &[&str],
         #[case] named: &str,

@@ -1,4 +1,5 @@
-//! `apiserver-proxy-pod-webhook`: flags -> certificates and listener -> serve until a signal.
+//! `apiserver-proxy-pod-webhook`: flags -> certificates and listener -> serve until a signal (and
+//! the shutdown delay after it).
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -33,7 +34,7 @@ fn main() -> ExitCode {
 async fn serve(flags: Flags) -> anyhow::Result<ExitCode> {
     tracing::info!("starting {PROGRAM}: {}", flags.summary());
     adapters::rlimit::raise_open_files_limit();
-    let mut signals = Signals::install()?;
+    let signals = Signals::install()?;
     let metrics_address = flags.metrics.bind_address.0;
     let metrics = Arc::new(WebhookMetrics::new());
     let server = Server::bind(flags.server_config(), Arc::clone(&metrics))?;
@@ -47,7 +48,7 @@ async fn serve(flags: Flags) -> anyhow::Result<ExitCode> {
         .local_addr()
         .context("cannot read the bound address")?;
     tracing::info!(%address, "serving https://{address}{PATH} (and /healthz, /readyz)");
-    server.run(signals.next()).await;
+    server.run(Box::pin(signals.into_stream())).await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }

@@ -81,11 +81,7 @@ async fn serve(flags: Flags, earlier: Vec<ProxyAddress>) -> anyhow::Result<ExitC
     let (events, stops) = if flags.daemon {
         // Installed before the first sync, so a signal during start-up is not lost.
         let signals = adapters::signals::Signals::install()?;
-        let stops = stream::unfold(signals, |mut signals| async {
-            signals.next().await;
-            Some(((), signals))
-        });
-        (events(backend), stops.boxed())
+        (events(backend), signals.into_stream().boxed())
     } else {
         (stream::pending().boxed(), stream::pending().boxed())
     };

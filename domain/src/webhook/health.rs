@@ -1,6 +1,8 @@
 //! Whether the webhook is ready, as its readiness probe reports it: while the served certificate
-//! is valid. An expired one fails every API server call, and an unready Pod shows that in
-//! `kubectl get pods` before anyone reads a metric. Liveness asks nothing more than an answer:
+//! is valid, and until its shutdown begins. An expired certificate fails every API server call,
+//! and an unready Pod shows that in `kubectl get pods` before anyone reads a metric. A shutting
+//! down webhook still answers during its shutdown delay, but a load balancer that follows the
+//! probe should send new calls elsewhere. Liveness asks nothing more than an answer:
 //! nothing the webhook meets (a bad certificate file, bad requests) is cured by a restart.
 //!
 //! The time is the caller's, as in the sidecar's `health`, so the rule is tested without
@@ -23,12 +25,15 @@ pub enum Unready {
     NoCertificate,
     #[error("the serving certificate expired at {0}: rotate the files in --cert-dir")]
     Expired(String),
+    #[error("shutting down: the endpoint is leaving, the API server calls the others")]
+    ShuttingDown,
 }
 
 /// The probe's view of the served certificate.
 #[derive(Debug, Clone, Default)]
 pub struct CertificateHealth {
     served: Option<NotAfter>,
+    shutting_down: bool,
 }
 
 impl CertificateHealth {
@@ -37,8 +42,16 @@ impl CertificateHealth {
         self.served = Some(not_after);
     }
 
+    /// The shutdown began: not ready from now on.
+    pub fn shutting_down(&mut self) {
+        self.shutting_down = true;
+    }
+
     /// `now_unix` is the wall-clock time in seconds since the Unix epoch.
     pub fn ready(&self, now_unix: i64) -> Result<(), Unready> {
+        if self.shutting_down {
+            return Err(Unready::ShuttingDown);
+        }
         match &self.served {
             None => Err(Unready::NoCertificate),
             Some(not_after) if now_unix < not_after.unix => Ok(()),
@@ -88,6 +101,19 @@ mod tests {
             Err(
                 "the serving certificate expired at 2001-01-01T00:00:00Z: rotate the files in \
                  --cert-dir"
+                    .to_owned()
+            )
+        );
+    }
+
+    #[test]
+    fn not_ready_once_shutting_down_whatever_the_certificate() {
+        let mut health = served();
+        health.shutting_down();
+        assert_eq!(
+            health.ready(NOT_AFTER - 1).map_err(|e| e.to_string()),
+            Err(
+                "shutting down: the endpoint is leaving, the API server calls the others"
                     .to_owned()
             )
         );
