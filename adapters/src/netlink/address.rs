@@ -204,14 +204,11 @@ impl Addresses for Netlink {
         self.is_ours_on(index, address).await
     }
 
-    /// `ip addr show` filtered on `proto 97`, host prefixes only.
+    /// `ip addr show` filtered on `proto 97`, host prefixes only. The names of the links that
+    /// hold them are asked one by one: there are one or two, where a dump of every link would
+    /// cost a node of a thousand Pods' veths more than the rest of the sync.
     async fn marked_addresses(&self) -> Result<Vec<MarkedAddress>, NetError> {
-        let names: HashMap<u32, String> = self
-            .all_links()
-            .await?
-            .into_iter()
-            .map(|link| (link.index, link.name))
-            .collect();
+        let mut names: HashMap<u32, String> = HashMap::new();
         let mut marked = Vec::new();
         for message in self.all_addresses().await? {
             let Some(ip) = ip_of(&message).filter(|_| is_marked(&message)) else {
@@ -224,12 +221,20 @@ impl Addresses for Netlink {
                 continue;
             }
             let index = message.header.index;
+            let interface = match names.get(&index) {
+                Some(name) => name.clone(),
+                None => {
+                    let name = self
+                        .link_name(index)
+                        .await?
+                        .unwrap_or_else(|| index.to_string());
+                    names.insert(index, name.clone());
+                    name
+                }
+            };
             marked.push(MarkedAddress {
                 index,
-                interface: names
-                    .get(&index)
-                    .cloned()
-                    .unwrap_or_else(|| index.to_string()),
+                interface,
                 address,
             });
         }
