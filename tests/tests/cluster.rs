@@ -709,7 +709,15 @@ fn webhook_rollout_misses_no_pod(cluster: &Cluster) -> Result<(), Failed> {
             NAMESPACE,
             "apiserver-proxy-pod-webhook",
         ])?;
-        webhook_ready(cluster).map(drop)
+        webhook_ready(cluster)?;
+        // The old replicas serve on for their shutdown delay (docs/webhook.md#shutdown): the
+        // stream goes on until they have exited, so the moment each one stops is inside it.
+        cluster.wait_for("the old webhook Pods gone", 60, || {
+            let pods = cluster
+                .json(&["get", "pods", "-n", NAMESPACE, "-l", WEBHOOK])
+                .ok()?;
+            (pods["items"].as_array()?.len() == 2).then_some(())
+        })
     })?;
     stream.all_patched("the webhook's rolling update")
 }
