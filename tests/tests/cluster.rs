@@ -339,12 +339,21 @@ fn address_on(cluster: &Cluster, node: u8) -> bool {
 }
 
 fn ip(cluster: &Cluster, node: u8, args: &[&str]) -> Result<String, String> {
-    let output = std::process::Command::new("ip")
-        .args(["-n", &cluster.netns(node)])
+    ip_in(Some(&cluster.netns(node)), args)
+}
+
+/// `ip` in the network namespace `netns` (`None`: `ip netns` itself, no namespace entered).
+fn ip_in(netns: Option<&str>, args: &[&str]) -> Result<String, String> {
+    let mut command = std::process::Command::new("ip");
+    if let Some(netns) = netns {
+        command.args(["-n", netns]);
+    }
+    let output = command
         .args(args)
         .output()
         .map_err(|e| format!("ip: {e}"))?;
-    stdout_or_error(&format!("ip {} on node {node}", args.join(" ")), &output)
+    let place = netns.map_or(String::new(), |netns| format!(" in {netns}"));
+    stdout_or_error(&format!("ip {}{place}", args.join(" ")), &output)
 }
 
 fn ready(pod: &Value) -> bool {
@@ -1223,16 +1232,25 @@ fn restart_sidecar(cluster: &Cluster, old: i32) -> Result<(), String> {
     Ok(())
 }
 
-/// The address and link of the sidecar run without RBAC, beside the DaemonSet's on node 2.
+/// The address and link of the sidecar run without RBAC, in a network namespace of its own.
 const NO_RBAC_ADDRESS: &str = "10.96.0.9";
 const NO_RBAC_LINK: &str = "apc-no-rbac";
 
-/// The image's sidecar binary, run in node 2's network namespace with a link and address of its
-/// own, against the real API server, as a ServiceAccount without the example's ClusterRole: its
-/// log names the verb and the resource it may not use, and it keeps its address.
+/// The image's sidecar binary, run against the real API server as a ServiceAccount without the
+/// example's ClusterRole, with a link and address of its own: its log names the verb and the
+/// resource it may not use, and it keeps its address. It runs in a network namespace of its own
+/// ([`OwnNetns`]), not in a node's: a sidecar removes every address with our mark that it does
+/// not want (stale collection, domain/src/sidecar/stale.rs), so in node 2 it took the
+/// DaemonSet's 10.96.0.2 away, and that sidecar put it back.
 fn startup_taint_without_rbac(cluster: &Cluster) -> Result<(), Failed> {
     cluster.deployed()?;
     cluster.kubectl(&["create", "serviceaccount", "-n", "default", NO_RBAC_LINK])?;
+    let verdict = as_no_rbac(cluster);
+    cluster.kubectl(&["delete", "serviceaccount", "-n", "default", NO_RBAC_LINK])?;
+    verdict
+}
+
+fn as_no_rbac(cluster: &Cluster) -> Result<(), Failed> {
     let token = cluster.kubectl(&["create", "token", "-n", "default", NO_RBAC_LINK])?;
     let ca = std::fs::read(cluster.dir().join("pki/ca.crt"))?;
     let kubeconfig = cluster.dir().join("no-rbac.kubeconfig");
@@ -1249,24 +1267,23 @@ fn startup_taint_without_rbac(cluster: &Cluster) -> Result<(), Failed> {
         .to_string(),
     )?;
     let binary = image_sidecar(cluster)?;
-    ip(
-        cluster,
-        2,
-        &[
-            "link",
-            "add",
-            NO_RBAC_LINK,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "apc-no-rbac-p",
-        ],
-    )?;
+    // Dropped last: the namespace, its links and the address go when the case ends.
+    let netns = OwnNetns::create(cluster)?;
+    netns.ip(&[
+        "link",
+        "add",
+        NO_RBAC_LINK,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "apc-no-rbac-p",
+    ])?;
     let log_path = cluster.dir().join("logs/no-rbac-sidecar.log");
     let log_file = std::fs::File::create(&log_path)?;
-    let mut sidecar = cluster
-        .in_node(2, &binary.display().to_string())
+    let mut sidecar = std::process::Command::new("nsenter")
+        .arg(format!("--net=/var/run/netns/{}", netns.name))
+        .arg(&binary)
         .args([
             &format!("--ip-address={NO_RBAC_ADDRESS}"),
             &format!("--interface={NO_RBAC_LINK}"),
@@ -1277,17 +1294,15 @@ fn startup_taint_without_rbac(cluster: &Cluster) -> Result<(), Failed> {
         .stdout(log_file.try_clone()?)
         .stderr(log_file)
         .spawn()?;
-    let verdict = without_rbac(cluster, &log_path, &mut sidecar);
+    let verdict = without_rbac(cluster, &netns, &log_path, &mut sidecar);
     let _ = sidecar.kill();
     let _ = sidecar.wait();
-    // The link goes, and its address with it: the uninstall case finds nothing of this run.
-    ip(cluster, 2, &["link", "delete", NO_RBAC_LINK])?;
-    cluster.kubectl(&["delete", "serviceaccount", "-n", "default", NO_RBAC_LINK])?;
     verdict
 }
 
 fn without_rbac(
     cluster: &Cluster,
+    netns: &OwnNetns,
     log_path: &std::path::Path,
     sidecar: &mut std::process::Child,
 ) -> Result<(), Failed> {
@@ -1307,14 +1322,76 @@ fn without_rbac(
         "the sidecar keeps running without RBAC",
     )?;
     check(
-        ip(
-            cluster,
-            2,
-            &["-4", "-o", "addr", "show", "dev", NO_RBAC_LINK],
-        )?
-        .contains(&format!(" {NO_RBAC_ADDRESS}/32 ")),
+        netns
+            .ip(&["-4", "-o", "addr", "show", "dev", NO_RBAC_LINK])?
+            .contains(&format!(" {NO_RBAC_ADDRESS}/32 ")),
         "the address kept without RBAC",
+    )?;
+    // Its start collected stale entries: it found none, so it touched nothing of another
+    // instance's (in node 2 it removed the DaemonSet's address here).
+    let log = std::fs::read_to_string(log_path)?;
+    check(
+        !log.contains("removed stale"),
+        &format!("the unbound sidecar removed nothing beside its own:\n{log}"),
     )
+}
+
+/// A network namespace of the no-RBAC case's own, named after the cluster's, joined to node 1
+/// by a veth pair (10.200.9.0/30): the sidecar in it reaches the API server at node 1's
+/// address, and touches no node's links or addresses. Dropping it deletes it, and the veth
+/// pair with it.
+struct OwnNetns {
+    name: String,
+    node1: String,
+}
+
+impl OwnNetns {
+    const UPLINK: &'static str = "apc-no-rbac-up";
+
+    fn create(cluster: &Cluster) -> Result<OwnNetns, String> {
+        let node1 = cluster.netns(1);
+        let name = format!("{node1}-no-rbac");
+        ip_in(None, &["netns", "add", &name])?;
+        let netns = OwnNetns { name, node1 };
+        let node1 = Some(netns.node1.as_str());
+        ip_in(
+            node1,
+            &[
+                "link",
+                "add",
+                Self::UPLINK,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "uplink",
+                "netns",
+                &netns.name,
+            ],
+        )?;
+        ip_in(
+            node1,
+            &["addr", "add", "10.200.9.1/30", "dev", Self::UPLINK],
+        )?;
+        ip_in(node1, &["link", "set", Self::UPLINK, "up"])?;
+        netns.ip(&["addr", "add", "10.200.9.2/30", "dev", "uplink"])?;
+        netns.ip(&["link", "set", "uplink", "up"])?;
+        netns.ip(&["link", "set", "lo", "up"])?;
+        netns.ip(&["route", "add", "default", "via", "10.200.9.1"])?;
+        Ok(netns)
+    }
+
+    fn ip(&self, args: &[&str]) -> Result<String, String> {
+        ip_in(Some(&self.name), args)
+    }
+}
+
+impl Drop for OwnNetns {
+    fn drop(&mut self) {
+        // Node 1's end explicitly: a namespace's devices go asynchronously after its deletion.
+        let _ = ip_in(Some(&self.node1), &["link", "delete", Self::UPLINK]);
+        let _ = ip_in(None, &["netns", "delete", &self.name]);
+    }
 }
 
 /// The sidecar binary of the image the DaemonSet runs, copied out of it (once per run).
