@@ -1092,16 +1092,42 @@ fn startup_taint_keeps_pods_off_until_the_address(cluster: &Cluster) -> Result<(
     eprintln!(
         "startup taint: {samples} samples after the install, {tainted_samples} with node 2 tainted"
     );
-    cluster.kubectl(&["delete", "namespace", TAINT_NAMESPACE, "--wait=false"])?;
-    // The webhook's replicas were scheduled while node 2 was tainted, so both run on node 1:
-    // one deleted, its replacement goes to node 2 (the preferred anti-affinity), as the later
-    // cases expect.
-    let webhooks = cluster.json(&["get", "pods", "-n", NAMESPACE, "-l", WEBHOOK])?;
-    if let Some(name) = webhooks["items"][0]["metadata"]["name"].as_str() {
-        cluster.kubectl(&["delete", "pod", "-n", NAMESPACE, name, "--wait=false"])?;
+    // Gone before the next case stops the API server: no Pod of this case is left on node 2.
+    cluster.kubectl(&["delete", "namespace", TAINT_NAMESPACE, "--timeout=120s"])?;
+    // The webhook's replicas were scheduled while node 2 was tainted, so both usually run on
+    // node 1: then one is deleted, and its replacement goes to node 2 (the preferred
+    // anti-affinity), as the later cases expect.
+    let webhooks = webhook_ready(cluster)?;
+    if let [first, second] = &webhooks[..] {
+        if first["spec"]["nodeName"] == second["spec"]["nodeName"] {
+            let name = first["metadata"]["name"].as_str().unwrap_or_default();
+            cluster.kubectl(&["delete", "pod", "-n", NAMESPACE, name, "--wait=false"])?;
+        }
     }
     webhook_ready(cluster)?;
     marked_address_on(cluster, 2)
+}
+
+/// Both nodes Ready and untainted, as the cluster was before the outage: the node controller
+/// may have tainted them (unreachable) while the API server was down.
+fn nodes_settled(cluster: &Cluster) -> Result<(), Failed> {
+    cluster.wait_for("both nodes Ready and untainted", 120, || {
+        let nodes = cluster.json(&["get", "nodes"]).ok()?;
+        let items = nodes["items"].as_array()?;
+        let settled = items.len() == 2
+            && items.iter().all(|node| {
+                node["spec"]["taints"].as_array().is_none_or(Vec::is_empty)
+                    && node["status"]["conditions"]
+                        .as_array()
+                        .is_some_and(|conditions| {
+                            conditions
+                                .iter()
+                                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                        })
+            });
+        settled.then_some(())
+    })?;
+    Ok(())
 }
 
 fn tainted(cluster: &Cluster) -> Result<bool, String> {
@@ -1188,7 +1214,10 @@ fn startup_taint_after_an_outage(cluster: &Cluster) -> Result<(), Failed> {
         &format!("retried quietly, then recovered once:\n{log}"),
     )?;
     marked_address_on(cluster, 2)?;
-    daemonset_ready(cluster)
+    // The cluster as the next case expects it after the restart: nodes, sidecars, webhook.
+    nodes_settled(cluster)?;
+    daemonset_ready(cluster)?;
+    webhook_ready(cluster).map(drop).map_err(Failed::from)
 }
 
 /// The pid of the sidecar's daemon on node `node`: the image's binary in that node's network
