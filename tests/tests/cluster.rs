@@ -400,35 +400,46 @@ fn webhook_two_replicas_on_two_nodes(cluster: &Cluster) -> Result<(), Failed> {
 
 /// Waits until the Deployment's rollout is done with 2 Ready replicas; returns their Pods.
 fn webhook_ready(cluster: &Cluster) -> Result<Vec<Value>, String> {
-    cluster.wait_for("the webhook's 2 replicas Ready", 180, || {
-        let deployment = cluster
-            .json(&[
-                "get",
-                "deployment",
-                "-n",
-                NAMESPACE,
-                "apiserver-proxy-pod-webhook",
-            ])
-            .ok()?;
-        let status = &deployment["status"];
-        let settled = status["observedGeneration"] == deployment["metadata"]["generation"]
-            && status["readyReplicas"] == 2
-            && status["updatedReplicas"] == 2
-            && status["replicas"] == 2;
-        if !settled {
-            return None;
-        }
-        let pods = cluster
-            .json(&["get", "pods", "-n", NAMESPACE, "-l", WEBHOOK])
-            .ok()?;
-        let live: Vec<Value> = pods["items"]
-            .as_array()?
-            .iter()
-            .filter(|pod| pod["metadata"]["deletionTimestamp"].is_null() && ready(pod))
-            .cloned()
-            .collect();
-        (live.len() == 2).then_some(live)
-    })
+    cluster
+        .wait_for("the webhook's 2 replicas Ready", 180, || {
+            let deployment = cluster
+                .json(&[
+                    "get",
+                    "deployment",
+                    "-n",
+                    NAMESPACE,
+                    "apiserver-proxy-pod-webhook",
+                ])
+                .ok()?;
+            let status = &deployment["status"];
+            let settled = status["observedGeneration"] == deployment["metadata"]["generation"]
+                && status["readyReplicas"] == 2
+                && status["updatedReplicas"] == 2
+                && status["replicas"] == 2;
+            if !settled {
+                return None;
+            }
+            let pods = cluster
+                .json(&["get", "pods", "-n", NAMESPACE, "-l", WEBHOOK])
+                .ok()?;
+            let live: Vec<Value> = pods["items"]
+                .as_array()?
+                .iter()
+                .filter(|pod| pod["metadata"]["deletionTimestamp"].is_null() && ready(pod))
+                .cloned()
+                .collect();
+            (live.len() == 2).then_some(live)
+        })
+        .map_err(|timeout| {
+            // What a timeout needs to be understood after the run (the cluster goes with it).
+            let pods = cluster
+                .kubectl(&["get", "pods", "-n", NAMESPACE, "-o", "wide"])
+                .unwrap_or_else(|e| e);
+            let events = cluster
+                .kubectl(&["get", "events", "-n", NAMESPACE, "--sort-by=.lastTimestamp"])
+                .unwrap_or_else(|e| e);
+            format!("{timeout}\n{pods}\n{events}")
+        })
 }
 
 // --- 4 -------------------------------------------------------------------------------------------
@@ -999,15 +1010,19 @@ fn uninstall(cluster: &Cluster) -> Result<(), Failed> {
     }
     for node in ["node1", "node2"] {
         let name = format!("apiserver-proxy-uninstall-{node}");
-        let phase = cluster.wait_for(&format!("{name} finished"), 120, || {
+        let status = cluster.wait_for(&format!("{name} finished"), 120, || {
             let pod = cluster.json(&["get", "pod", "-n", NAMESPACE, &name]).ok()?;
-            let phase = pod["status"]["phase"].as_str()?.to_owned();
-            matches!(phase.as_str(), "Succeeded" | "Failed").then_some(phase)
+            let phase = pod["status"]["phase"].as_str()?;
+            matches!(phase, "Succeeded" | "Failed").then(|| pod["status"].clone())
         })?;
         let logs = cluster
             .kubectl(&["logs", "-n", NAMESPACE, &name])
             .unwrap_or_default();
-        check(phase == "Succeeded", &format!("{name}: {phase}\n{logs}"))?;
+        // The whole status when it failed: a kubelet's rejection has a reason and no logs.
+        check(
+            status["phase"] == "Succeeded",
+            &format!("{name}: {status}\n{logs}"),
+        )?;
         cluster.kubectl(&["delete", "pod", "-n", NAMESPACE, &name, "--wait=false"])?;
     }
     for node in [1, 2] {
