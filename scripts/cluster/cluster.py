@@ -524,6 +524,11 @@ def down(directory):
         remove_cgroup(Path(path))
     for name in state.data["netns"]:
         run("ip", "netns", "delete", name, check=False, capture_output=True)
+    # A case's own namespaces, named after the run's (the no-RBAC case's), when the harness was
+    # stopped before its case removed them.
+    for line in output("ip", "netns", "list").splitlines():
+        if line.startswith(f"{state.prefix}-"):
+            run("ip", "netns", "delete", line.split()[0], check=False, capture_output=True)
     unmount_under(directory)
     state.data.update({"pids": [], "cgroups": [], "netns": [], "containerd": []})
     state.save()
