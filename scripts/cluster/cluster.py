@@ -3,9 +3,12 @@
 
     cluster.py up DIR [--images IMG ...]   start it; DIR/kubeconfig reaches the API server
     cluster.py down DIR                    stop everything `up` started and remove what it made
+    cluster.py stop-apiserver DIR          stop the API server (its arguments kept in DIR/state.json)
+    cluster.py start-apiserver DIR         start it again with them; returns once it is ready
 
 Node 1 runs etcd, the control plane, a containerd and a kubelet; node 2 a containerd and a
-kubelet. Each node is a network namespace (joined by a veth pair) and a mount namespace of its
+kubelet; node 2's kubelet registers its Node with the startup taint (deploy's sidecar removes
+it, docs/examples/startup-taint). Each node is a network namespace (joined by a veth pair) and a mount namespace of its
 own (so the two kubelets do not share /var/log/pods), and a cgroup root of its own. Nothing runs
 in the host's network namespace. How each piece is started, and why, is in ../shared/design.md
 section 4.4 and docs/testing.md. Every name carries DIR's run prefix (`apc<pid>`), so two runs
@@ -41,6 +44,9 @@ POD_CIDR = {1: "10.201.1.0/24", 2: "10.201.2.0/24"}
 SERVICE_CIDR = "10.32.0.0/24"
 TOKEN = "apiserver-proxy-cluster-tier-admin"
 PAUSE_IMAGE = "apiserver-proxy-pause:3.9"
+# docs/examples/startup-taint's taint: node 2 registers with it, node 1 without (the control
+# plane's node, so the project's Pods land somewhere before any sidecar ran).
+STARTUP_TAINT = "apiserver-proxy.networking.gardener.cloud/not-ready"
 
 
 class CannotRun(Exception):
@@ -158,7 +164,7 @@ def pause_image(work):
 
 # --- processes in a node -------------------------------------------------------------------------
 
-def start(state, node, name, args, mount_ns=None):
+def start(state, node, name, args, mount_ns=None, mode="wb"):
     """Starts a component in the node's network namespace (and mount namespace), its output in
     DIR/logs/NAME.log. nsenter, not `ip netns exec`, which remounts /sys and hides the cgroup
     mounts from the kubelet and runc."""
@@ -167,7 +173,7 @@ def start(state, node, name, args, mount_ns=None):
     enter = ["nsenter", f"--net=/var/run/netns/{state.prefix}-n{node}"]
     if mount_ns:
         enter.append(f"--mount=/proc/{mount_ns}/ns/mnt")
-    with open(logs / f"{name}.log", "wb") as out:
+    with open(logs / f"{name}.log", mode) as out:
         process = subprocess.Popen(enter + [str(a) for a in args], stdout=out,
                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                    start_new_session=True)
@@ -289,12 +295,7 @@ def control_plane(state, binaries):
         # The nodes' names do not resolve here: reach the kubelets (logs, exec) by their address.
         "--kubelet-preferred-address-types=InternalIP",
         "--allow-privileged=true", "--profiling=false", "--v=0"])
-    kubectl = ["kubectl", f"--kubeconfig={d / 'kubeconfig'}"]
-
-    def api_ready():
-        return in_node(state, 1, *kubectl, "get", "--raw", "/readyz", capture_output=True,
-                       check=False).returncode == 0
-    wait_for("the API server's /readyz", api_ready, 60, d / "logs" / "kube-apiserver.log")
+    api_ready(state)
     start(state, 1, "kube-controller-manager", [
         binaries / "kube-controller-manager", f"--kubeconfig={d / 'kubeconfig'}",
         f"--service-account-private-key-file={pki / 'sa.key'}",
@@ -305,6 +306,33 @@ def control_plane(state, binaries):
     start(state, 1, "kube-scheduler", [
         binaries / "kube-scheduler", f"--kubeconfig={d / 'kubeconfig'}", "--leader-elect=false",
         "--profiling=false", "--v=0"])
+
+
+def api_ready(state):
+    kubectl = ["kubectl", f"--kubeconfig={state.dir / 'kubeconfig'}"]
+
+    def ready():
+        return in_node(state, 1, *kubectl, "get", "--raw", "/readyz", capture_output=True,
+                       check=False).returncode == 0
+    wait_for("the API server's /readyz", ready, 60, state.dir / "logs" / "kube-apiserver.log")
+
+
+def stop_apiserver(directory):
+    """Stops the API server (the tier's outage case); its command line stays in the state."""
+    state = State(directory)
+    entry = next(e for e in state.data["pids"] if e["name"] == "kube-apiserver")
+    # nsenter exec'd the API server: this pid's command line is the server's own.
+    args = Path(f"/proc/{entry['pid']}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+    state.data["apiserver_args"] = [a.decode() for a in args]
+    stop(entry["pid"])
+    state.data["pids"].remove(entry)
+    state.save()
+
+
+def start_apiserver(directory):
+    state = State(directory)
+    start(state, 1, "kube-apiserver", state.data.pop("apiserver_args"), mode="ab")
+    api_ready(state)
 
 
 def node(state, number, binaries, images):
@@ -377,6 +405,8 @@ state = "{d / 'containerd-state'}"
                          "imagefs.available": "1%"},
         "imageGCHighThresholdPercent": 100,
         "serializeImagePulls": False,
+        **({"registerWithTaints": [{"key": STARTUP_TAINT, "effect": "NoSchedule"}]}
+           if number == 2 else {}),
     }))
     start(state, number, f"kubelet-n{number}", [
         binaries / "kubelet", f"--config={d / 'kubelet.yaml'}",
@@ -494,6 +524,11 @@ def down(directory):
         remove_cgroup(Path(path))
     for name in state.data["netns"]:
         run("ip", "netns", "delete", name, check=False, capture_output=True)
+    # A case's own namespaces, named after the run's (the no-RBAC case's), when the harness was
+    # stopped before its case removed them.
+    for line in output("ip", "netns", "list").splitlines():
+        if line.startswith(f"{state.prefix}-"):
+            run("ip", "netns", "delete", line.split()[0], check=False, capture_output=True)
     unmount_under(directory)
     state.data.update({"pids": [], "cgroups": [], "netns": [], "containerd": []})
     state.save()
@@ -600,7 +635,7 @@ def unmount_under(directory):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("action", choices=["up", "down"])
+    parser.add_argument("action", choices=["up", "down", "stop-apiserver", "start-apiserver"])
     parser.add_argument("dir", type=Path)
     parser.add_argument("--images", nargs="*", default=[])
     args = parser.parse_args()
@@ -608,8 +643,12 @@ def main():
     try:
         if args.action == "up":
             up(directory, args.images)
-        else:
+        elif args.action == "down":
             down(directory)
+        elif args.action == "stop-apiserver":
+            stop_apiserver(directory)
+        else:
+            start_apiserver(directory)
     except CannotRun as reason:
         print(f"cluster: cannot run here: {reason}", file=sys.stderr)
         sys.exit(CANNOT_RUN)

@@ -22,6 +22,10 @@ pub const PROXY_ADDRESS: &str = "10.96.0.2";
 pub const NAMESPACE: &str = "kube-system";
 /// The project's images, imported into each node's containerd.
 pub const IMAGES: [&str; 2] = ["apiserver-proxy:0.1.0", "apiserver-proxy-pod-webhook:0.1.0"];
+/// The startup taint node 2 registers with and the sidecar removes (docs/examples/startup-taint).
+pub const STARTUP_TAINT: &str = "apiserver-proxy.networking.gardener.cloud/not-ready";
+/// What the tier installs: deploy/ through the startup-taint example, so that example runs too.
+pub const INSTALLED: &str = "docs/examples/startup-taint";
 /// An image every node holds, for Pods the cases create (`cluster.py` builds it).
 pub const PAUSE_IMAGE: &str = "docker.io/library/apiserver-proxy-pause:3.9";
 
@@ -274,12 +278,12 @@ impl Cluster {
         Ok((cert, key))
     }
 
-    /// Applies deploy/ through the test overlay once (server-side apply); later calls return at
+    /// Applies [`INSTALLED`] (deploy/ with the startup taint) through the test overlay once (server-side apply); later calls return at
     /// once. Cases that need the project installed call this first, so a filtered run works.
     pub fn deployed(&self) -> Result<(), String> {
         let mut deployed = self.deployed.lock().map_err(|e| e.to_string())?;
         if !*deployed {
-            let overlay = self.overlay("deploy", "deploy")?;
+            let overlay = self.overlay("deploy", INSTALLED)?;
             self.kubectl(&["apply", "--server-side", "-k", path(&overlay)])?;
             *deployed = true;
         }
@@ -306,6 +310,27 @@ impl Cluster {
             }
             pause_ms(200);
         }
+    }
+
+    /// Stops the API server (`cluster.py stop-apiserver`); [`Cluster::start_apiserver`] starts
+    /// it again with the same arguments.
+    pub fn stop_apiserver(&self) -> Result<(), String> {
+        self.cluster_py("stop-apiserver")
+    }
+
+    /// Starts the API server stopped by [`Cluster::stop_apiserver`]; returns once it is ready.
+    pub fn start_apiserver(&self) -> Result<(), String> {
+        self.cluster_py("start-apiserver")
+    }
+
+    fn cluster_py(&self, action: &str) -> Result<(), String> {
+        let output = Command::new("python3")
+            .arg(self.root.join("scripts/cluster/cluster.py"))
+            .arg(action)
+            .arg(&self.dir)
+            .output()
+            .map_err(|e| format!("python3: {e}"))?;
+        stdout_or_error(&format!("cluster.py {action}"), &output).map(drop)
     }
 
     /// The API server's /metrics.

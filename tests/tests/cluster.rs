@@ -21,8 +21,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use blackbox_tests::cluster::{
-    base64_encode, pause_ms, stdout_or_error, Cluster, StartError, FQDN, NAMESPACE, PAUSE_IMAGE,
-    PROXY_ADDRESS, WEBHOOK_SAN,
+    base64_encode, pause_ms, stdout_or_error, Cluster, StartError, FQDN, IMAGES, INSTALLED,
+    NAMESPACE, PAUSE_IMAGE, PROXY_ADDRESS, STARTUP_TAINT, WEBHOOK_SAN,
 };
 use blackbox_tests::skip;
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
@@ -32,6 +32,19 @@ type Case = fn(&Cluster) -> Result<(), Failed>;
 
 /// Every case, in the order they run: each leaves the cluster as the next expects it.
 const CASES: &[(&str, Case)] = &[
+    (
+        "startup_taint_keeps_pods_off_node2_until_its_address",
+        startup_taint_keeps_pods_off_until_the_address,
+    ),
+    // Early: the API server's restart resets its metrics, which the figures read at the end.
+    (
+        "startup_taint_removed_after_an_api_server_outage",
+        startup_taint_after_an_outage,
+    ),
+    (
+        "startup_taint_without_rbac_names_verb_and_resource",
+        startup_taint_without_rbac,
+    ),
     ("dry_run_then_apply_deploy_and_examples", dry_run_then_apply),
     (
         "sidecar_ready_on_both_nodes_after_its_address",
@@ -162,7 +175,7 @@ fn dry_run_then_apply(cluster: &Cluster) -> Result<(), Failed> {
             )
             .map_err(|e| format!("{example}: {e}"))?;
     }
-    let overlay = cluster.overlay("deploy", "deploy")?;
+    let overlay = cluster.overlay("deploy", INSTALLED)?;
     cluster.kubectl(&[
         "apply",
         "--server-side",
@@ -326,12 +339,21 @@ fn address_on(cluster: &Cluster, node: u8) -> bool {
 }
 
 fn ip(cluster: &Cluster, node: u8, args: &[&str]) -> Result<String, String> {
-    let output = std::process::Command::new("ip")
-        .args(["-n", &cluster.netns(node)])
+    ip_in(Some(&cluster.netns(node)), args)
+}
+
+/// `ip` in the network namespace `netns` (`None`: `ip netns` itself, no namespace entered).
+fn ip_in(netns: Option<&str>, args: &[&str]) -> Result<String, String> {
+    let mut command = std::process::Command::new("ip");
+    if let Some(netns) = netns {
+        command.args(["-n", netns]);
+    }
+    let output = command
         .args(args)
         .output()
         .map_err(|e| format!("ip: {e}"))?;
-    stdout_or_error(&format!("ip {} on node {node}", args.join(" ")), &output)
+    let place = netns.map_or(String::new(), |netns| format!(" in {netns}"));
+    stdout_or_error(&format!("ip {}{place}", args.join(" ")), &output)
 }
 
 fn ready(pod: &Value) -> bool {
@@ -378,35 +400,46 @@ fn webhook_two_replicas_on_two_nodes(cluster: &Cluster) -> Result<(), Failed> {
 
 /// Waits until the Deployment's rollout is done with 2 Ready replicas; returns their Pods.
 fn webhook_ready(cluster: &Cluster) -> Result<Vec<Value>, String> {
-    cluster.wait_for("the webhook's 2 replicas Ready", 180, || {
-        let deployment = cluster
-            .json(&[
-                "get",
-                "deployment",
-                "-n",
-                NAMESPACE,
-                "apiserver-proxy-pod-webhook",
-            ])
-            .ok()?;
-        let status = &deployment["status"];
-        let settled = status["observedGeneration"] == deployment["metadata"]["generation"]
-            && status["readyReplicas"] == 2
-            && status["updatedReplicas"] == 2
-            && status["replicas"] == 2;
-        if !settled {
-            return None;
-        }
-        let pods = cluster
-            .json(&["get", "pods", "-n", NAMESPACE, "-l", WEBHOOK])
-            .ok()?;
-        let live: Vec<Value> = pods["items"]
-            .as_array()?
-            .iter()
-            .filter(|pod| pod["metadata"]["deletionTimestamp"].is_null() && ready(pod))
-            .cloned()
-            .collect();
-        (live.len() == 2).then_some(live)
-    })
+    cluster
+        .wait_for("the webhook's 2 replicas Ready", 180, || {
+            let deployment = cluster
+                .json(&[
+                    "get",
+                    "deployment",
+                    "-n",
+                    NAMESPACE,
+                    "apiserver-proxy-pod-webhook",
+                ])
+                .ok()?;
+            let status = &deployment["status"];
+            let settled = status["observedGeneration"] == deployment["metadata"]["generation"]
+                && status["readyReplicas"] == 2
+                && status["updatedReplicas"] == 2
+                && status["replicas"] == 2;
+            if !settled {
+                return None;
+            }
+            let pods = cluster
+                .json(&["get", "pods", "-n", NAMESPACE, "-l", WEBHOOK])
+                .ok()?;
+            let live: Vec<Value> = pods["items"]
+                .as_array()?
+                .iter()
+                .filter(|pod| pod["metadata"]["deletionTimestamp"].is_null() && ready(pod))
+                .cloned()
+                .collect();
+            (live.len() == 2).then_some(live)
+        })
+        .map_err(|timeout| {
+            // What a timeout needs to be understood after the run (the cluster goes with it).
+            let pods = cluster
+                .kubectl(&["get", "pods", "-n", NAMESPACE, "-o", "wide"])
+                .unwrap_or_else(|e| e);
+            let events = cluster
+                .kubectl(&["get", "events", "-n", NAMESPACE, "--sort-by=.lastTimestamp"])
+                .unwrap_or_else(|e| e);
+            format!("{timeout}\n{pods}\n{events}")
+        })
 }
 
 // --- 4 -------------------------------------------------------------------------------------------
@@ -672,8 +705,8 @@ fn daemonset_rollout_keeps_the_address(cluster: &Cluster) -> Result<(), Failed> 
             "apiserver-proxy",
             "--type=json",
             "-p",
-            r#"[{"op":"test","path":"/spec/template/spec/containers/0/args/3","value":"--sync-interval=1m0s"},
-                {"op":"replace","path":"/spec/template/spec/containers/0/args/3","value":"--sync-interval=30s"}]"#,
+            r#"[{"op":"test","path":"/spec/template/spec/containers/0/args/4","value":"--sync-interval=1m0s"},
+                {"op":"replace","path":"/spec/template/spec/containers/0/args/4","value":"--sync-interval=30s"}]"#,
         ])
         .map_err(Failed::from)
         .and_then(|_| daemonset_ready(cluster));
@@ -960,6 +993,9 @@ fn uninstall(cluster: &Cluster) -> Result<(), Failed> {
         )?;
     }
     cluster.kubectl(&["delete", "-k", &iptables, "--wait=true"])?;
+    // The startup-taint example's RBAC, which the iptables example does not hold.
+    let rbac = cluster.root().join("docs/examples/startup-taint/rbac.yaml");
+    cluster.kubectl(&["delete", "-f", &rbac.display().to_string()])?;
     cluster.wait_for("the project's Pods gone", 120, || {
         // deploy/'s part-of label is not on the Pod templates: ask by each one's name label.
         let gone = |selector: &str| {
@@ -982,15 +1018,19 @@ fn uninstall(cluster: &Cluster) -> Result<(), Failed> {
     }
     for node in ["node1", "node2"] {
         let name = format!("apiserver-proxy-uninstall-{node}");
-        let phase = cluster.wait_for(&format!("{name} finished"), 120, || {
+        let status = cluster.wait_for(&format!("{name} finished"), 120, || {
             let pod = cluster.json(&["get", "pod", "-n", NAMESPACE, &name]).ok()?;
-            let phase = pod["status"]["phase"].as_str()?.to_owned();
-            matches!(phase.as_str(), "Succeeded" | "Failed").then_some(phase)
+            let phase = pod["status"]["phase"].as_str()?;
+            matches!(phase, "Succeeded" | "Failed").then(|| pod["status"].clone())
         })?;
         let logs = cluster
             .kubectl(&["logs", "-n", NAMESPACE, &name])
             .unwrap_or_default();
-        check(phase == "Succeeded", &format!("{name}: {phase}\n{logs}"))?;
+        // The whole status when it failed: a kubelet's rejection has a reason and no logs.
+        check(
+            status["phase"] == "Succeeded",
+            &format!("{name}: {status}\n{logs}"),
+        )?;
         cluster.kubectl(&["delete", "pod", "-n", NAMESPACE, &name, "--wait=false"])?;
     }
     for node in [1, 2] {
@@ -1002,6 +1042,429 @@ fn uninstall(cluster: &Cluster) -> Result<(), Failed> {
         )?;
     }
     Ok(())
+}
+
+// --- startup taint -------------------------------------------------------------------------------
+
+const TAINT_NAMESPACE: &str = "apc-taint";
+
+/// Node 2 registered with the startup taint. A Deployment without tolerations, pinned to node 2,
+/// created before the project is installed: its Pod is unschedulable for the taint, and node 2
+/// holds no address. Then the project is installed (with --startup-taint), and sampled until the
+/// Pod runs on node 2: at no sample is the Pod bound to node 2 while the taint is on it, nor the
+/// taint gone while the address is missing. Each sample reads the Pod, then the taint, then the
+/// address: Pods are only ever bound, taints only removed, the address only added, so a
+/// violation between two reads still shows.
+fn startup_taint_keeps_pods_off_until_the_address(cluster: &Cluster) -> Result<(), Failed> {
+    check(
+        tainted(cluster)?,
+        "node 2 registered with the startup taint",
+    )?;
+    namespace(cluster, TAINT_NAMESPACE, false)?;
+    let labels = json!({"app": "apc-taint"});
+    let deployment = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "apc-taint", "namespace": TAINT_NAMESPACE},
+        "spec": {"replicas": 1, "selector": {"matchLabels": labels},
+                 "template": {"metadata": {"labels": labels},
+                              "spec": {"nodeSelector": {"kubernetes.io/hostname": "node2"},
+                                       "containers": [{"name": "pause", "image": PAUSE_IMAGE}]}}}
+    });
+    cluster.kubectl_with_input(&["apply", "-f", "-"], Some(&deployment.to_string()))?;
+    let pending = cluster.wait_for("the Deployment's Pod unschedulable", 60, || {
+        let pod = taint_pod(cluster)?;
+        let scheduled = pod["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .find(|c| c["type"] == "PodScheduled")?
+            .clone();
+        (scheduled["status"] == "False" && scheduled["reason"] == "Unschedulable")
+            .then_some(scheduled)
+    })?;
+    check(
+        pending["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(STARTUP_TAINT)),
+        &format!("unschedulable for the startup taint: {pending}"),
+    )?;
+    check(
+        !address_on(cluster, 2),
+        "no address on node 2 before the sidecar ran",
+    )?;
+    cluster.deployed()?;
+    let (mut samples, mut tainted_samples) = (0, 0);
+    cluster.wait_for("the Deployment's Pod Running on node 2", 180, || {
+        let pod = taint_pod(cluster)?;
+        let tainted = tainted(cluster).ok()?;
+        let address = address_on(cluster, 2);
+        samples += 1;
+        tainted_samples += u32::from(tainted);
+        let bound = pod["spec"]["nodeName"] == "node2";
+        if bound && tainted {
+            return Some(Err(format!(
+                "the Pod is bound to node 2 while the taint is on it: {pod}"
+            )));
+        }
+        if !tainted && !address {
+            return Some(Err(
+                "the startup taint is gone from node 2, the address is not there".to_owned(),
+            ));
+        }
+        (bound && pod["status"]["phase"] == "Running").then_some(Ok(()))
+    })??;
+    eprintln!(
+        "startup taint: {samples} samples after the install, {tainted_samples} with node 2 tainted"
+    );
+    // Gone before the next case stops the API server: no Pod of this case is left on node 2.
+    cluster.kubectl(&["delete", "namespace", TAINT_NAMESPACE, "--timeout=120s"])?;
+    // The webhook's replicas were scheduled while node 2 was tainted, so both usually run on
+    // node 1: then one is deleted, and its replacement goes to node 2 (the preferred
+    // anti-affinity), as the later cases expect.
+    let webhooks = webhook_ready(cluster)?;
+    if let [first, second] = &webhooks[..] {
+        if first["spec"]["nodeName"] == second["spec"]["nodeName"] {
+            let name = first["metadata"]["name"].as_str().unwrap_or_default();
+            cluster.kubectl(&["delete", "pod", "-n", NAMESPACE, name, "--wait=false"])?;
+        }
+    }
+    webhook_ready(cluster)?;
+    marked_address_on(cluster, 2)
+}
+
+/// Both nodes Ready and untainted, as the cluster was before the outage: the node controller
+/// may have tainted them (unreachable) while the API server was down.
+fn nodes_settled(cluster: &Cluster) -> Result<(), Failed> {
+    cluster.wait_for("both nodes Ready and untainted", 120, || {
+        let nodes = cluster.json(&["get", "nodes"]).ok()?;
+        let items = nodes["items"].as_array()?;
+        let settled = items.len() == 2
+            && items.iter().all(|node| {
+                node["spec"]["taints"].as_array().is_none_or(Vec::is_empty)
+                    && node["status"]["conditions"]
+                        .as_array()
+                        .is_some_and(|conditions| {
+                            conditions
+                                .iter()
+                                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                        })
+            });
+        settled.then_some(())
+    })?;
+    Ok(())
+}
+
+fn tainted(cluster: &Cluster) -> Result<bool, String> {
+    let node = cluster.json(&["get", "node", "node2"])?;
+    Ok(node["spec"]["taints"]
+        .as_array()
+        .is_some_and(|taints| taints.iter().any(|t| t["key"] == STARTUP_TAINT)))
+}
+
+fn taint_pod(cluster: &Cluster) -> Option<Value> {
+    let pods = cluster
+        .json(&["get", "pods", "-n", TAINT_NAMESPACE, "-l", "app=apc-taint"])
+        .ok()?;
+    pods["items"]
+        .as_array()?
+        .iter()
+        .find(|pod| pod["metadata"]["deletionTimestamp"].is_null())
+        .cloned()
+}
+
+/// The startup taint put back on node 2; the API server stopped for 10 s, and in that time node
+/// 2's sidecar container killed, so that the kubelet restarts it while the API server is down
+/// (the daemon removes the taint only from its start). Once the API server is back, the taint
+/// goes; the restarted container's log has a failure line only where the failure changed, and
+/// one line saying the API server answers again.
+fn startup_taint_after_an_outage(cluster: &Cluster) -> Result<(), Failed> {
+    cluster.deployed()?;
+    daemonset_ready(cluster)?;
+    let pod = sidecar_pod_on(cluster, "node2")?;
+    cluster.kubectl(&[
+        "taint",
+        "nodes",
+        "node2",
+        &format!("{STARTUP_TAINT}:NoSchedule"),
+    ])?;
+    let old = sidecar_daemon_on(cluster, 2)?;
+    #[allow(clippy::disallowed_types)] // The outage's length, the case's own pacing.
+    let stopped = std::time::Instant::now();
+    cluster.stop_apiserver()?;
+    let restarted = restart_sidecar(cluster, old);
+    // The outage lasts 10 s, however long the restart took (within its bound).
+    let outage = std::time::Duration::from_secs(10);
+    pause_ms(
+        outage
+            .saturating_sub(stopped.elapsed())
+            .as_millis()
+            .try_into()
+            .unwrap_or(0),
+    );
+    let down_seconds = stopped.elapsed().as_secs_f64();
+    cluster.start_apiserver()?;
+    restarted?;
+    cluster.wait_for("the startup taint gone from node 2 again", 120, || {
+        (!tainted(cluster).ok()?).then_some(())
+    })?;
+    let logs = cluster.dir().join(format!(
+        "n2/pod-logs/{NAMESPACE}_{}_{}/sidecar",
+        pod["metadata"]["name"].as_str().unwrap_or_default(),
+        pod["metadata"]["uid"].as_str().unwrap_or_default()
+    ));
+    let log = cluster.wait_for("the restarted sidecar's removal in its log", 30, || {
+        let newest = std::fs::read_dir(&logs)
+            .ok()?
+            .filter_map(|entry| {
+                let path = entry.ok()?.path();
+                let restart: u32 = path.file_stem()?.to_str()?.parse().ok()?;
+                Some((restart, path))
+            })
+            .max()?;
+        let text = std::fs::read_to_string(newest.1).ok()?;
+        text.contains("removed the startup taint").then_some(text)
+    })?;
+    let count = |needle: &str| log.lines().filter(|l| l.contains(needle)).count();
+    let (failures, recoveries) = (
+        count("cannot remove the startup taint"),
+        count("the API server answers again"),
+    );
+    eprintln!(
+        "startup taint: API server down {down_seconds:.1} s; the restarted sidecar logged \
+         {failures} failure line(s), {recoveries} recovery line(s)"
+    );
+    check(
+        (1..=3).contains(&failures) && recoveries == 1,
+        &format!("retried quietly, then recovered once:\n{log}"),
+    )?;
+    marked_address_on(cluster, 2)?;
+    // The cluster as the next case expects it after the restart: nodes, sidecars, webhook.
+    nodes_settled(cluster)?;
+    daemonset_ready(cluster)?;
+    webhook_ready(cluster).map(drop).map_err(Failed::from)
+}
+
+/// The pid of the sidecar's daemon on node `node`: the image's binary in that node's network
+/// namespace (the setup container has exited by then).
+fn sidecar_daemon_on(cluster: &Cluster, node: u8) -> Result<i32, String> {
+    use std::os::unix::fs::MetadataExt;
+    let netns = std::fs::metadata(format!("/var/run/netns/{}", cluster.netns(node)))
+        .map_err(|e| format!("node {node}'s netns: {e}"))?
+        .ino();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").map_err(|e| e.to_string())? {
+        let Some(pid) = entry
+            .ok()
+            .and_then(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let ours = std::fs::read(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|cmdline| cmdline.starts_with(b"/apiserver-proxy-sidecar\0"));
+        let here = std::fs::metadata(format!("/proc/{pid}/ns/net")).is_ok_and(|m| m.ino() == netns);
+        if ours && here {
+            found.push(pid);
+        }
+    }
+    match found[..] {
+        [pid] => Ok(pid),
+        _ => Err(format!(
+            "one sidecar process on node {node} expected, found {found:?}"
+        )),
+    }
+}
+
+/// Kills the sidecar's daemon `old` and waits until the kubelet has started it again.
+fn restart_sidecar(cluster: &Cluster, old: i32) -> Result<(), String> {
+    use nix::sys::signal::{kill, Signal};
+    kill(nix::unistd::Pid::from_raw(old), Signal::SIGKILL)
+        .map_err(|e| format!("kill {old}: {e}"))?;
+    cluster.wait_for("the kubelet restarted node 2's sidecar", 60, || {
+        sidecar_daemon_on(cluster, 2).ok().filter(|&pid| pid != old)
+    })?;
+    Ok(())
+}
+
+/// The address and link of the sidecar run without RBAC, in a network namespace of its own.
+const NO_RBAC_ADDRESS: &str = "10.96.0.9";
+const NO_RBAC_LINK: &str = "apc-no-rbac";
+
+/// The image's sidecar binary, run against the real API server as a ServiceAccount without the
+/// example's ClusterRole, with a link and address of its own: its log names the verb and the
+/// resource it may not use, and it keeps its address. It runs in a network namespace of its own
+/// ([`OwnNetns`]), not in a node's: a sidecar removes every address with our mark that it does
+/// not want (stale collection, domain/src/sidecar/stale.rs), so in node 2 it took the
+/// DaemonSet's 10.96.0.2 away, and that sidecar put it back.
+fn startup_taint_without_rbac(cluster: &Cluster) -> Result<(), Failed> {
+    cluster.deployed()?;
+    cluster.kubectl(&["create", "serviceaccount", "-n", "default", NO_RBAC_LINK])?;
+    let verdict = as_no_rbac(cluster);
+    cluster.kubectl(&["delete", "serviceaccount", "-n", "default", NO_RBAC_LINK])?;
+    verdict
+}
+
+fn as_no_rbac(cluster: &Cluster) -> Result<(), Failed> {
+    let token = cluster.kubectl(&["create", "token", "-n", "default", NO_RBAC_LINK])?;
+    let ca = std::fs::read(cluster.dir().join("pki/ca.crt"))?;
+    let kubeconfig = cluster.dir().join("no-rbac.kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        json!({
+            "apiVersion": "v1", "kind": "Config", "current-context": "no-rbac",
+            "clusters": [{"name": "tier", "cluster": {
+                "server": "https://10.200.0.1:6443",
+                "certificate-authority-data": base64_encode(&ca)}}],
+            "users": [{"name": "no-rbac", "user": {"token": token.trim()}}],
+            "contexts": [{"name": "no-rbac", "context": {"cluster": "tier", "user": "no-rbac"}}],
+        })
+        .to_string(),
+    )?;
+    let binary = image_sidecar(cluster)?;
+    // Dropped last: the namespace, its links and the address go when the case ends.
+    let netns = OwnNetns::create(cluster)?;
+    netns.ip(&[
+        "link",
+        "add",
+        NO_RBAC_LINK,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "apc-no-rbac-p",
+    ])?;
+    let log_path = cluster.dir().join("logs/no-rbac-sidecar.log");
+    let log_file = std::fs::File::create(&log_path)?;
+    let mut sidecar = std::process::Command::new("nsenter")
+        .arg(format!("--net=/var/run/netns/{}", netns.name))
+        .arg(&binary)
+        .args([
+            &format!("--ip-address={NO_RBAC_ADDRESS}"),
+            &format!("--interface={NO_RBAC_LINK}"),
+            &format!("--startup-taint={STARTUP_TAINT}"),
+            "--node-name=node2",
+            &format!("--kubeconfig={}", kubeconfig.display()),
+        ])
+        .stdout(log_file.try_clone()?)
+        .stderr(log_file)
+        .spawn()?;
+    let verdict = without_rbac(cluster, &netns, &log_path, &mut sidecar);
+    let _ = sidecar.kill();
+    let _ = sidecar.wait();
+    verdict
+}
+
+fn without_rbac(
+    cluster: &Cluster,
+    netns: &OwnNetns,
+    log_path: &std::path::Path,
+    sidecar: &mut std::process::Child,
+) -> Result<(), Failed> {
+    let line = cluster.wait_for("the sidecar's forbidden line", 60, || {
+        let log = std::fs::read_to_string(log_path).ok()?;
+        log.lines()
+            .find(|l| l.contains("cannot remove the startup taint"))
+            .map(str::to_owned)
+    })?;
+    eprintln!("startup taint without RBAC: {line}");
+    check(
+        line.contains("forbidden") && line.contains("get") && line.contains("\"nodes\""),
+        &format!("the line names the verb and the resource: {line}"),
+    )?;
+    check(
+        sidecar.try_wait()?.is_none(),
+        "the sidecar keeps running without RBAC",
+    )?;
+    check(
+        netns
+            .ip(&["-4", "-o", "addr", "show", "dev", NO_RBAC_LINK])?
+            .contains(&format!(" {NO_RBAC_ADDRESS}/32 ")),
+        "the address kept without RBAC",
+    )?;
+    // Its start collected stale entries: it found none, so it touched nothing of another
+    // instance's (in node 2 it removed the DaemonSet's address here).
+    let log = std::fs::read_to_string(log_path)?;
+    check(
+        !log.contains("removed stale"),
+        &format!("the unbound sidecar removed nothing beside its own:\n{log}"),
+    )
+}
+
+/// A network namespace of the no-RBAC case's own, named after the cluster's, joined to node 1
+/// by a veth pair (10.200.9.0/30): the sidecar in it reaches the API server at node 1's
+/// address, and touches no node's links or addresses. Dropping it deletes it, and the veth
+/// pair with it.
+struct OwnNetns {
+    name: String,
+    node1: String,
+}
+
+impl OwnNetns {
+    const UPLINK: &'static str = "apc-no-rbac-up";
+
+    fn create(cluster: &Cluster) -> Result<OwnNetns, String> {
+        let node1 = cluster.netns(1);
+        let name = format!("{node1}-no-rbac");
+        ip_in(None, &["netns", "add", &name])?;
+        let netns = OwnNetns { name, node1 };
+        let node1 = Some(netns.node1.as_str());
+        ip_in(
+            node1,
+            &[
+                "link",
+                "add",
+                Self::UPLINK,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "uplink",
+                "netns",
+                &netns.name,
+            ],
+        )?;
+        ip_in(
+            node1,
+            &["addr", "add", "10.200.9.1/30", "dev", Self::UPLINK],
+        )?;
+        ip_in(node1, &["link", "set", Self::UPLINK, "up"])?;
+        netns.ip(&["addr", "add", "10.200.9.2/30", "dev", "uplink"])?;
+        netns.ip(&["link", "set", "uplink", "up"])?;
+        netns.ip(&["link", "set", "lo", "up"])?;
+        netns.ip(&["route", "add", "default", "via", "10.200.9.1"])?;
+        Ok(netns)
+    }
+
+    fn ip(&self, args: &[&str]) -> Result<String, String> {
+        ip_in(Some(&self.name), args)
+    }
+}
+
+impl Drop for OwnNetns {
+    fn drop(&mut self) {
+        // Node 1's end explicitly: a namespace's devices go asynchronously after its deletion.
+        let _ = ip_in(Some(&self.node1), &["link", "delete", Self::UPLINK]);
+        let _ = ip_in(None, &["netns", "delete", &self.name]);
+    }
+}
+
+/// The sidecar binary of the image the DaemonSet runs, copied out of it (once per run).
+fn image_sidecar(cluster: &Cluster) -> Result<std::path::PathBuf, String> {
+    let binary = cluster.dir().join("apiserver-proxy-sidecar");
+    let container = format!("apc-no-rbac-{}", std::process::id());
+    let docker = |args: &[&str]| {
+        let output = std::process::Command::new("docker")
+            .args(args)
+            .output()
+            .map_err(|e| format!("docker: {e}"))?;
+        stdout_or_error(&format!("docker {}", args.join(" ")), &output)
+    };
+    docker(&["create", "--name", &container, IMAGES[0]])?;
+    let copied = docker(&[
+        "cp",
+        &format!("{container}:/apiserver-proxy-sidecar"),
+        &binary.display().to_string(),
+    ]);
+    docker(&["rm", &container])?;
+    copied.map(|_| binary)
 }
 
 // --- shared --------------------------------------------------------------------------------------
