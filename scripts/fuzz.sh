@@ -27,12 +27,12 @@ for target in $targets; do
     status=1
     grep -A20 "ERROR\|panicked" "$log" | head -40 >&2
   fi
-  seconds=$((SECONDS - started))
+  elapsed=$((SECONDS - started))
   runs=$(grep -o "Done [0-9]* runs" "$log" | awk '{ print $2 }' | tail -1)
   mkdir -p ../target/bench/fuzz
-  echo "[\"fuzz $target (${seconds} s)\", \"${runs:-?} executions, $crashes crashes\", \"\", \"\"]" \
+  echo "[\"fuzz $target (${elapsed} s)\", \"${runs:-?} executions, $crashes crashes\", \"\", \"\"]" \
     >"../target/bench/fuzz/$target.json"
-  echo "fuzz $target: ${runs:-?} executions in ${seconds} s, $crashes crashes"
+  echo "fuzz $target: ${runs:-?} executions in ${elapsed} s, $crashes crashes"
   rm -f "$log"
 done
 rows=(../target/bench/fuzz/*.json)

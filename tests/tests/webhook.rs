@@ -182,11 +182,7 @@ async fn bad_requests_get_a_4xx_status_that_says_what_was_wrong(
 async fn a_body_declared_over_7_mib_gets_413_without_being_sent() {
     let webhook = Webhook::start("too-large", &committed("server-ecdsa"), &[]);
     let mut tls = webhook.client().tls().await.expect("a TLS connection");
-    let head = format!(
-        "POST {PATH} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\n\r\n{{",
-        7 * 1024 * 1024 + 1
-    );
+    let head = format!("{}{{", review_head(7 * 1024 * 1024 + 1));
     tls.write_all(head.as_bytes())
         .await
         .expect("the head is sent");
@@ -214,13 +210,7 @@ async fn slow_clients_are_cut_off_while_others_are_served() {
         .expect("half a head");
     let mut half_body = client.tls().await.expect("a TLS connection");
     half_body
-        .write_all(
-            format!(
-                "POST {PATH} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
-                 Content-Length: 100\r\n\r\n{{\"apiVersion\""
-            )
-            .as_bytes(),
-        )
+        .write_all(format!("{}{{\"apiVersion\"", review_head(100)).as_bytes())
         .await
         .expect("half a body");
 
@@ -574,11 +564,7 @@ async fn sigterm_finishes_the_request_in_flight_then_exits_zero() {
     let body = sample();
     let (first, rest) = body.split_at(body.len() / 2);
     let mut tls = webhook.client().tls().await.expect("a TLS connection");
-    let head = format!(
-        "POST {PATH} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\n\r\n",
-        body.len()
-    );
+    let head = review_head(body.len());
     tls.write_all(head.as_bytes()).await.expect("the head");
     tls.write_all(first).await.expect("half the body");
     // The server must have read the head before the signal: a connection whose request has not
@@ -617,11 +603,7 @@ where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     let body = sample();
-    let head = format!(
-        "POST {PATH} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\n\r\n",
-        body.len()
-    );
+    let head = review_head(body.len());
     tls.write_all(head.as_bytes()).await.expect("the head");
     tls.write_all(&body).await.expect("the body");
     let mut response = Vec::new();

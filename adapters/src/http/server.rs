@@ -192,9 +192,7 @@ impl Server {
             );
         }
     }
-}
 
-impl Server {
     /// Completes when the listener should close: at the first stop when there is no shutdown
     /// delay, else when the delay is over or at a second stop.
     async fn stopped(&self, mut stops: impl Stream<Item = ()> + Unpin, clock: &TokioClock) {

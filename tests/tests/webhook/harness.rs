@@ -39,6 +39,15 @@ pub fn sample() -> Vec<u8> {
     std::fs::read(testdata("admission/pod-create-v1.json")).expect("the sample review")
 }
 
+/// The head of a review's POST as the API server sends it, for tests that write the bytes
+/// themselves (half a body, a declared length alone).
+pub fn review_head(content_length: usize) -> String {
+    format!(
+        "POST {PATH} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         Content-Length: {content_length}\r\n\r\n"
+    )
+}
+
 /// The sample review, changed by `change`.
 pub fn sample_with(change: impl FnOnce(&mut Value)) -> Vec<u8> {
     let mut review: Value = serde_json::from_slice(&sample()).expect("JSON");
