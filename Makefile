@@ -3,7 +3,7 @@ CARGO ?= cargo
 
 .PHONY: all build release deps lint docs-links test demo demo-serve bench fuzz soak validate-manifests \
 	docker-engine docker-base docker-binaries docker-images images-for-test vm-for-test test-vm \
-	vm-figures mutants
+	vm-figures mutants flake
 
 all: build
 
@@ -122,6 +122,12 @@ mutants:
 		echo "mutants: the timeouts in target/mutants.out/timeout.txt hang a test (docs/testing.md)"; \
 		exit 0; \
 	fi; [ $$status -ne 3 ] || exit 2; exit $$status
+
+# The black-box tests FLAKE_RUNS (10) times beside a looping release build of a copy of the
+# project, each test's rounds passed counted (scripts/flake.sh; docs/testing.md). Root, as the
+# tiers they run; about an hour on 2 cores; not part of `make test`.
+flake: deps build
+	bash scripts/flake.sh
 
 # Every fuzz target for FUZZ_SECONDS (default 60) each; see docs/testing.md.
 fuzz:

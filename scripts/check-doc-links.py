@@ -7,7 +7,11 @@ of the repository's top-level folders or is a file of the root; it is resolved f
 then from the document's folder. A short source path (`http/server.rs`) must end the path of
 one of the crates' Rust files. Generated or uncommitted places (target/, fuzz/corpus/, …) are
 not checked. The build files'
-comments (Cargo.toml, Makefile, Dockerfile) are checked for the docs they cite. Exit 1 with one line per broken reference, `FILE:LINE: what`.
+comments (Cargo.toml, Makefile, Dockerfile) are checked for the docs they cite. The comments of
+the code (Rust `//` and doc comments, `#` comments of scripts, manifests and build files, Python
+docstrings) are checked for the repository paths they name (`bench/flood.py`, `docs/vm.md`),
+whether in backticks or not: a comment that cites a file which was renamed or removed misleads
+the next reader as much as a doc does. Exit 1 with one line per broken reference, `FILE:LINE: what`.
 """
 
 import re
@@ -101,6 +105,60 @@ def cited(path):
                 yield number, f"cites {doc}, which does not exist"
 
 
+# A repository path in running text: a top-level folder, then a path; not part of a longer path
+# (`../shared/...`, `target/x/docs/...`) and not a URL.
+COMMENT_PATH = re.compile(r"(?<![\w./:-])((?:%s)/[\w./-]*[\w/])")
+CODE_FOLDERS = ("domain", "adapters", "apps", "tests", "bench", "scripts", "fuzz", "deploy", "docs",
+                "testdata", ".ci", ".cargo")
+CODE_SUFFIXES = {".rs", ".py", ".sh", ".toml", ".yaml", ".yml"}
+CODE_NAMES = {"Makefile", "Dockerfile", "run"}
+
+
+def code_files():
+    yield from (ROOT / name for name in ("Makefile", "Dockerfile", "Cargo.toml"))
+    for folder in CODE_FOLDERS:
+        for path in sorted((ROOT / folder).rglob("*")):
+            if not path.is_file() or "target" in path.relative_to(ROOT).parts:
+                continue
+            if str(path.relative_to(ROOT)).startswith(GENERATED):
+                continue
+            if path.suffix in CODE_SUFFIXES or path.name in CODE_NAMES:
+                yield path
+
+
+def comments(path):
+    """(line number, comment text) of each comment line: `//` in Rust, `#` elsewhere, and the
+    lines of Python's triple-quoted docstrings."""
+    marker = "//" if path.suffix == ".rs" else "#"
+    in_docstring = False
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        stripped = line.strip()
+        if path.suffix == ".py" and stripped.count('"""') % 2 == 1:
+            in_docstring = not in_docstring
+            yield number, stripped
+            continue
+        if in_docstring:
+            yield number, stripped
+        elif marker in line:
+            # A marker inside a string (`"http://"`) is not a comment: only a line that starts
+            # with one, or one after code and a space.
+            if stripped.startswith(marker):
+                yield number, stripped[len(marker):]
+            elif " " + marker + " " in line:
+                yield number, line.split(" " + marker + " ", 1)[1]
+
+
+def named_in_comments(path, roots):
+    pattern = re.compile(COMMENT_PATH.pattern % "|".join(re.escape(r) for r in sorted(roots)))
+    for number, text in comments(path):
+        for span in pattern.findall(text):
+            span = span.rstrip(".")
+            if span.startswith(GENERATED) or not is_path(span, roots):
+                continue
+            if not exists(span, path):
+                yield number, f"comment names {span}, which does not exist"
+
+
 def main():
     roots = top_level()
     failures = [
@@ -112,13 +170,18 @@ def main():
         for path in build_files()
         if path.is_file()
         for number, what in cited(path)
+    ] + [
+        f"{path.relative_to(ROOT)}:{number}: {what}"
+        for path in code_files()
+        for number, what in named_in_comments(path, roots)
     ]
     for failure in failures:
         print(failure)
     if failures:
-        print(f"{len(failures)} broken references (README.md, docs/, build files)", file=sys.stderr)
+        sys.stdout.flush()
+        print(f"{len(failures)} broken references (README.md, docs/, build files, code comments)", file=sys.stderr)
         return 1
-    print("docs links: every relative link and path in README.md and docs/, every doc the build files cite, exists")
+    print("docs links: every relative link and path in README.md and docs/, every doc the build files cite, every path a code comment names, exists")
     return 0
 
 

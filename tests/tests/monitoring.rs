@@ -2,7 +2,7 @@
 //! and show every metric they export: both binaries are run and scraped, the sidecar in a
 //! network namespace of its own, the webhook on 127.0.0.1.
 
-// The webhook's harness, shared with tests/webhook.rs; this file uses only part of it.
+// The webhook's harness, shared with tests/tests/webhook.rs; this file uses only part of it.
 #[allow(dead_code)]
 #[path = "webhook/harness.rs"]
 mod harness;

@@ -157,7 +157,7 @@ async fn stall_mid_body(client: Client, opened: Arc<AtomicUsize>, stop: Arc<Atom
 /// good review on a new connection once a second for 20 s. Every review is answered 200: at the
 /// cap the connection that made no progress the longest goes, whatever its phase. The reviews'
 /// latency and the webhook's peak RSS are printed (figures, not assertions: README has them
-/// from `bench/stall.py`).
+/// from `bench/flood.py`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_stalled_mid_body_do_not_lock_out_a_good_client() {
     raise_own_open_files_limit();
