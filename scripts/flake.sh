@@ -50,9 +50,12 @@ fi
 for round in $(seq 1 "$RUNS"); do
   for test in $TESTS; do
     log="$OUT/round-$round-$test.log"
+    # The run as a whole counts too: a crash or a hang cut short names no single test.
     if cargo test -p blackbox-tests --test "$test" >"$log" 2>&1; then
+      echo "test (whole-run) ... ok" >>"$log"
       echo "flake: round $round: $test passed"
     else
+      echo "test (whole-run) ... FAILED" >>"$log"
       echo "flake: round $round: $test FAILED ($log)"
     fi
   done
@@ -61,9 +64,12 @@ done
 echo
 echo "flake: $RUNS rounds$([ "$LOAD" = 1 ] && echo ', beside a release build') — per test, rounds passed:"
 failed=0
-# libtest prints `test NAME ... ok|FAILED|ignored` per test: count the rounds each test passed.
-cat "$OUT"/round-*.log | sed -n 's/^test \(.*\) \.\.\. \(ok\|FAILED\)$/\1 \2/p' | sort |
-  awk -v runs="$RUNS" '{ total[$1]++; if ($2 == "ok") ok[$1]++ }
+# libtest prints `test NAME ... ok|FAILED` per test: count the rounds each test (named with its
+# binary: two binaries may share a test's name) passed.
+for log in "$OUT"/round-*.log; do
+  binary=${log##*/round-}; binary=${binary#*-}; binary=${binary%.log}
+  sed -n "s/^test \(.*\) \.\.\. \(ok\|FAILED\)\$/$binary::\1 \2/p" "$log"
+done | awk -v runs="$RUNS" '{ total[$1]++; if ($2 == "ok") ok[$1]++ }
        END { for (t in total) printf "  %d/%d  %s\n", ok[t], runs, t }' | sort -k2 >"$OUT/summary.txt"
 cat "$OUT/summary.txt"
 if awk -v runs="$RUNS" '{ split($1, a, "/"); if (a[1] != runs) bad = 1 } END { exit !bad }' "$OUT/summary.txt"; then
