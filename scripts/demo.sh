@@ -27,9 +27,15 @@ FQDN=foo.bar.
 NS="apiserver-proxy-demo-$$"
 WORK=$(mktemp -d)
 
+# Stops every process in the namespace as an operator would: SIGTERM, and time to finish (the
+# webhook serves on for its 5 s shutdown delay, then drains); SIGKILL only for what is still
+# there after 20 s (the delay plus the 10 s grace, and some).
 cleanup() {
   ip netns pids "$NS" 2>/dev/null | xargs -r kill -TERM 2>/dev/null || true
-  sleep 0.2
+  for _ in $(seq 1 200); do
+    [ -z "$(ip netns pids "$NS" 2>/dev/null)" ] && break
+    sleep 0.1
+  done
   ip netns pids "$NS" 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true
   ip netns del "$NS" 2>/dev/null || true
   rm -rf "$WORK"
@@ -85,6 +91,7 @@ step "apiserver-proxy-pod-webhook --apiserver-fqdn=$FQDN --cert-dir=testdata/cer
 ip netns exec "$NS" "$BIN/apiserver-proxy-pod-webhook" --apiserver-fqdn="$FQDN" \
   --cert-dir=testdata/certs/server-ecdsa --host=127.0.0.1 --port="$WEBHOOK_PORT" --v=2 \
   2>"$WORK/webhook.log" &
+WEBHOOK=$!
 wait_for webhook_serves
 echo "  POST testdata/admission/pod-create-v1.json (a Pod CREATE) -> the answer:"
 answer=$(review)
@@ -112,6 +119,13 @@ EOF
   tail -5 "$WORK/sidecar.log" >&2
   exit 1
 fi
+
+step "SIGTERM to the webhook: it serves on for its shutdown delay (5 s), then exits"
+started=$(date +%s%N)
+kill -TERM "$WEBHOOK"
+wait "$WEBHOOK" && status=0 || status=$?
+echo "  exited $status after $(( ($(date +%s%N) - started) / 1000000 )) ms"
+grep -E "shutting down|stopped|shutdown" "$WORK/webhook.log" | tail -2 | sed 's/^/  log: /'
 
 step "SIGTERM: --cleanup removes what the sidecar added"
 kill -TERM "$SIDECAR"
