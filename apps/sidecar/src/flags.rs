@@ -63,6 +63,10 @@ pub struct Flags {
     #[arg(long = "startup-taint", value_name = "string", requires = "node_name")]
     pub startup_taint: Option<TaintKey>,
 
+    /// [optional] with --startup-taint: remove the taint only once the proxy answers, that is once a TCP connection from the node to --ip-address:--port (each address when dual-stack) succeeds, as well as once the address is in place; the daemon probes every 250ms to 2s until it does. false: once the address is in place. The one-shot (--daemon=false) never waits: it removes the taint only if the proxy answers at its one probe, else leaves it to the daemon.
+    #[arg(long = "wait-for-proxy", default_value = "true")]
+    pub wait_for_proxy: bool,
+
     /// [optional] name of this node's Node object, for --startup-taint.
     #[arg(long = "node-name", value_name = "string", env = "NODE_NAME")]
     pub node_name: Option<NodeName>,
@@ -120,7 +124,8 @@ impl Flags {
                 None => "in-cluster".to_owned(),
             };
             summary.push_str(&format!(
-                " startup-taint={key} node-name={node} kubeconfig={kubeconfig}"
+                " startup-taint={key} node-name={node} kubeconfig={kubeconfig} wait-for-proxy={}",
+                self.wait_for_proxy
             ));
         }
         summary
@@ -267,6 +272,20 @@ mod tests {
         let flags = parse(&["--ip-address=10.96.0.2"]).expect("valid");
         assert_eq!(flags.startup_taint, None);
         assert_eq!(flags.kubeconfig, None);
+        assert!(
+            flags.wait_for_proxy,
+            "waits for the proxy unless told not to"
+        );
+    }
+
+    #[rstest]
+    #[case(&[], true)]
+    #[case(&["--wait-for-proxy"], true)]
+    #[case(&["--wait-for-proxy=false"], false)]
+    #[case(&["--wait-for-proxy=0"], false)]
+    fn wait_for_proxy_takes_go_boolean_forms(#[case] args: &[&str], #[case] waits: bool) {
+        let flags = parse(&[&["--ip-address=10.96.0.2"][..], args].concat()).expect("valid");
+        assert_eq!(flags.wait_for_proxy, waits);
     }
 
     #[test]

@@ -12,11 +12,13 @@ use adapters::iptables::{rule_events, Backend, IptablesRules, Tools};
 use adapters::metrics::server;
 use adapters::metrics::sidecar::SidecarMetrics;
 use adapters::netlink::{events::network_events, Netlink};
+use adapters::proxy_probe::TcpProxyProbe;
 use anyhow::Context;
 use domain::sidecar::address::AddressReconciler;
 use domain::sidecar::desired::{DesiredAddress, ProxyAddress};
 use domain::sidecar::lifecycle::{live, Exit, Mode};
 use domain::sidecar::model::NetEvent;
+use domain::sidecar::proxy::Proxy;
 use domain::sidecar::reconciler::NodeReconciler;
 use domain::sidecar::rules::RuleReconciler;
 use domain::sidecar::run::Schedule;
@@ -73,7 +75,11 @@ async fn serve(flags: Flags, earlier: Vec<ProxyAddress>) -> anyhow::Result<ExitC
         (Some(key), Some(node)) => {
             let credentials = Credentials::from_flag(flags.kubeconfig.clone());
             let taints = ApiNodeTaints::new(credentials, node.clone());
-            Some(StartupTaint::new(taints, key, node))
+            let taint = StartupTaint::new(taints, key, node);
+            Some(match flags.wait_for_proxy {
+                true => taint.waiting_for(proxy(&flags)),
+                false => taint,
+            })
         }
         _ => None,
     };
@@ -102,6 +108,16 @@ async fn serve(flags: Flags, earlier: Vec<ProxyAddress>) -> anyhow::Result<ExitC
         // 128 + SIGINT, as a shell reports a process cut short.
         Exit::Interrupted => ExitCode::from(130),
     })
+}
+
+/// The proxy on `--ip-address:--port`, probed from the node.
+fn proxy(flags: &Flags) -> Proxy {
+    Proxy::new(
+        Arc::new(TcpProxyProbe::default()),
+        &flags.ip_address,
+        flags.port,
+        Arc::new(()),
+    )
 }
 
 /// Starts the metrics and health server; a bad or busy address fails the start.
