@@ -18,12 +18,14 @@ use domain::sidecar::address::AddressReconciler;
 use domain::sidecar::desired::{DesiredAddress, ProxyAddress};
 use domain::sidecar::lifecycle::{live, Exit, Mode};
 use domain::sidecar::model::NetEvent;
-use domain::sidecar::proxy::Proxy;
+use domain::sidecar::proxy::{watch, Proxy};
 use domain::sidecar::reconciler::NodeReconciler;
 use domain::sidecar::rules::RuleReconciler;
 use domain::sidecar::run::Schedule;
 use domain::sidecar::startup_taint::StartupTaint;
+use futures::future::{Either, FutureExt};
 use futures::stream::{self, BoxStream, StreamExt};
+use std::pin::pin;
 
 use apiserver_proxy_sidecar::flags::Flags;
 
@@ -66,6 +68,13 @@ async fn serve(flags: Flags, earlier: Vec<ProxyAddress>) -> anyhow::Result<ExitC
         Some(address) => Some(serve_metrics(address, flags.sync_interval).await?),
         None => None,
     };
+    // Every probe, the taint's and the watch's, goes into the metrics when they are on.
+    let proxy = Proxy::new(
+        Arc::new(TcpProxyProbe::default()),
+        &flags.ip_address,
+        flags.port,
+        Arc::new(metrics.clone()),
+    );
     let mode = Mode {
         daemon: flags.daemon,
         cleanup: flags.cleanup,
@@ -77,7 +86,7 @@ async fn serve(flags: Flags, earlier: Vec<ProxyAddress>) -> anyhow::Result<ExitC
             let taints = ApiNodeTaints::new(credentials, node.clone());
             let taint = StartupTaint::new(taints, key, node);
             Some(match flags.wait_for_proxy {
-                true => taint.waiting_for(proxy(&flags)),
+                true => taint.waiting_for(proxy.clone()),
                 false => taint,
             })
         }
@@ -91,33 +100,33 @@ async fn serve(flags: Flags, earlier: Vec<ProxyAddress>) -> anyhow::Result<ExitC
     } else {
         (stream::pending().boxed(), stream::pending().boxed())
     };
-    let exit = live(
+    let clock = TokioClock::default();
+    let living = live(
         &mut reconciler,
-        &TokioClock::default(),
+        &clock,
         &metrics,
         Schedule::new(flags.sync_interval),
         mode,
         taint,
         events,
         stops,
-    )
-    .await;
+    );
+    // The daemon with metrics keeps the proxy's reachability current. The watch never ends (its
+    // output has no value), so the process ends with `live`.
+    let watching = match (flags.daemon, &metrics) {
+        (true, Some(_)) => watch(&proxy, &clock, flags.sync_interval).left_future(),
+        _ => futures::future::pending().right_future(),
+    };
+    let exit = match futures::future::select(pin!(living), pin!(watching)).await {
+        Either::Left((exit, _)) => exit,
+        Either::Right((never, _)) => match never {},
+    };
     Ok(match exit {
         Exit::Success => ExitCode::SUCCESS,
         Exit::Failure => ExitCode::FAILURE,
         // 128 + SIGINT, as a shell reports a process cut short.
         Exit::Interrupted => ExitCode::from(130),
     })
-}
-
-/// The proxy on `--ip-address:--port`, probed from the node.
-fn proxy(flags: &Flags) -> Proxy {
-    Proxy::new(
-        Arc::new(TcpProxyProbe::default()),
-        &flags.ip_address,
-        flags.port,
-        Arc::new(()),
-    )
 }
 
 /// Starts the metrics and health server; a bad or busy address fails the start.

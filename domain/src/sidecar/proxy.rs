@@ -8,6 +8,7 @@
 //! rollout the old proxy and the new one share the address (`SO_REUSEPORT`), and either may
 //! answer. That is why readiness stays about the address (docs/architecture.md#the-proxy-probe).
 
+use std::convert::Infallible;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -120,7 +121,7 @@ impl Proxy {
 
 /// Keeps probing for the metrics, for ever: every `interval` while the proxy answers, at the
 /// [`WAITING`] pace while it does not. Only the daemon runs this, and only with metrics on.
-pub async fn watch<C: Clock>(proxy: &Proxy, clock: &C, interval: Duration) {
+pub async fn watch<C: Clock>(proxy: &Proxy, clock: &C, interval: Duration) -> Infallible {
     let mut failures = 0;
     loop {
         failures = match proxy.answers().await {
