@@ -51,7 +51,7 @@ pub struct Flags {
     #[arg(long, value_name = "string", default_value = "443", value_parser = parse_port)]
     pub port: u16,
 
-    /// [optional] indicates whether iptables rules should be setup.
+    /// [optional] indicates whether iptables rules should be setup. WARNING: under kube-proxy's iptables mode (and likely its nftables mode), Pods that reach the proxy through a Service's cluster IP then get no answer: the NOTRACK rule for the proxy's replies skips the conntrack entry that would undo kube-proxy's DNAT. Safe where clients connect to --ip-address itself, or the cluster IP is translated without conntrack (IPVS, socket-level load balancing). A warning is logged at start when kube-proxy's iptables-mode chains are present. See docs/iptables.md.
     #[arg(long = "setup-iptables")]
     pub setup_iptables: bool,
 
@@ -351,6 +351,20 @@ mod tests {
         let error = parse(&[&["--ip-address=10.96.0.2"][..], &["-V"]].concat())
             .expect_err("not a pflag flag");
         assert_eq!(error.kind(), ErrorKind::UnknownArgument);
+    }
+
+    #[test]
+    fn help_warns_about_setup_iptables_under_kube_proxys_iptables_mode() {
+        let help = parse(&["--help"]).expect_err("prints help").to_string();
+        let setup = help
+            .split("--setup-iptables")
+            .nth(1)
+            .expect("--setup-iptables in --help");
+        assert!(
+            setup.contains("WARNING: under kube-proxy's iptables mode"),
+            "{help}"
+        );
+        assert!(setup.contains("docs/iptables.md"), "{help}");
     }
 
     #[test]

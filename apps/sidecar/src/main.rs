@@ -8,7 +8,9 @@ use std::time::Duration;
 use adapters::apiserver::node_taints::ApiNodeTaints;
 use adapters::apiserver::Credentials;
 use adapters::clock::TokioClock;
-use adapters::iptables::{rule_events, Backend, IptablesRules, Tools};
+use adapters::iptables::{
+    rule_events, warn_if_kube_proxy_iptables_mode, Backend, IptablesRules, Tools,
+};
 use adapters::metrics::server;
 use adapters::metrics::sidecar::SidecarMetrics;
 use adapters::netlink::{events::network_events, Netlink};
@@ -17,7 +19,7 @@ use anyhow::Context;
 use domain::sidecar::address::AddressReconciler;
 use domain::sidecar::desired::{DesiredAddress, ProxyAddress};
 use domain::sidecar::lifecycle::{live, Exit, Mode};
-use domain::sidecar::model::NetEvent;
+use domain::sidecar::model::{IpFamily, NetEvent};
 use domain::sidecar::proxy::{watch, Proxy};
 use domain::sidecar::reconciler::NodeReconciler;
 use domain::sidecar::rules::RuleReconciler;
@@ -57,6 +59,10 @@ async fn serve(flags: Flags, earlier: Vec<ProxyAddress>) -> anyhow::Result<ExitC
         true => Some(Backend::detect(&Tools::default()).await),
         false => None,
     };
+    if let Some(backend) = backend {
+        let families: Vec<IpFamily> = flags.ip_address.iter().map(IpFamily::of).collect();
+        warn_if_kube_proxy_iptables_mode(&Tools::default(), backend, &families).await;
+    }
     let rules = backend.map(|backend| {
         tracing::info!(?backend, "keeping the conntrack-bypass rules");
         let manager = IptablesRules::new(backend, Tools::default());
