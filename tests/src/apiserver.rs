@@ -30,6 +30,8 @@ pub enum Answer {
 pub struct Request {
     pub method: String,
     pub path: String,
+    /// The request line's target as sent, query included.
+    pub target: String,
     pub content_type: Option<String>,
     pub body: Vec<u8>,
     /// Whether the proxy address was on `lo` when the request came (checked with `ip`).
@@ -203,6 +205,7 @@ fn serve(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
     state.requests.push(Request {
         method: method.clone(),
         path: path.clone(),
+        target: target.clone(),
         content_type,
         body: body.clone(),
         address_in_place,

@@ -69,6 +69,7 @@ fn the_daemon_removes_only_its_taint_with_a_guarded_patch_once_the_address_is_in
         );
         assert!(proxy.accepted() >= 1, "the proxy was probed");
         let patch = &api.patches()[0];
+        assert_eq!(patch.target, "/api/v1/nodes/node-2", "no stray '?'");
         assert_eq!(
             patch.content_type.as_deref(),
             Some("application/json-patch+json")
