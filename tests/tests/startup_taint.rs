@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use blackbox_tests::apiserver::{node, Answer, FakeApiServer, StandInProxy, PROXY_ADDRESS};
 use blackbox_tests::netns::in_netns;
-use blackbox_tests::sidecar::{finish, log_so_far, on_lo, start, stderr, terminate};
+use blackbox_tests::sidecar::{
+    finish, log_so_far, on_lo, sidecar, spawn, start, stderr, terminate,
+};
 use blackbox_tests::{wait_until, wait_until_within};
 use serde_json::{json, Value};
 
@@ -280,5 +282,26 @@ fn a_one_shot_whose_kubeconfig_cannot_be_read_exits_1_and_promises_no_retry() {
         assert!(failed[0].contains("a one-shot does not retry"), "{log}");
         assert!(!log.contains("the daemon retries"), "{log}");
         assert!(on_lo(PROXY_ADDRESS), "the address stays");
+    });
+}
+
+#[test]
+fn a_kubeconfig_that_skips_tls_verification_works_without_system_roots() {
+    in_netns("taint_insecure_kubeconfig", || async {
+        let api = FakeApiServer::start(node("node-2", taints()), Answer::Allow);
+        StandInProxy::start();
+        let dir = std::env::temp_dir().join(format!("taint-{}-insecure", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a scratch directory");
+        let flag = format!("--kubeconfig={}", api.insecure_kubeconfig(&dir).display());
+        let mut command = sidecar(&args(&flag, &["--daemon=false"]));
+        // As in the FROM-scratch image: no system roots anywhere the client looks.
+        command
+            .env("SSL_CERT_FILE", "/nonexistent/roots.pem")
+            .env("SSL_CERT_DIR", "/nonexistent");
+        let output = finish(spawn(command));
+        let log = stderr(&output);
+        assert!(output.status.success(), "{log}");
+        assert!(!log.contains("root CA"), "{log}");
+        assert_eq!(api.taints(), others());
     });
 }
