@@ -59,7 +59,7 @@ pub struct Flags {
     #[arg(long = "sync-interval", value_name = "duration", default_value = "1m0s", value_parser = parse_sync_interval)]
     pub sync_interval: Duration,
 
-    /// [optional] key of a NoSchedule taint the node registers with (kubelet --register-with-taints=KEY:NoSchedule), such as apiserver-proxy.networking.gardener.cloud/not-ready; removed from this node once the address (and the iptables rules, when on) is in place, never put back. Needs --node-name and RBAC to get and patch nodes.
+    /// [optional] key of a NoSchedule taint the node registers with (kubelet --register-with-taints=KEY:NoSchedule), such as apiserver-proxy.networking.gardener.cloud/not-ready; removed from this node once the address (and the iptables rules, when on) is in place and, unless --wait-for-proxy=false, the proxy answers on --ip-address:--port; never put back. Needs --node-name and RBAC to get and patch nodes.
     #[arg(long = "startup-taint", value_name = "string", requires = "node_name")]
     pub startup_taint: Option<TaintKey>,
 
