@@ -2,11 +2,14 @@
 //! HTTP on loopback in the test's network namespace. It answers the two requests the sidecar
 //! makes (GET and JSON PATCH of `/api/v1/nodes/NAME`), applies each patch as the API server
 //! would (RFC 6902, a failed `test` answered 422), and records what it was sent. Blocking std
-//! I/O on a thread of its own, so the test thread may block on the sidecar meanwhile.
+//! I/O on a thread of its own, so the test thread may block on the sidecar meanwhile. Beside it,
+//! [`StandInProxy`] listens where the proxy would, since the sidecar removes the taint only once
+//! the proxy answers.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -27,6 +30,8 @@ pub enum Answer {
 pub struct Request {
     pub method: String,
     pub path: String,
+    /// The request line's target as sent, query included.
+    pub target: String,
     pub content_type: Option<String>,
     pub body: Vec<u8>,
     /// Whether the proxy address was on `lo` when the request came (checked with `ip`).
@@ -49,6 +54,37 @@ pub struct FakeApiServer {
 
 /// The proxy address the tests give the sidecar.
 pub const PROXY_ADDRESS: &str = "10.96.0.2";
+
+/// The port the sidecar probes (`--port`'s default).
+pub const PROXY_PORT: u16 = 443;
+
+/// Stands in for the proxy (Envoy) in the test's network namespace: accepts connections on
+/// [`PROXY_PORT`] of every address, so also on [`PROXY_ADDRESS`] once the sidecar has put it on
+/// `lo`, and closes them. It serves until the test process ends.
+#[derive(Debug, Clone)]
+pub struct StandInProxy {
+    accepted: Arc<AtomicUsize>,
+}
+
+impl StandInProxy {
+    pub fn start() -> Self {
+        let listener = TcpListener::bind(("0.0.0.0", PROXY_PORT)).expect("the proxy's port");
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counted = accepted.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                drop(stream);
+                counted.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        Self { accepted }
+    }
+
+    /// Connections accepted so far: the sidecar's probes.
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+}
 
 impl FakeApiServer {
     /// Serves `node` (a Node object) at once.
@@ -92,15 +128,25 @@ impl FakeApiServer {
 
     /// A kubeconfig that points at this fake, written into `dir`.
     pub fn kubeconfig(&self, dir: &Path) -> PathBuf {
-        let path = dir.join("kubeconfig");
         // Unused over plain HTTP, but kube builds its TLS settings anyway and, without a CA,
         // would look for the system's roots.
         let ca = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/certs/ca.crt");
         let ca = std::fs::read(ca).expect("the test CA");
+        let tls = format!("certificate-authority-data: {}", BASE64_STANDARD.encode(ca));
+        self.write_kubeconfig(dir, &tls)
+    }
+
+    /// A kubeconfig that points at this fake with `insecure-skip-tls-verify: true` and no CA,
+    /// written into `dir`.
+    pub fn insecure_kubeconfig(&self, dir: &Path) -> PathBuf {
+        self.write_kubeconfig(dir, "insecure-skip-tls-verify: true")
+    }
+
+    fn write_kubeconfig(&self, dir: &Path, tls: &str) -> PathBuf {
+        let path = dir.join("kubeconfig");
         let text = format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: http://127.0.0.1:{}\n    certificate-authority-data: {}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\ncurrent-context: fake\nusers:\n- name: fake\n  user:\n    token: fake-token\n",
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: http://127.0.0.1:{}\n    {tls}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\ncurrent-context: fake\nusers:\n- name: fake\n  user:\n    token: fake-token\n",
             self.port,
-            BASE64_STANDARD.encode(ca)
         );
         std::fs::write(&path, text).expect("the kubeconfig is written");
         path
@@ -169,6 +215,7 @@ fn serve(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
     state.requests.push(Request {
         method: method.clone(),
         path: path.clone(),
+        target: target.clone(),
         content_type,
         body: body.clone(),
         address_in_place,

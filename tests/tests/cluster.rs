@@ -1340,6 +1340,8 @@ fn as_no_rbac(cluster: &Cluster) -> Result<(), Failed> {
             &format!("--ip-address={NO_RBAC_ADDRESS}"),
             &format!("--interface={NO_RBAC_LINK}"),
             &format!("--startup-taint={STARTUP_TAINT}"),
+            // No proxy listens in this namespace: try the removal once the address is there.
+            "--wait-for-proxy=false",
             "--node-name=node2",
             &format!("--kubeconfig={}", kubeconfig.display()),
         ])
