@@ -3,7 +3,7 @@
 //! and, unless a test is about its absence, a stand-in proxy listening on 10.96.0.2:443. No
 //! cluster: the cluster tier runs the same feature against a real API server.
 
-// The webhook's harness, shared with tests/webhook.rs: its binary is the TLS server here.
+// The webhook's harness, shared with tests/tests/webhook.rs: its binary is the TLS server here.
 #[allow(dead_code)]
 #[path = "webhook/harness.rs"]
 mod harness;
