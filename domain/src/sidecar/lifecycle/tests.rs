@@ -2,7 +2,7 @@ use super::*;
 use crate::ports::{Addresses, MockNodeTaints};
 use crate::sidecar::address::AddressReconciler;
 use crate::sidecar::desired::{DesiredAddress, ProxyAddress};
-use crate::sidecar::model::{Holder, MarkedAddress, NetError};
+use crate::sidecar::model::{Adoption, Holder, MarkedAddress, NetError};
 use crate::sidecar::reconciler::NoRules;
 use crate::sidecar::taint::{Taint, TaintError};
 use crate::sidecar::testing::{FakeClock, FakeNet, Recorder, Split};
@@ -118,11 +118,18 @@ impl Addresses for StuckRemoval {
     async fn add_address(&self, index: u32, address: &ProxyAddress) -> Result<(), NetError> {
         self.0.add_address(index, address).await
     }
-    async fn adopt_address(&self, index: u32, address: &ProxyAddress) -> Result<bool, NetError> {
+    async fn adopt_address(
+        &self,
+        index: u32,
+        address: &ProxyAddress,
+    ) -> Result<Adoption, NetError> {
         self.0.adopt_address(index, address).await
     }
     async fn marked_addresses(&self) -> Result<Vec<MarkedAddress>, NetError> {
         self.0.marked_addresses().await
+    }
+    async fn delete_bridge(&self, index: u32, address: &ProxyAddress) -> Result<(), NetError> {
+        self.0.delete_bridge(index, address).await
     }
     async fn delete_address(&self, _: u32, _: &ProxyAddress) -> Result<(), NetError> {
         futures::future::pending().await
