@@ -15,7 +15,7 @@ use adapters::netlink::{events::network_events, Netlink};
 use anyhow::Context;
 use domain::sidecar::address::AddressReconciler;
 use domain::sidecar::desired::{DesiredAddress, ProxyAddress};
-use domain::sidecar::lifecycle::{live, Exit, Mode};
+use domain::sidecar::lifecycle::{live, Exit, Mode, Sidecar};
 use domain::sidecar::model::NetEvent;
 use domain::sidecar::reconciler::NodeReconciler;
 use domain::sidecar::rules::RuleReconciler;
@@ -85,17 +85,13 @@ async fn serve(flags: Flags, earlier: Vec<ProxyAddress>) -> anyhow::Result<ExitC
     } else {
         (stream::pending().boxed(), stream::pending().boxed())
     };
-    let exit = live(
-        &mut reconciler,
-        &TokioClock::default(),
-        &metrics,
-        Schedule::new(flags.sync_interval),
-        mode,
-        taint,
-        events,
-        stops,
-    )
-    .await;
+    let sidecar = Sidecar {
+        reconciler: &mut reconciler,
+        clock: &TokioClock::default(),
+        observer: &metrics,
+        schedule: Schedule::new(flags.sync_interval),
+    };
+    let exit = live(sidecar, mode, taint, events, stops).await;
     Ok(match exit {
         Exit::Success => ExitCode::SUCCESS,
         Exit::Failure => ExitCode::FAILURE,

@@ -30,10 +30,12 @@ fn still_clock() -> FakeClock {
 fn live_with<A: Network>(net: A, mode: Mode, signals: usize) -> (Exit, Vec<Trigger>) {
     let recorder = Recorder::default();
     let exit = block_on(live(
-        &mut reconciler(net),
-        &still_clock(),
-        &recorder,
-        Schedule::new(Duration::from_secs(60)),
+        Sidecar {
+            reconciler: &mut reconciler(net),
+            clock: &still_clock(),
+            observer: &recorder,
+            schedule: Schedule::new(Duration::from_secs(60)),
+        },
         mode,
         NO_TAINT,
         futures::stream::pending(),
@@ -164,10 +166,12 @@ fn an_uninstall_job_removes_the_dummy_an_earlier_process_created() {
     let mut reconciler: NodeReconciler<_, NoRules> =
         NodeReconciler::new(AddressReconciler::new(net.clone(), desired), None);
     let exit = block_on(live(
-        &mut reconciler,
-        &still_clock(),
-        &(),
-        Schedule::new(Duration::from_secs(60)),
+        Sidecar {
+            reconciler: &mut reconciler,
+            clock: &still_clock(),
+            observer: &(),
+            schedule: Schedule::new(Duration::from_secs(60)),
+        },
         ONE_SHOT_CLEANUP,
         NO_TAINT,
         futures::stream::pending(),
@@ -212,10 +216,12 @@ fn a_later_stop() -> impl futures::Stream<Item = ()> {
 
 fn live_tainted<A: Network>(net: A, mode: Mode, taints: MockNodeTaints) -> Exit {
     block_on(live(
-        &mut reconciler(net),
-        &still_clock(),
-        &(),
-        Schedule::new(Duration::from_secs(60)),
+        Sidecar {
+            reconciler: &mut reconciler(net),
+            clock: &still_clock(),
+            observer: &(),
+            schedule: Schedule::new(Duration::from_secs(60)),
+        },
         mode,
         startup(taints),
         futures::stream::pending(),
