@@ -116,8 +116,8 @@ pub struct AddressReconciler<N> {
     our_index: Option<u32>,
     /// Each desired address, and whether it was on our link when the last sync ended.
     present: Vec<(ProxyAddress, bool)>,
-    /// The addresses this process added, to learn whether the kernel keeps their mark.
-    added: Vec<ProxyAddress>,
+    /// The first address this process added, to learn whether the kernel keeps its mark.
+    first_added: Option<ProxyAddress>,
     marks: MarkSupport,
     stale: StaleMemory<Owned>,
 }
@@ -145,7 +145,7 @@ impl<N: Network> AddressReconciler<N> {
             earlier: Vec::new(),
             our_index: None,
             present,
-            added: Vec::new(),
+            first_added: None,
             marks: MarkSupport::Unknown,
             stale: StaleMemory::default(),
         }
@@ -266,9 +266,7 @@ impl<N: Network> AddressReconciler<N> {
                     .await
                     .map_err(self.error("add", address))?;
                 self.set_present(address, true);
-                if !self.added.contains(&address) {
-                    self.added.push(address);
-                }
+                self.first_added.get_or_insert(address);
                 Repair::AddressAdded {
                     address: address.to_string(),
                     interface,
@@ -340,10 +338,11 @@ impl<N: Network> AddressReconciler<N> {
         if self.marks != MarkSupport::Unknown {
             return;
         }
-        let Some(added) = self.added.first() else {
+        let Some(added) = self.first_added else {
             return;
         };
-        if marked.iter().any(|m| m.address == *added && !m.bridge) {
+        // Where marks are kept the added address is among them; where not, nothing is marked.
+        if marked.iter().any(|m| m.address == added) {
             self.marks = MarkSupport::Kept;
         } else {
             self.marks_dropped();
