@@ -11,10 +11,11 @@ use adapters::netlink::Netlink;
 use domain::ports::Addresses;
 use domain::sidecar::address::AddressReconciler;
 use domain::sidecar::desired::DesiredAddress;
-use domain::sidecar::model::{Holder, MarkedAddress, NetError, NetEvent};
+use domain::sidecar::model::{Holder, MarkedAddress, NetError, NetEvent, ADDRESS_PROTOCOL};
 use domain::sidecar::reconciler::{NoRules, NodeReconciler};
 use domain::sidecar::run::{run, Schedule};
 use futures::StreamExt;
+use rtnetlink::packet_route::address::AddressAttribute;
 use support::{eventually, in_netns, sh, try_sh};
 
 fn desired(address: &str, interface: &str) -> DesiredAddress {
@@ -67,7 +68,8 @@ fn adding_twice_is_not_an_error_and_keeps_one_copy() {
                 net.links_holding(&address).await.unwrap(),
                 vec![Holder {
                     index: 1,
-                    as_ours: true
+                    as_ours: true,
+                    global: true,
                 }]
             );
         },
@@ -212,7 +214,7 @@ fn the_loop_repairs_deletion_and_link_down_without_waiting_for_the_interval() {
 fn marked(addresses: &[MarkedAddress]) -> Vec<String> {
     addresses
         .iter()
-        .map(|m| format!("{} on {}", m.address, m.interface))
+        .map(|m| format!("{} on {}", m.shown(), m.interface))
         .collect()
 }
 
@@ -374,8 +376,17 @@ fn the_go_originals_address_is_adopted_in_place_and_marked() {
                 vec!["10.96.0.2/32 on lo", "fd00::2/128 on lo"]
             );
             // This kernel (6.3 or later) updates the protocol in place: one notification of the
-            // replaced copy, never a removal.
+            // replaced copy, never a removal; IPv6 (from 5.18) likewise.
             assert_eq!(events_on_lo(&mut events, "10.96.0.2").await, "+");
+            sh("ip addr del 10.0.0.77/32 dev lo");
+            let mut events = Box::pin(network_events().unwrap());
+            sh("ip addr del fd00::2/128 dev lo && ip addr add fd00::2/128 dev lo nodad");
+            assert_eq!(
+                reconciler("fd00::2", "lo").sync().await.unwrap().len(),
+                1,
+                "adopted again"
+            );
+            assert_eq!(events_on_lo(&mut events, "fd00::2").await, "-++");
             let shown = sh("ip addr show dev lo");
             assert!(
                 shown.contains("inet 10.96.0.2/32 scope global lo"),
@@ -451,6 +462,85 @@ fn the_go_originals_address_once_adopted_is_collected_after_an_address_change() 
             assert!(
                 shown.contains("10.96.0.3/32") && !shown.contains("10.96.0.2"),
                 "{shown}"
+            );
+        },
+    );
+}
+
+/// Why the adoption never takes a bridge for IPv6: a link holds one copy of an IPv6 address
+/// whatever the prefix, so the bridge would be refused and removing "the copy" would leave the
+/// link without the address. (IPv4 keeps both.)
+#[test]
+fn the_kernel_refuses_a_second_copy_of_an_ipv6_address_at_another_prefix() {
+    in_netns(
+        "the_kernel_refuses_a_second_copy_of_an_ipv6_address_at_another_prefix",
+        || async {
+            sh("sysctl -qw net.ipv6.conf.lo.disable_ipv6=0");
+            sh("ip addr add fd00::2/128 dev lo nodad && ip addr add 10.96.0.2/32 dev lo");
+            let (added, _, stderr) = try_sh("ip addr add fd00::2/127 dev lo nodad noprefixroute");
+            assert!(!added, "a second IPv6 copy was accepted");
+            assert!(stderr.contains("already assigned"), "{stderr}");
+            sh("ip addr add 10.96.0.2/31 dev lo noprefixroute");
+        },
+    );
+}
+
+/// Adds `ip/prefix_len` to lo with our mark, as an adoption's bridge that a process which died
+/// in the middle leaves (bookworm's iproute2 cannot set an address's protocol).
+async fn add_marked_to_lo(ip: &str, prefix_len: u8) {
+    let (connection, handle, _) = rtnetlink::new_connection().expect("a netlink socket");
+    tokio::spawn(connection);
+    let mut request = handle
+        .address()
+        .add(1, ip.parse().expect("an address"), prefix_len);
+    request
+        .message_mut()
+        .attributes
+        .push(AddressAttribute::Protocol(ADDRESS_PROTOCOL.into()));
+    request
+        .execute()
+        .await
+        .expect("the marked address is added");
+}
+
+fn sorted_marked(addresses: &[MarkedAddress]) -> Vec<String> {
+    let mut shown = marked(addresses);
+    shown.sort();
+    shown
+}
+
+/// A crash in the middle of an adoption leaves the bridge, marked: a later sidecar's collection
+/// removes it (also beside a desired address, whose own copy stays), and so does `--cleanup`.
+#[test]
+fn an_adoptions_leftover_bridge_is_collected_and_cleaned_up() {
+    in_netns(
+        "an_adoptions_leftover_bridge_is_collected_and_cleaned_up",
+        || async {
+            sh("sysctl -qw net.ipv6.conf.lo.disable_ipv6=0");
+            let mut reconciler = reconciler("10.96.0.2", "lo");
+            reconciler.sync().await.unwrap();
+            add_marked_to_lo("10.96.0.2", 31).await;
+            add_marked_to_lo("fd00::9", 127).await;
+            let net = Netlink::connect().unwrap();
+            assert_eq!(
+                sorted_marked(&net.marked_addresses().await.unwrap()),
+                vec![
+                    "10.96.0.2/31 on lo",
+                    "10.96.0.2/32 on lo",
+                    "fd00::9/127 on lo"
+                ]
+            );
+            let collected = reconciler.collect_stale().await.unwrap();
+            assert_eq!(collected.removed.len(), 2, "{collected:?}");
+            assert_eq!(
+                marked(&net.marked_addresses().await.unwrap()),
+                vec!["10.96.0.2/32 on lo"]
+            );
+            add_marked_to_lo("10.96.0.2", 31).await;
+            reconciler.cleanup().await.unwrap();
+            assert_eq!(
+                marked(&net.marked_addresses().await.unwrap()),
+                Vec::<String>::new()
             );
         },
     );

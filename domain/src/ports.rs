@@ -8,7 +8,7 @@ use async_trait::async_trait;
 
 use crate::sidecar::desired::{InterfaceName, ProxyAddress};
 use crate::sidecar::model::{
-    Holder, IpFamily, Link, MarkedAddress, MarkedLink, NetError, Rule, RuleCommandError,
+    Adoption, Holder, IpFamily, Link, MarkedAddress, MarkedLink, NetError, Rule, RuleCommandError,
 };
 use crate::sidecar::proxy::error::ProbeError;
 use crate::sidecar::report::SyncReport;
@@ -53,12 +53,19 @@ pub trait Addresses: Send + Sync {
 
     /// Makes the copy of `address` that link `index` already holds as [`Self::add_address`]
     /// would have added it: our mark and global scope. MUST NOT leave the link without the
-    /// address for any moment. Returns whether the copy now carries our mark (a kernel may keep
-    /// an address's protocol on replace, or drop every protocol).
-    async fn adopt_address(&self, index: u32, address: &ProxyAddress) -> Result<bool, NetError>;
+    /// address for any moment. MUST answer [`Adoption::Unmarked`] only when the kernel showed it
+    /// keeps no address protocol (a copy it was just given, or an IPv6 replace, which updates the
+    /// protocol from Linux 5.18, came back unmarked).
+    async fn adopt_address(&self, index: u32, address: &ProxyAddress)
+        -> Result<Adoption, NetError>;
 
-    /// Every /32 and /128 address, on any link, that carries our address protocol.
+    /// Every address, on any link, that carries our address protocol: the /32 and /128 ones, and
+    /// the bridges (/31, /127) of adoptions a process did not finish.
     async fn marked_addresses(&self) -> Result<Vec<MarkedAddress>, NetError>;
+
+    /// Removes the adoption's bridge of `address` (its copy at the next shorter prefix) from the
+    /// link. MUST succeed, changing nothing, if it is absent (or the link is gone).
+    async fn delete_bridge(&self, index: u32, address: &ProxyAddress) -> Result<(), NetError>;
 
     /// Removes `address` from the link. MUST succeed, changing nothing, if it is absent (or the
     /// link is gone).

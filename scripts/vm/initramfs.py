@@ -16,8 +16,8 @@ from debian import Unavailable
 # `ip` wins over busybox's (a busybox shell would run its own applet whatever PATH says: the
 # scripts run under dash).
 APPLETS = """cat cut date env grep head kill ln ls mkdir mktemp modprobe insmod lsmod mount pidof
-poweroff printf rm sed sleep sort tail test timeout tr uname unshare usleep wc xargs awk seq
-sh""".split()
+poweroff printf rm sed sleep sort tail test timeout tr uname unshare usleep wc wget xargs awk
+seq sh""".split()
 
 # The tools the cases run, as unpacked from the Debian packages (paths inside the guest).
 TOOLS = ["bin/dash", "bin/busybox", "bin/ip", "usr/sbin/nft",
@@ -166,8 +166,6 @@ def write_base(path, tools_root, kernel_root, release):
         cpio.symlink("bin/sh", "dash")
         for link, target in IPTABLES_LINKS.items():
             cpio.symlink(link, target)
-        for applet in APPLETS:
-            cpio.symlink(f"bb/{applet}", "/bin/busybox")
         for name in modules + ["modules.dep", "modules.alias", "modules.symbols", "modules.builtin"]:
             if (modules_dir / name).exists():
                 cpio.file(f"lib/modules/{release}/{name}", (modules_dir / name).read_bytes(), 0o644)
@@ -175,9 +173,12 @@ def write_base(path, tools_root, kernel_root, release):
 
 
 def write_overlay(path, sidecar, guest_dir, extra=()):
-    """The per-run part: /init, the case scripts, the sidecar under test."""
+    """The per-run part: /init, the busybox applets (so a new one needs no new base), the case
+    scripts, the sidecar under test."""
     with Cpio(path) as cpio:
         cpio.file("init", (guest_dir / "init").read_bytes())
+        for applet in APPLETS:
+            cpio.symlink(f"bb/{applet}", "/bin/busybox")
         for script in sorted(guest_dir.rglob("*.sh")):
             cpio.file(f"vm/{script.relative_to(guest_dir)}", script.read_bytes())
         cpio.file("usr/local/bin/apiserver-proxy-sidecar", sidecar.read_bytes())

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use domain::ports::Addresses;
 use domain::sidecar::desired::ProxyAddress;
-use domain::sidecar::model::{Holder, MarkedAddress, NetError, ADDRESS_PROTOCOL};
+use domain::sidecar::model::{Adoption, Holder, MarkedAddress, NetError, ADDRESS_PROTOCOL};
 use futures::TryStreamExt;
 use rtnetlink::packet_route::address::{
     AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressProtocol,
@@ -40,9 +40,13 @@ fn is_marked(message: &AddressMessage) -> bool {
     })
 }
 
+fn is_global(message: &AddressMessage) -> bool {
+    message.header.scope == AddressScope::Universe
+}
+
 /// Whether the address is as [`Addresses::add_address`] adds it: marked, global scope.
 fn is_as_ours(message: &AddressMessage) -> bool {
-    is_marked(message) && message.header.scope == AddressScope::Universe
+    is_marked(message) && is_global(message)
 }
 
 /// The IPv6 link-local addresses the kernel gives every link that goes up: not what "holds an
@@ -75,15 +79,29 @@ impl Netlink {
 
     /// `ip addr show to ADDRESS/PREFIX`
     async fn copies_of(&self, address: &ProxyAddress) -> Result<Vec<AddressMessage>, NetError> {
+        self.copies_at(address, address.prefix_len()).await
+    }
+
+    /// `ip addr show to ADDRESS/PREFIX_LEN`
+    async fn copies_at(
+        &self,
+        address: &ProxyAddress,
+        prefix_len: u8,
+    ) -> Result<Vec<AddressMessage>, NetError> {
         self.handle
             .address()
             .get()
             .set_address_filter(address.ip())
-            .set_prefix_length_filter(address.prefix_len())
+            .set_prefix_length_filter(prefix_len)
             .execute()
             .try_collect()
             .await
-            .map_err(|e| translate(&format!("ip addr show to {address}"), &e))
+            .map_err(|e| {
+                translate(
+                    &format!("ip addr show to {}/{prefix_len}", address.ip()),
+                    &e,
+                )
+            })
     }
 
     /// `ip addr add|replace ADDRESS/PREFIX dev INDEX scope global proto 97 [nodad]
@@ -152,13 +170,18 @@ impl Netlink {
         tolerating(result, &operation, &[libc::EADDRNOTAVAIL, libc::ENODEV])
     }
 
-    /// The copy of `address` on link `index`, if it is as we add it.
-    async fn is_ours_on(&self, index: u32, address: &ProxyAddress) -> Result<bool, NetError> {
+    /// The copy of `address` at `prefix_len` on link `index`.
+    async fn copy_on(
+        &self,
+        index: u32,
+        address: &ProxyAddress,
+        prefix_len: u8,
+    ) -> Result<Option<AddressMessage>, NetError> {
         Ok(self
-            .copies_of(address)
+            .copies_at(address, prefix_len)
             .await?
-            .iter()
-            .any(|m| m.header.index == index && is_as_ours(m)))
+            .into_iter()
+            .find(|m| m.header.index == index))
     }
 }
 
@@ -173,6 +196,7 @@ impl Addresses for Netlink {
                 holders.push(Holder {
                     index,
                     as_ours: is_as_ours(&message),
+                    global: is_global(&message),
                 });
             }
         }
@@ -189,22 +213,52 @@ impl Addresses for Netlink {
     /// Linux 6.3, IPv6 from 5.18). Elsewhere, and for an IPv4 address of host scope (no kernel
     /// changes the scope on replace), make before break through a bridge: the same address at
     /// the next shorter prefix with no prefix route, which keeps the address's local route while
-    /// the copy is removed and added again as ours, then goes.
-    async fn adopt_address(&self, index: u32, address: &ProxyAddress) -> Result<bool, NetError> {
+    /// the copy is removed and added again as ours, then goes. The bridge, added afresh, also
+    /// tells whether the kernel keeps a protocol at all: where it does not (before 5.18) a
+    /// global copy is left as it is.
+    ///
+    /// IPv6 never takes the bridge: a link holds one copy of an IPv6 address whatever the prefix
+    /// (the kernel refuses a second with `EEXIST`, so removing "the copy" would remove the only
+    /// one), its scope follows from the address, and a replace that did not mark it means the
+    /// kernel keeps no protocol.
+    async fn adopt_address(
+        &self,
+        index: u32,
+        address: &ProxyAddress,
+    ) -> Result<Adoption, NetError> {
         let own = address.prefix_len();
         self.put(index, address, own, Existing::Replace).await?;
-        if self.is_ours_on(index, address).await? {
-            return Ok(true);
+        let copy = self.copy_on(index, address, own).await?;
+        if copy.as_ref().is_some_and(is_as_ours) {
+            return Ok(Adoption::Marked);
+        }
+        if address.is_ipv6() {
+            return Ok(Adoption::Unmarked);
         }
         let bridge = own - 1;
         self.put(index, address, bridge, Existing::Keep).await?;
-        self.del(index, address, own).await?;
-        self.put(index, address, own, Existing::Keep).await?;
+        let marks_kept = self
+            .copy_on(index, address, bridge)
+            .await?
+            .is_some_and(|m| is_marked(&m));
+        if marks_kept || !copy.as_ref().is_some_and(is_global) {
+            self.del(index, address, own).await?;
+            self.put(index, address, own, Existing::Keep).await?;
+        }
         self.del(index, address, bridge).await?;
-        self.is_ours_on(index, address).await
+        let marked = self
+            .copy_on(index, address, own)
+            .await?
+            .is_some_and(|m| is_as_ours(&m));
+        Ok(if marked {
+            Adoption::Marked
+        } else {
+            Adoption::Unmarked
+        })
     }
 
-    /// `ip addr show` filtered on `proto 97`, host prefixes only. The names of the links that
+    /// `ip addr show` filtered on `proto 97`: host prefixes, and the next shorter ones of the
+    /// adoption's bridge. The names of the links that
     /// hold them are asked one by one: there are one or two, where a dump of every link would
     /// cost a node of a thousand Pods' veths more than the rest of the sync.
     async fn marked_addresses(&self) -> Result<Vec<MarkedAddress>, NetError> {
@@ -217,9 +271,11 @@ impl Addresses for Netlink {
             let Ok(address) = ip.to_string().parse::<ProxyAddress>() else {
                 continue;
             };
-            if address.prefix_len() != message.header.prefix_len {
-                continue;
-            }
+            let bridge = match message.header.prefix_len {
+                own if own == address.prefix_len() => false,
+                shorter if shorter + 1 == address.prefix_len() => true,
+                _ => continue,
+            };
             let index = message.header.index;
             let interface = match names.get(&index) {
                 Some(name) => name.clone(),
@@ -236,6 +292,7 @@ impl Addresses for Netlink {
                 index,
                 interface,
                 address,
+                bridge,
             });
         }
         Ok(marked)
@@ -244,5 +301,10 @@ impl Addresses for Netlink {
     /// `ip addr del ADDRESS/PREFIX dev INDEX`
     async fn delete_address(&self, index: u32, address: &ProxyAddress) -> Result<(), NetError> {
         self.del(index, address, address.prefix_len()).await
+    }
+
+    /// `ip addr del ADDRESS/PREFIX-1 dev INDEX`
+    async fn delete_bridge(&self, index: u32, address: &ProxyAddress) -> Result<(), NetError> {
+        self.del(index, address, address.prefix_len() - 1).await
     }
 }

@@ -4,7 +4,7 @@
 
 use crate::ports::Network;
 use crate::sidecar::desired::{DesiredAddress, ProxyAddress};
-use crate::sidecar::model::{Holder, Link, MarkedAddress, NetError, NetEvent};
+use crate::sidecar::model::{Adoption, Holder, Link, MarkedAddress, NetError, NetEvent};
 use crate::sidecar::repair::Repair;
 use crate::sidecar::report::{AddressSyncError, Cleaned, Collected, Owned};
 use crate::sidecar::stale::StaleMemory;
@@ -15,8 +15,8 @@ struct Observed {
     link: Option<Link>,
     /// Each desired address, and every link holding it, ours included.
     holders: Vec<(ProxyAddress, Vec<Holder>)>,
-    /// The desired addresses whose adoption this process tried and the kernel did not mark.
-    unadoptable: Vec<ProxyAddress>,
+    /// What this process learnt of the kernel's marks so far.
+    marks: MarkSupport,
     /// Each address `--remove-address` names, and every link holding it.
     earlier: Vec<(ProxyAddress, Vec<u32>)>,
 }
@@ -28,8 +28,11 @@ enum Step {
     SetLinkUp,
     AddAddress(ProxyAddress),
     /// Our link holds the address, but not as we add it (the Go original's copy): mark it and
-    /// give it global scope, in place.
-    AdoptAddress(ProxyAddress),
+    /// give it global scope, in place. `global`: the copy has global scope already.
+    AdoptAddress {
+        address: ProxyAddress,
+        global: bool,
+    },
     RemoveStray {
         address: ProxyAddress,
         index: u32,
@@ -38,6 +41,14 @@ enum Step {
         address: ProxyAddress,
         index: u32,
     },
+}
+
+/// Whether our link's copy is to be adopted. Where the kernel keeps no mark, a copy of global
+/// scope is as ours as a copy can be there: what the one-shot before this process added, or the
+/// Go original's, which nothing could tell apart.
+fn needs_adoption(held: &Holder, marks: MarkSupport) -> bool {
+    let as_ours_as_can_be = marks == MarkSupport::Dropped && held.global;
+    !held.as_ours && !as_ours_as_can_be
 }
 
 /// Decides what to do; pure, so every case is a table row in the tests.
@@ -53,9 +64,10 @@ fn plan(observed: &Observed) -> Vec<Step> {
     for (address, holders) in &observed.holders {
         match holders.iter().find(|h| Some(h.index) == ours) {
             None => steps.push(Step::AddAddress(*address)),
-            Some(held) if !held.as_ours && !observed.unadoptable.contains(address) => {
-                steps.push(Step::AdoptAddress(*address))
-            }
+            Some(held) if needs_adoption(held, observed.marks) => steps.push(Step::AdoptAddress {
+                address: *address,
+                global: held.global,
+            }),
             Some(_) => {}
         }
     }
@@ -84,10 +96,11 @@ fn plan(observed: &Observed) -> Vec<Step> {
 /// Whether the kernel keeps the address protocol (`IFA_PROTO`, Linux 5.18 and later).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum MarkSupport {
-    /// Not known until this process has added an address and read it back.
+    /// Not known until this process has added or adopted an address and read it back.
     Unknown,
     Kept,
-    /// Stale addresses cannot be recognised: collection leaves addresses alone.
+    /// Stale addresses cannot be recognised: collection leaves addresses alone, and an unmarked
+    /// copy of global scope on our link counts as ours.
     Dropped,
 }
 
@@ -103,10 +116,8 @@ pub struct AddressReconciler<N> {
     our_index: Option<u32>,
     /// Each desired address, and whether it was on our link when the last sync ended.
     present: Vec<(ProxyAddress, bool)>,
-    /// The addresses this process added, to learn whether the kernel keeps their mark.
-    added: Vec<ProxyAddress>,
-    /// The addresses this process adopted and the kernel left unmarked: not tried again.
-    unadoptable: Vec<ProxyAddress>,
+    /// The first address this process added, to learn whether the kernel keeps its mark.
+    first_added: Option<ProxyAddress>,
     marks: MarkSupport,
     stale: StaleMemory<Owned>,
 }
@@ -114,8 +125,15 @@ pub struct AddressReconciler<N> {
 /// How a stale entry goes.
 #[derive(Debug, Clone, Copy)]
 enum Removal {
-    Address { index: u32, address: ProxyAddress },
-    Link { index: u32 },
+    Address {
+        index: u32,
+        address: ProxyAddress,
+        /// The adoption's bridge of `address`, rather than the address at its own prefix.
+        bridge: bool,
+    },
+    Link {
+        index: u32,
+    },
 }
 
 impl<N: Network> AddressReconciler<N> {
@@ -127,8 +145,7 @@ impl<N: Network> AddressReconciler<N> {
             earlier: Vec::new(),
             our_index: None,
             present,
-            added: Vec::new(),
-            unadoptable: Vec::new(),
+            first_added: None,
             marks: MarkSupport::Unknown,
             stale: StaleMemory::default(),
         }
@@ -178,14 +195,25 @@ impl<N: Network> AddressReconciler<N> {
     /// Brings the node to the desired state and says what it changed. Idempotent: a second call
     /// right after a successful one changes nothing.
     pub async fn sync(&mut self) -> Result<Vec<Repair>, AddressSyncError> {
-        let interface = self.desired.interface.clone();
+        let observed = self.observe().await?;
+        let mut repairs = Vec::new();
+        for step in plan(&observed) {
+            repairs.extend(self.apply(step).await?);
+        }
+        Ok(repairs)
+    }
+
+    /// Reads the interface and every link holding a desired or an earlier address, and notes
+    /// which desired addresses are on the interface.
+    async fn observe(&mut self) -> Result<Observed, AddressSyncError> {
         let all = self.desired.addresses.to_string();
+        // Unknown until read: a sync that fails to read leaves them absent.
         for (_, present) in &mut self.present {
             *present = false;
         }
         let link = self
             .net
-            .link_by_name(&interface)
+            .link_by_name(&self.desired.interface)
             .await
             .map_err(self.error("look up the interface for", &all))?;
         let mut holders = Vec::new();
@@ -197,125 +225,157 @@ impl<N: Network> AddressReconciler<N> {
             let holding = self.links_holding(address).await?;
             earlier.push((*address, holding.iter().map(|h| h.index).collect()));
         }
-        // Where the kernel drops every mark, nothing can be adopted: not even our own copies.
-        let unadoptable = match self.marks {
-            MarkSupport::Dropped => self.desired.addresses.iter().copied().collect(),
-            _ => self.unadoptable.clone(),
-        };
-        let observed = Observed {
-            link,
-            holders,
-            unadoptable,
-            earlier,
-        };
-        self.our_index = observed.link.as_ref().map(|link| link.index);
-        for (address, holding) in &observed.holders {
+        self.our_index = link.as_ref().map(|link| link.index);
+        for (address, holding) in &holders {
             let present = holding.iter().any(|h| Some(h.index) == self.our_index);
             self.set_present(*address, present);
         }
-        let mut repairs = Vec::new();
-        for step in plan(&observed) {
-            match step {
-                Step::CreateLink => {
-                    let link = self
-                        .net
-                        .create_dummy_link(&interface)
-                        .await
-                        .map_err(self.error("create the interface for", &all))?;
-                    self.our_index = Some(link.index);
-                    repairs.push(Repair::LinkCreated {
-                        interface: interface.to_string(),
-                    });
-                }
-                Step::SetLinkUp => {
-                    let index = self.our_index.unwrap_or_default();
-                    self.net
-                        .set_link_up(index)
-                        .await
-                        .map_err(self.error("set up the interface for", &all))?;
-                    repairs.push(Repair::LinkSetUp {
-                        interface: interface.to_string(),
-                    });
-                }
-                Step::AddAddress(address) => {
-                    let index = self.our_index.unwrap_or_default();
-                    self.net
-                        .add_address(index, &address)
-                        .await
-                        .map_err(self.error("add", address))?;
-                    self.set_present(address, true);
-                    if !self.added.contains(&address) {
-                        self.added.push(address);
-                    }
-                    repairs.push(Repair::AddressAdded {
-                        address: address.to_string(),
-                        interface: interface.to_string(),
-                    });
-                }
-                Step::AdoptAddress(address) => {
-                    let index = self.our_index.unwrap_or_default();
-                    let marked = self
-                        .net
-                        .adopt_address(index, &address)
-                        .await
-                        .map_err(self.error("adopt", address))?;
-                    if !marked {
-                        self.unadoptable.push(address);
-                        tracing::warn!(
-                            %address, %interface,
-                            "this kernel did not keep our address protocol on the adopted address \
-                             (IFA_PROTO, Linux 5.18 and later): it is kept, but not recognised as \
-                             ours once it is no longer wanted; name it with --remove-address then"
-                        );
-                    }
-                    repairs.push(Repair::AddressAdopted {
-                        address: address.to_string(),
-                        interface: interface.to_string(),
-                    });
-                }
-                step @ (Step::RemoveStray { address, index }
-                | Step::RemoveEarlier { address, index }) => {
-                    type Removed = fn(String, u32) -> Repair;
-                    let (what, removed): (&'static str, Removed) = match step {
-                        Step::RemoveEarlier { .. } => {
-                            ("remove the earlier address", |address, index| {
-                                Repair::EarlierAddressRemoved { address, index }
-                            })
-                        }
-                        _ => ("remove a stray copy of", |address, index| {
-                            Repair::StrayAddressRemoved { address, index }
-                        }),
-                    };
-                    self.net
-                        .delete_address(index, &address)
-                        .await
-                        .map_err(self.error(what, address))?;
-                    repairs.push(removed(address.to_string(), index));
+        Ok(Observed {
+            link,
+            holders,
+            marks: self.marks,
+            earlier,
+        })
+    }
+
+    /// Takes one step; says what it changed, if anything.
+    async fn apply(&mut self, step: Step) -> Result<Option<Repair>, AddressSyncError> {
+        let interface = self.desired.interface.to_string();
+        let all = self.desired.addresses.to_string();
+        let index = self.our_index.unwrap_or_default();
+        let repair = match step {
+            Step::CreateLink => {
+                let link = self
+                    .net
+                    .create_dummy_link(&self.desired.interface)
+                    .await
+                    .map_err(self.error("create the interface for", &all))?;
+                self.our_index = Some(link.index);
+                Repair::LinkCreated { interface }
+            }
+            Step::SetLinkUp => {
+                self.net
+                    .set_link_up(index)
+                    .await
+                    .map_err(self.error("set up the interface for", &all))?;
+                Repair::LinkSetUp { interface }
+            }
+            Step::AddAddress(address) => {
+                self.net
+                    .add_address(index, &address)
+                    .await
+                    .map_err(self.error("add", address))?;
+                self.set_present(address, true);
+                self.first_added.get_or_insert(address);
+                Repair::AddressAdded {
+                    address: address.to_string(),
+                    interface,
                 }
             }
+            Step::AdoptAddress { address, global } => return self.adopt(address, global).await,
+            Step::RemoveStray { address, index } => {
+                self.remove(index, address, "remove a stray copy of")
+                    .await?;
+                Repair::StrayAddressRemoved {
+                    address: address.to_string(),
+                    index,
+                }
+            }
+            Step::RemoveEarlier { address, index } => {
+                self.remove(index, address, "remove the earlier address")
+                    .await?;
+                Repair::EarlierAddressRemoved {
+                    address: address.to_string(),
+                    index,
+                }
+            }
+        };
+        Ok(Some(repair))
+    }
+
+    /// Marks our link's copy of `address` and gives it global scope. On a kernel that keeps no
+    /// mark, a copy that had global scope already is unchanged: nothing to report.
+    async fn adopt(
+        &mut self,
+        address: ProxyAddress,
+        global: bool,
+    ) -> Result<Option<Repair>, AddressSyncError> {
+        let index = self.our_index.unwrap_or_default();
+        let adoption = self
+            .net
+            .adopt_address(index, &address)
+            .await
+            .map_err(self.error("adopt", address))?;
+        let marked = adoption == Adoption::Marked;
+        if !marked {
+            self.marks_dropped();
+            if global {
+                return Ok(None);
+            }
         }
-        Ok(repairs)
+        Ok(Some(Repair::AddressAdopted {
+            address: address.to_string(),
+            interface: self.desired.interface.to_string(),
+            marked,
+        }))
+    }
+
+    async fn remove(
+        &self,
+        index: u32,
+        address: ProxyAddress,
+        what: &'static str,
+    ) -> Result<(), AddressSyncError> {
+        self.net
+            .delete_address(index, &address)
+            .await
+            .map_err(self.error(what, address))
     }
 
     /// Learns, once, whether the kernel keeps our mark: an address this process added must come
-    /// back marked. Says so in one log line when it does not.
+    /// back marked.
     fn learn_mark_support(&mut self, marked: &[MarkedAddress]) {
         if self.marks != MarkSupport::Unknown {
             return;
         }
-        let Some(added) = self.added.first() else {
+        let Some(added) = self.first_added else {
             return;
         };
-        if marked.iter().any(|m| m.address == *added) {
+        // Where marks are kept the added address is among them; where not, nothing is marked.
+        if marked.iter().any(|m| m.address == added) {
             self.marks = MarkSupport::Kept;
         } else {
-            self.marks = MarkSupport::Dropped;
-            tracing::warn!(
-                "this kernel does not keep the address protocol (IFA_PROTO, Linux 5.18 and later): \
-                 addresses of earlier runs cannot be recognised as ours here, so only the desired \
-                 addresses and links with our alias are looked after"
-            );
+            self.marks_dropped();
         }
+    }
+
+    /// The kernel keeps no mark: says so, once per process. Informational: nothing on the node
+    /// can change it, and the sidecar works on such a kernel (docs/architecture.md#ownership).
+    fn marks_dropped(&mut self) {
+        if self.marks == MarkSupport::Dropped {
+            return;
+        }
+        self.marks = MarkSupport::Dropped;
+        tracing::info!(
+            "this kernel does not keep the address protocol (IFA_PROTO, Linux 5.18 and later): \
+             addresses of earlier runs cannot be recognised as ours here, so only the desired \
+             addresses (and --remove-address) and links with our alias are looked after"
+        );
+    }
+
+    /// Removes a marked address: at its own prefix, or the adoption's bridge of it.
+    async fn delete_marked(
+        &self,
+        index: u32,
+        address: ProxyAddress,
+        bridge: bool,
+        what: &'static str,
+    ) -> Result<(), AddressSyncError> {
+        let deleted = match bridge {
+            true => self.net.delete_bridge(index, &address).await,
+            false => self.net.delete_address(index, &address).await,
+        };
+        deleted.map_err(self.error(what, address))
     }
 
     /// Removes what carries our mark but is not wanted: addresses (on any link), then links with
@@ -336,16 +396,18 @@ impl<N: Network> AddressReconciler<N> {
             .map_err(self.error("list the marked links beside", &all))?;
         self.learn_mark_support(&marked);
         // A link that holds a stale address is not empty in this pass: it goes in the next one.
+        // A bridge is never wanted: this process's own adoptions remove theirs before they end.
         let addresses = marked
             .into_iter()
-            .filter(|m| !self.desired.addresses.contains(&m.address))
+            .filter(|m| m.bridge || !self.desired.addresses.contains(&m.address))
             .map(|m| {
                 let removal = Removal::Address {
                     index: m.index,
                     address: m.address,
+                    bridge: m.bridge,
                 };
                 let owned = Owned::Address {
-                    address: m.address.to_string(),
+                    address: m.shown(),
                     interface: m.interface,
                 };
                 (owned, removal)
@@ -374,11 +436,14 @@ impl<N: Network> AddressReconciler<N> {
                 continue;
             };
             match *removal {
-                Removal::Address { index, address } => self
-                    .net
-                    .delete_address(index, &address)
-                    .await
-                    .map_err(self.error("remove the stale address", address))?,
+                Removal::Address {
+                    index,
+                    address,
+                    bridge,
+                } => {
+                    self.delete_marked(index, address, bridge, "remove the stale address")
+                        .await?
+                }
                 Removal::Link { index } => self
                     .net
                     .delete_link(index)
@@ -434,12 +499,10 @@ impl<N: Network> AddressReconciler<N> {
             .await
             .map_err(self.error("list the marked addresses beside", &all))?;
         for m in marked {
-            self.net
-                .delete_address(m.index, &m.address)
-                .await
-                .map_err(self.error("remove the marked address", m.address))?;
+            self.delete_marked(m.index, m.address, m.bridge, "remove the marked address")
+                .await?;
             let owned = Owned::Address {
-                address: m.address.to_string(),
+                address: m.shown(),
                 interface: m.interface,
             };
             cleaned.push(Cleaned {

@@ -33,17 +33,79 @@ pub enum Exit {
     Interrupted,
 }
 
+/// The sidecar's reconciler, and the clock, observer and schedule its syncs run with.
+#[derive(Debug)]
+pub struct Sidecar<'a, A, R, C, O> {
+    pub reconciler: &'a mut NodeReconciler<A, R>,
+    pub clock: &'a C,
+    pub observer: &'a O,
+    pub schedule: Schedule,
+}
+
 /// Runs the sidecar as `mode` asks until it is done. `stops` yields once per stop signal
 /// (SIGTERM, SIGINT): the first ends the daemon's loop, a second one cuts its cleanup short.
 /// `taint`, when set, is removed after a sync that put everything in place; in a one-shot only
 /// credentials that cannot be loaded change the exit status (see [`StartupTaint::remove_once`]).
-#[allow(clippy::too_many_arguments)]
 pub async fn live<A, R, C, O, E, S, T>(
-    reconciler: &mut NodeReconciler<A, R>,
-    clock: &C,
-    observer: &O,
-    schedule: Schedule,
+    sidecar: Sidecar<'_, A, R, C, O>,
     mode: Mode,
+    taint: Option<StartupTaint<T>>,
+    events: E,
+    stops: S,
+) -> Exit
+where
+    A: Network,
+    R: RuleManager,
+    C: Clock,
+    O: SyncObserver,
+    E: Stream<Item = NetEvent>,
+    S: Stream<Item = ()>,
+    T: NodeTaints,
+{
+    if mode.daemon {
+        daemon(sidecar, mode.cleanup, taint, events, stops).await
+    } else {
+        one_shot(sidecar, mode.cleanup, taint).await
+    }
+}
+
+/// `--daemon=false`: one sync, the taint's removal after it, the cleanup if asked.
+async fn one_shot<A, R, C, O, T>(
+    sidecar: Sidecar<'_, A, R, C, O>,
+    cleans_up: bool,
+    taint: Option<StartupTaint<T>>,
+) -> Exit
+where
+    A: Network,
+    R: RuleManager,
+    C: Clock,
+    O: SyncObserver,
+    T: NodeTaints,
+{
+    let (verdicts, mut verdict) = Verdicts::new(sidecar.observer);
+    let synced = sync_once(sidecar.reconciler, sidecar.clock, &verdicts, Trigger::Start)
+        .await
+        .succeeded();
+    let tainted = match &taint {
+        Some(taint) => {
+            let in_place = matches!(verdict.try_recv(), Ok(true));
+            taint.remove_once(in_place).await
+        }
+        None => OneShot::Done,
+    };
+    let cleaned = !cleans_up || cleanup(sidecar.reconciler).await;
+    if synced && cleaned && tainted == OneShot::Done {
+        Exit::Success
+    } else {
+        Exit::Failure
+    }
+}
+
+/// The loop until the first stop signal, the taint's removal beside it, then the cleanup if
+/// asked, which a second signal cuts short.
+async fn daemon<A, R, C, O, E, S, T>(
+    sidecar: Sidecar<'_, A, R, C, O>,
+    cleans_up: bool,
     taint: Option<StartupTaint<T>>,
     events: E,
     stops: S,
@@ -59,25 +121,12 @@ where
 {
     // A signal source that ends has no more signals to give, rather than giving a stop.
     let mut stops = pin!(stops.chain(futures::stream::pending()));
-    if !mode.daemon {
-        let (verdicts, mut verdict) = Verdicts::new(observer);
-        let synced = sync_once(reconciler, clock, &verdicts, Trigger::Start)
-            .await
-            .succeeded();
-        let tainted = match &taint {
-            Some(taint) => {
-                let in_place = matches!(verdict.try_recv(), Ok(true));
-                taint.remove_once(in_place).await
-            }
-            None => OneShot::Done,
-        };
-        let cleaned = !mode.cleanup || cleanup(reconciler).await;
-        return if synced && cleaned && tainted == OneShot::Done {
-            Exit::Success
-        } else {
-            Exit::Failure
-        };
-    }
+    let Sidecar {
+        reconciler,
+        clock,
+        observer,
+        schedule,
+    } = sidecar;
     {
         let (verdicts, verdict) = Verdicts::new(observer);
         let syncing = pin!(run(
@@ -97,7 +146,7 @@ where
         .then(|()| futures::future::pending::<()>()));
         futures::future::select(syncing, removing).await;
     }
-    if !mode.cleanup {
+    if !cleans_up {
         tracing::info!("stopping; --cleanup is off, so the address stays");
         return Exit::Success;
     }

@@ -32,15 +32,40 @@ pub struct MarkedAddress {
     pub index: u32,
     pub interface: String,
     pub address: ProxyAddress,
+    /// At the next shorter prefix (/31, /127) rather than its own: the bridge an adoption holds
+    /// the address with for a moment, left behind by a process that died in the middle.
+    pub bridge: bool,
 }
 
-/// A link holding a desired address, and whether its copy is as the sidecar adds one: marked
-/// with [`ADDRESS_PROTOCOL`] and of global scope. The Go original added its address without a
-/// mark (and its older versions with host scope): such a copy is adopted, not added again.
+impl MarkedAddress {
+    /// The address with the prefix it sits at, as `ip addr` shows it.
+    pub fn shown(&self) -> String {
+        let prefix_len = self.address.prefix_len() - u8::from(self.bridge);
+        format!("{}/{prefix_len}", self.address.ip())
+    }
+}
+
+/// A link holding a desired address, and how its copy compares with one the sidecar adds:
+/// marked with [`ADDRESS_PROTOCOL`] and of global scope. The Go original added its address
+/// without a mark (and its older versions with host scope): such a copy is adopted, not added
+/// again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Holder {
     pub index: u32,
+    /// Marked and of global scope.
     pub as_ours: bool,
+    /// Of global scope, marked or not.
+    pub global: bool,
+}
+
+/// What adopting a copy came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Adoption {
+    /// The copy carries our mark now, and global scope.
+    Marked,
+    /// The kernel keeps no address protocol (Linux before 5.18): a copy it was just given came
+    /// back without one. The copy has global scope now, and stays unmarked.
+    Unmarked,
 }
 
 /// A link whose alias is [`LINK_ALIAS`]: one that a sidecar created.

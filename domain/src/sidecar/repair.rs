@@ -12,8 +12,12 @@ pub enum Repair {
     /// The address was missing on the interface: it was added.
     AddressAdded { address: String, interface: String },
     /// The address was on the interface without our mark or with host scope (as the Go original
-    /// adds it): it was marked and given global scope in place.
-    AddressAdopted { address: String, interface: String },
+    /// adds it): it was given global scope in place, and our mark where the kernel keeps one.
+    AddressAdopted {
+        address: String,
+        interface: String,
+        marked: bool,
+    },
     /// The address also sat on another interface: it was removed there once it was on ours.
     StrayAddressRemoved { address: String, index: u32 },
     /// An address `--remove-address` names was on an interface: it was removed there.
@@ -72,9 +76,21 @@ impl fmt::Display for Repair {
             Repair::AddressAdded { address, interface } => {
                 write!(f, "address {address} was missing on {interface}: added it")
             }
-            Repair::AddressAdopted { address, interface } => write!(
+            Repair::AddressAdopted {
+                address,
+                interface,
+                marked: true,
+            } => write!(
                 f,
                 "address {address} was on {interface} unmarked or with host scope (as the Go original adds it): marked it, global scope"
+            ),
+            Repair::AddressAdopted {
+                address,
+                interface,
+                marked: false,
+            } => write!(
+                f,
+                "address {address} was on {interface} with host scope (as older Go originals add it): gave it global scope; it stays unmarked, this kernel keeps no address protocol"
             ),
             Repair::EarlierAddressRemoved { address, index } => write!(
                 f,

@@ -14,7 +14,7 @@ use crate::ports::{Clock, Network, RuleManager, SyncObserver};
 use crate::sidecar::model::NetEvent;
 use crate::sidecar::reconciler::NodeReconciler;
 use crate::sidecar::report::{SyncOutcome, SyncReport, Trigger};
-use crate::sidecar::stale::YIELD_PASSES;
+use crate::sidecar::stale::{MAX_YIELD_PASSES, YIELD_PASSES};
 
 /// How long to wait before the next sync.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,7 +81,7 @@ where
         for owned in &outcome.yields {
             tracing::info!(
                 kind = owned.kind().as_str(),
-                "stale {owned} came back after it was removed: another instance owns it; leaving it alone for {YIELD_PASSES} intervals"
+                "stale {owned} came back after it was removed: another instance owns it; leaving it alone for {YIELD_PASSES} intervals, twice as long each time it comes back again (at most {MAX_YIELD_PASSES})"
             );
         }
         for error in &outcome.errors {

@@ -166,6 +166,20 @@ OUR_LINK_ALIAS=apiserver-proxy
 # address_proto ADDRESS: its IFA_PROTO (0: none), read over rtnetlink by addr-proto, since
 # bookworm's iproute2 6.1 cannot show it.
 address_proto() { addr-proto | awk -v a="$1" '$1 == a { print $2; exit }'; }
+# kernel_keeps_marks: whether this kernel keeps an address's protocol (IFA_PROTO: Linux 5.18 and
+# later). Before, every address comes back unmarked, ours too, and cannot be told from anyone
+# else's (docs/architecture.md#ownership): the cases expect that there.
+kernel_keeps_marks() {
+  release=$(uname -r)
+  major=${release%%.*}
+  minor=${release#*.}
+  minor=${minor%%.*}
+  [ "$major" -gt 5 ] || { [ "$major" -eq 5 ] && [ "$minor" -ge 18 ]; }
+}
+# address_is_marked_as_kernel_keeps ADDRESS: ours where the kernel keeps marks, else unmarked.
+address_is_marked_as_kernel_keeps() {
+  if kernel_keeps_marks; then address_is_ours "$1"; else [ "$(address_proto "$1")" = 0 ]; fi
+}
 address_is_ours() { [ -n "$OUR_ADDRESS_PROTO" ] && [ "$(address_proto "$1")" = "$OUR_ADDRESS_PROTO" ]; }
 address_is_not_ours() { [ "$(address_proto "$1")" != "$OUR_ADDRESS_PROTO" ]; }
 link_is_ours() { [ "$(link_alias "$1")" = "$OUR_LINK_ALIAS" ]; }

@@ -50,13 +50,14 @@ fn earlier(index: u32) -> Step {
 }
 
 /// Links holding the address: `index` for our copy (marked, global), `-index` for a copy
-/// without our mark or with host scope, as the Go original adds it.
+/// without our mark, as the Go original adds it (global scope).
 fn held(indices: &[i64]) -> Vec<Holder> {
     indices
         .iter()
         .map(|&i| Holder {
             index: i.unsigned_abs() as u32,
             as_ours: i > 0,
+            global: true,
         })
         .collect()
 }
@@ -65,8 +66,15 @@ fn observed(link: Option<Link>, holders: &[i64]) -> Observed {
     Observed {
         link,
         holders: vec![(v4(), held(holders))],
-        unadoptable: vec![],
+        marks: MarkSupport::Unknown,
         earlier: vec![],
+    }
+}
+
+fn adopt(global: bool) -> Step {
+    Step::AdoptAddress {
+        address: v4(),
+        global,
     }
 }
 
@@ -79,9 +87,9 @@ fn observed(link: Option<Link>, holders: &[i64]) -> Observed {
 #[case::moved_to_another_interface(link(1, true), &[7], vec![add(), stray(7)])]
 #[case::also_on_another_interface(link(1, true), &[1, 7], vec![stray(7)])]
 #[case::interface_missing_address_elsewhere(None, &[7], vec![Step::CreateLink, Step::SetLinkUp, add(), stray(7)])]
-#[case::go_originals_copy_on_ours(link(1, true), &[-1], vec![Step::AdoptAddress(v4())])]
+#[case::go_originals_copy_on_ours(link(1, true), &[-1], vec![adopt(true)])]
 #[case::go_originals_copy_elsewhere(link(1, true), &[-7], vec![add(), stray(7)])]
-#[case::go_originals_copy_on_ours_and_ours_elsewhere(link(1, true), &[-1, 7], vec![Step::AdoptAddress(v4()), stray(7)])]
+#[case::go_originals_copy_on_ours_and_ours_elsewhere(link(1, true), &[-1, 7], vec![adopt(true), stray(7)])]
 fn plan_covers_every_observed_case(
     #[case] link: Option<Link>,
     #[case] holders: &[i64],
@@ -90,11 +98,27 @@ fn plan_covers_every_observed_case(
     assert_eq!(plan(&observed(link, holders)), steps);
 }
 
-#[test]
-fn plan_does_not_adopt_again_what_the_kernel_left_unmarked() {
-    let mut observed = observed(link(1, true), &[-1]);
-    observed.unadoptable = vec![v4()];
-    assert_eq!(plan(&observed), vec![]);
+/// Where the kernel keeps no mark, an unmarked copy of global scope is as ours as a copy can be:
+/// only host scope is still worth changing.
+#[rstest]
+#[case::unknown_global(MarkSupport::Unknown, true, vec![adopt(true)])]
+#[case::unknown_host_scope(MarkSupport::Unknown, false, vec![adopt(false)])]
+#[case::kept_global(MarkSupport::Kept, true, vec![adopt(true)])]
+#[case::dropped_global(MarkSupport::Dropped, true, vec![])]
+#[case::dropped_host_scope(MarkSupport::Dropped, false, vec![adopt(false)])]
+fn plan_adopts_an_unmarked_copy_unless_the_kernel_keeps_no_mark_and_it_is_global(
+    #[case] marks: MarkSupport,
+    #[case] global: bool,
+    #[case] steps: Vec<Step>,
+) {
+    let mut observed = observed(link(1, true), &[]);
+    observed.holders[0].1 = vec![Holder {
+        index: 1,
+        as_ours: false,
+        global,
+    }];
+    observed.marks = marks;
+    assert_eq!(plan(&observed), steps);
 }
 
 #[rstest]
@@ -115,7 +139,7 @@ fn plan_adds_both_families_before_removing_any_stray() {
     let observed = Observed {
         link: link(1, true),
         holders: vec![(v4(), held(&[7])), (v6(), vec![])],
-        unadoptable: vec![],
+        marks: MarkSupport::Unknown,
         earlier: vec![],
     };
     assert_eq!(
@@ -562,7 +586,8 @@ fn the_go_originals_address_is_adopted_and_collected_after_an_address_change() {
         repairs,
         vec![Repair::AddressAdopted {
             address: "10.96.0.2/32".into(),
-            interface: "lo".into()
+            interface: "lo".into(),
+            marked: true,
         }]
     );
     assert!(net.is_marked("lo", v4()));
@@ -576,15 +601,93 @@ fn the_go_originals_address_is_adopted_and_collected_after_an_address_change() {
     assert_eq!(net.addresses_of("lo"), vec![ip("10.96.0.3")]);
 }
 
+/// The Go original's global copy on a kernel before 5.18: the adoption finds out that the kernel
+/// keeps no mark; the copy was as ours as it can be there, so nothing changed, nothing is said,
+/// and it is not tried again.
 #[test]
-fn a_kernel_that_leaves_the_adopted_address_unmarked_is_not_asked_again() {
+fn a_global_copy_on_a_kernel_that_keeps_no_mark_is_taken_as_it_is_and_not_tried_again() {
     let net = FakeNet::with_lo();
     net.0.lock().unwrap().drops_address_protocol = true;
     net.put_address(1, v4());
     let mut reconciler = AddressReconciler::new(net.clone(), desired("lo"));
-    assert_eq!(block_on(reconciler.sync()).unwrap().len(), 1);
+    assert_eq!(block_on(reconciler.sync()).unwrap(), vec![]);
+    assert_eq!(reconciler.marks, MarkSupport::Dropped);
     assert_eq!(block_on(reconciler.sync()).unwrap(), vec![]);
     assert_eq!(net.addresses_of("lo"), vec![v4()], "kept, unmarked");
+}
+
+/// Issue 25: Gardener's init container (a one-shot), then the daemon with the same flags, on a
+/// kernel before 5.18. The daemon finds the one-shot's copy unmarked, as the kernel keeps it:
+/// it reports no repair, no adoption and collects nothing.
+#[test]
+fn a_daemon_after_the_one_shot_on_a_kernel_that_keeps_no_mark_changes_and_reports_nothing() {
+    let net = FakeNet::with_lo();
+    net.0.lock().unwrap().drops_address_protocol = true;
+    let mut one_shot = AddressReconciler::new(net.clone(), desired("proxy0"));
+    assert_eq!(
+        block_on(one_shot.sync()).unwrap().len(),
+        3,
+        "created, up, added"
+    );
+    block_on(one_shot.collect_stale()).unwrap();
+    let mut daemon = AddressReconciler::new(net.clone(), desired("proxy0"));
+    assert_eq!(block_on(daemon.sync()).unwrap(), vec![]);
+    assert_eq!(
+        block_on(daemon.collect_stale()).unwrap(),
+        Collected::default()
+    );
+    assert_eq!(daemon.present(), &[(v4(), true)]);
+    assert_eq!(block_on(daemon.sync()).unwrap(), vec![]);
+    assert_eq!(net.addresses_of("proxy0"), vec![v4()]);
+}
+
+/// The Go original's older host-scope copy on a kernel before 5.18: given global scope (host
+/// scope breaks Cilium's masquerading), and said so without claiming a mark.
+#[test]
+fn a_host_scope_copy_on_a_kernel_that_keeps_no_mark_gets_global_scope_and_no_claimed_mark() {
+    let net = FakeNet::with_lo();
+    net.0.lock().unwrap().drops_address_protocol = true;
+    net.put_host_scope_address(1, v4());
+    let mut reconciler = AddressReconciler::new(net.clone(), desired("lo"));
+    let repairs = block_on(reconciler.sync()).unwrap();
+    assert_eq!(
+        repairs,
+        vec![Repair::AddressAdopted {
+            address: "10.96.0.2/32".into(),
+            interface: "lo".into(),
+            marked: false,
+        }]
+    );
+    assert!(repairs[0]
+        .to_string()
+        .contains("gave it global scope; it stays unmarked"));
+    let copy = net.copy_of("lo", v4()).unwrap();
+    assert!(copy.global && !copy.marked, "{copy:?}");
+    assert_eq!(block_on(reconciler.sync()).unwrap(), vec![]);
+}
+
+/// A process that died in the middle of an adoption leaves its bridge (the address at the next
+/// shorter prefix, marked): collection and cleanup remove it, also beside a desired address,
+/// and leave the desired copy.
+#[test]
+fn an_adoptions_leftover_bridge_is_collected_and_cleaned_up() {
+    let net = FakeNet::with_lo();
+    net.put_marked_address(1, v4());
+    net.put_marked_bridge(1, v4());
+    net.put_marked_bridge(1, ip("fd00::9"));
+    let mut reconciler = AddressReconciler::new(net.clone(), desired("lo"));
+    let collected = sync_and_collect(&mut reconciler);
+    let removed: Vec<String> = collected.removed.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        removed,
+        vec!["address 10.96.0.2/31 on lo", "address fd00::9/127 on lo"]
+    );
+    assert_eq!(net.addresses_of("lo"), vec![v4()]);
+    assert!(net.is_marked("lo", v4()));
+    net.put_marked_bridge(1, v4());
+    let cleaned = block_on(reconciler.cleanup()).unwrap();
+    assert_eq!(net.addresses_of("lo"), vec![]);
+    assert_eq!(cleaned.len(), 2, "{cleaned:?}");
 }
 
 fn removing(earlier: &str) -> AddressReconciler<FakeNet> {

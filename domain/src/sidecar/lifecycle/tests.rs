@@ -2,7 +2,7 @@ use super::*;
 use crate::ports::{Addresses, MockNodeTaints};
 use crate::sidecar::address::AddressReconciler;
 use crate::sidecar::desired::{DesiredAddress, ProxyAddress};
-use crate::sidecar::model::{Holder, MarkedAddress, NetError};
+use crate::sidecar::model::{Adoption, Holder, MarkedAddress, NetError};
 use crate::sidecar::reconciler::NoRules;
 use crate::sidecar::taint::{Taint, TaintError};
 use crate::sidecar::testing::{FakeClock, FakeNet, Recorder, Split};
@@ -30,10 +30,12 @@ fn still_clock() -> FakeClock {
 fn live_with<A: Network>(net: A, mode: Mode, signals: usize) -> (Exit, Vec<Trigger>) {
     let recorder = Recorder::default();
     let exit = block_on(live(
-        &mut reconciler(net),
-        &still_clock(),
-        &recorder,
-        Schedule::new(Duration::from_secs(60)),
+        Sidecar {
+            reconciler: &mut reconciler(net),
+            clock: &still_clock(),
+            observer: &recorder,
+            schedule: Schedule::new(Duration::from_secs(60)),
+        },
         mode,
         NO_TAINT,
         futures::stream::pending(),
@@ -118,11 +120,18 @@ impl Addresses for StuckRemoval {
     async fn add_address(&self, index: u32, address: &ProxyAddress) -> Result<(), NetError> {
         self.0.add_address(index, address).await
     }
-    async fn adopt_address(&self, index: u32, address: &ProxyAddress) -> Result<bool, NetError> {
+    async fn adopt_address(
+        &self,
+        index: u32,
+        address: &ProxyAddress,
+    ) -> Result<Adoption, NetError> {
         self.0.adopt_address(index, address).await
     }
     async fn marked_addresses(&self) -> Result<Vec<MarkedAddress>, NetError> {
         self.0.marked_addresses().await
+    }
+    async fn delete_bridge(&self, index: u32, address: &ProxyAddress) -> Result<(), NetError> {
+        self.0.delete_bridge(index, address).await
     }
     async fn delete_address(&self, _: u32, _: &ProxyAddress) -> Result<(), NetError> {
         futures::future::pending().await
@@ -157,10 +166,12 @@ fn an_uninstall_job_removes_the_dummy_an_earlier_process_created() {
     let mut reconciler: NodeReconciler<_, NoRules> =
         NodeReconciler::new(AddressReconciler::new(net.clone(), desired), None);
     let exit = block_on(live(
-        &mut reconciler,
-        &still_clock(),
-        &(),
-        Schedule::new(Duration::from_secs(60)),
+        Sidecar {
+            reconciler: &mut reconciler,
+            clock: &still_clock(),
+            observer: &(),
+            schedule: Schedule::new(Duration::from_secs(60)),
+        },
         ONE_SHOT_CLEANUP,
         NO_TAINT,
         futures::stream::pending(),
@@ -205,10 +216,12 @@ fn a_later_stop() -> impl futures::Stream<Item = ()> {
 
 fn live_tainted<A: Network>(net: A, mode: Mode, taints: MockNodeTaints) -> Exit {
     block_on(live(
-        &mut reconciler(net),
-        &still_clock(),
-        &(),
-        Schedule::new(Duration::from_secs(60)),
+        Sidecar {
+            reconciler: &mut reconciler(net),
+            clock: &still_clock(),
+            observer: &(),
+            schedule: Schedule::new(Duration::from_secs(60)),
+        },
         mode,
         startup(taints),
         futures::stream::pending(),

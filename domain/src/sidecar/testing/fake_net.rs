@@ -7,15 +7,40 @@ use async_trait::async_trait;
 
 use crate::ports::{Addresses, Links};
 use crate::sidecar::desired::{InterfaceName, ProxyAddress};
-use crate::sidecar::model::{Holder, Link, MarkedAddress, MarkedLink, NetError};
+use crate::sidecar::model::{Adoption, Holder, Link, MarkedAddress, MarkedLink, NetError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FakeLink {
     pub link: Link,
     /// Whether its alias is ours.
     pub marked: bool,
-    /// Each address, and whether it carries our address protocol.
-    pub addresses: Vec<(ProxyAddress, bool)>,
+    pub addresses: Vec<FakeAddress>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FakeAddress {
+    pub address: ProxyAddress,
+    /// Carries our address protocol.
+    pub marked: bool,
+    pub global: bool,
+    /// At the next shorter prefix: an adoption's bridge.
+    pub bridge: bool,
+}
+
+impl FakeAddress {
+    fn of(address: ProxyAddress, marked: bool) -> Self {
+        Self {
+            address,
+            marked,
+            global: true,
+            bridge: false,
+        }
+    }
+
+    /// The copy at the address's own prefix.
+    fn is(&self, address: &ProxyAddress) -> bool {
+        self.address == *address && !self.bridge
+    }
 }
 
 #[derive(Debug, Default)]
@@ -69,7 +94,7 @@ impl FakeNet {
 
     pub fn addresses_of(&self, name: &str) -> Vec<ProxyAddress> {
         self.find(name)
-            .map(|l| l.addresses.iter().map(|(a, _)| *a).collect())
+            .map(|l| l.addresses.iter().map(|a| a.address).collect())
             .unwrap_or_default()
     }
 
@@ -83,23 +108,55 @@ impl FakeNet {
         self.put(index, address, true);
     }
 
+    /// Puts an address with host scope and without our mark, as the Go original's older
+    /// versions did.
+    pub fn put_host_scope_address(&self, index: u32, address: ProxyAddress) {
+        self.put_as(
+            index,
+            FakeAddress {
+                global: false,
+                ..FakeAddress::of(address, false)
+            },
+        );
+    }
+
+    /// Puts the bridge of an adoption a process did not finish: marked, at the next shorter
+    /// prefix.
+    pub fn put_marked_bridge(&self, index: u32, address: ProxyAddress) {
+        self.put_as(
+            index,
+            FakeAddress {
+                bridge: true,
+                ..FakeAddress::of(address, true)
+            },
+        );
+    }
+
     fn put(&self, index: u32, address: ProxyAddress, marked: bool) {
+        self.put_as(index, FakeAddress::of(address, marked));
+    }
+
+    fn put_as(&self, index: u32, address: FakeAddress) {
         let mut state = self.0.lock().unwrap();
-        let link = state.links.get_mut(&index).unwrap();
-        link.addresses.push((address, marked));
+        state.links.get_mut(&index).unwrap().addresses.push(address);
+    }
+
+    /// The copy of `address` (at its own prefix) on the link named `name`.
+    pub fn copy_of(&self, name: &str, address: ProxyAddress) -> Option<FakeAddress> {
+        self.find(name)
+            .and_then(|l| l.addresses.into_iter().find(|a| a.is(&address)))
     }
 
     /// Whether the copy of `address` on the link named `name` carries our mark.
     pub fn is_marked(&self, name: &str, address: ProxyAddress) -> bool {
-        self.find(name)
-            .is_some_and(|l| l.addresses.contains(&(address, true)))
+        self.copy_of(name, address).is_some_and(|a| a.marked)
     }
 
     pub fn remove_address(&self, name: &str, address: ProxyAddress) {
         let mut state = self.0.lock().unwrap();
         for link in state.links.values_mut() {
             if link.link.name == name {
-                link.addresses.retain(|(a, _)| *a != address);
+                link.addresses.retain(|a| a.address != address);
             }
         }
     }
@@ -173,10 +230,11 @@ impl Addresses for FakeNet {
             .links
             .iter()
             .filter_map(|(index, l)| {
-                let (_, marked) = l.addresses.iter().find(|(a, _)| a == address)?;
+                let copy = l.addresses.iter().find(|a| a.is(address))?;
                 Some(Holder {
                     index: *index,
-                    as_ours: *marked,
+                    as_ours: copy.marked && copy.global,
+                    global: copy.global,
                 })
             })
             .collect())
@@ -192,23 +250,31 @@ impl Addresses for FakeNet {
                 operation: "add address".into(),
                 message: "no such device".into(),
             })?;
-        if !link.addresses.iter().any(|(a, _)| a == address) {
-            link.addresses.push((*address, marked));
+        if !link.addresses.iter().any(|a| a.is(address)) {
+            link.addresses.push(FakeAddress::of(*address, marked));
         }
         Ok(())
     }
 
-    async fn adopt_address(&self, index: u32, address: &ProxyAddress) -> Result<bool, NetError> {
+    async fn adopt_address(
+        &self,
+        index: u32,
+        address: &ProxyAddress,
+    ) -> Result<Adoption, NetError> {
         let mut state = self.check()?;
         let marked = !state.drops_address_protocol;
         let copy = state
             .links
             .get_mut(&index)
-            .and_then(|l| l.addresses.iter_mut().find(|(a, _)| a == address));
+            .and_then(|l| l.addresses.iter_mut().find(|a| a.is(address)));
         match copy {
             Some(copy) => {
-                copy.1 = marked;
-                Ok(marked)
+                *copy = FakeAddress::of(*address, marked);
+                Ok(if marked {
+                    Adoption::Marked
+                } else {
+                    Adoption::Unmarked
+                })
             }
             None => Err(NetError::Failed {
                 operation: "adopt address".into(),
@@ -225,11 +291,12 @@ impl Addresses for FakeNet {
             .flat_map(|l| {
                 l.addresses
                     .iter()
-                    .filter(|(_, marked)| *marked)
-                    .map(|(address, _)| MarkedAddress {
+                    .filter(|a| a.marked)
+                    .map(|a| MarkedAddress {
                         index: l.link.index,
                         interface: l.link.name.clone(),
-                        address: *address,
+                        address: a.address,
+                        bridge: a.bridge,
                     })
             })
             .collect())
@@ -238,7 +305,16 @@ impl Addresses for FakeNet {
     async fn delete_address(&self, index: u32, address: &ProxyAddress) -> Result<(), NetError> {
         let mut state = self.check()?;
         if let Some(link) = state.links.get_mut(&index) {
-            link.addresses.retain(|(a, _)| a != address);
+            link.addresses.retain(|a| !a.is(address));
+        }
+        Ok(())
+    }
+
+    async fn delete_bridge(&self, index: u32, address: &ProxyAddress) -> Result<(), NetError> {
+        let mut state = self.check()?;
+        if let Some(link) = state.links.get_mut(&index) {
+            link.addresses
+                .retain(|a| !(a.bridge && a.address == *address));
         }
         Ok(())
     }

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 
 use crate::ports::{Addresses, Links};
 use crate::sidecar::desired::{InterfaceName, ProxyAddress};
-use crate::sidecar::model::{Holder, Link, MarkedAddress, MarkedLink, NetError};
+use crate::sidecar::model::{Adoption, Holder, Link, MarkedAddress, MarkedLink, NetError};
 
 /// Addresses from `addresses`, links from `links`.
 #[derive(Debug, Clone, Default)]
@@ -22,11 +22,18 @@ impl<A: Addresses, L: Send + Sync> Addresses for Split<A, L> {
     async fn add_address(&self, index: u32, address: &ProxyAddress) -> Result<(), NetError> {
         self.addresses.add_address(index, address).await
     }
-    async fn adopt_address(&self, index: u32, address: &ProxyAddress) -> Result<bool, NetError> {
+    async fn adopt_address(
+        &self,
+        index: u32,
+        address: &ProxyAddress,
+    ) -> Result<Adoption, NetError> {
         self.addresses.adopt_address(index, address).await
     }
     async fn marked_addresses(&self) -> Result<Vec<MarkedAddress>, NetError> {
         self.addresses.marked_addresses().await
+    }
+    async fn delete_bridge(&self, index: u32, address: &ProxyAddress) -> Result<(), NetError> {
+        self.addresses.delete_bridge(index, address).await
     }
     async fn delete_address(&self, index: u32, address: &ProxyAddress) -> Result<(), NetError> {
         self.addresses.delete_address(index, address).await

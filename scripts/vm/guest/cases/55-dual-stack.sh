@@ -7,8 +7,8 @@ for backend in nft legacy; do
   start_sidecar $DUAL
   wait_for "$ADDR on $LINK ($backend)" has_global $ADDR $LINK
   wait_for "$V6 on $LINK ($backend)" has_global $V6 $LINK
-  check "$ADDR carries our protocol mark" address_is_ours $ADDR
-  check "$V6 carries our protocol mark" address_is_ours $V6
+  check "$ADDR marked as the kernel keeps marks" address_is_marked_as_kernel_keeps $ADDR
+  check "$V6 marked as the kernel keeps marks" address_is_marked_as_kernel_keeps $V6
   wait_for "five IPv4 rules in $backend" rules_are iptables-$backend-save 5
   wait_for "five IPv6 rules in $backend" rules_are ip6tables-$backend-save 5
   ip addr del $V6/128 dev $LINK

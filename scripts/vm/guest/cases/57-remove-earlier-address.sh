@@ -13,7 +13,7 @@ check "--remove-address naming an --ip-address exits 2" \
 start_sidecar --ip-address=$NEW --interface=lo --remove-address=$ADDR --sync-interval=1s
 wait_for "$ADDR is gone from lo and v0" no_address $ADDR
 check "$NEW on lo with global scope" has_global $NEW lo
-check "$NEW carries our mark" address_is_ours $NEW
+check "$NEW marked as the kernel keeps marks" address_is_marked_as_kernel_keeps $NEW
 ip addr add $ADDR/32 dev lo scope global
 wait_for "$ADDR, put back, is gone again at the next sync" no_address $ADDR
 check "SIGTERM exits 0" stop_sidecar
