@@ -43,7 +43,7 @@ COMPONENTS = ["kube-apiserver", "kube-controller-manager", "kube-scheduler", "ku
               "kube-proxy"]
 TOOLS = ["etcd", "containerd", "containerd-shim-runc-v2", "runc", "ctr", "nsenter", "unshare",
          "ip", "openssl", "docker", "kubectl", "gcc", "conntrack", "iptables", "apt-get",
-         "dpkg"]
+         "dpkg", "strip"]
 CANNOT_RUN = 2
 # Addresses: the veth between the nodes, each node's Pod subnet, the Service range (apart from the
 # proxy address 10.96.0.2 that deploy/ uses, so no Service ever takes it).
@@ -178,7 +178,7 @@ def datapath_image(work, client):
     # Only a systemd unit lives there; copied, a /lib directory would replace the base's
     # merged-/usr symlink.
     shutil.rmtree(rootfs / "lib", ignore_errors=True)
-    shutil.copyfile(client, context / "datapath-client")
+    run("strip", "-o", context / "datapath-client", client)
     for name in ("Dockerfile", "haproxy-drain"):
         shutil.copyfile(ROOT / "testdata" / "cluster" / "datapath" / name, context / name)
     (context / "datapath-client").chmod(0o755)

@@ -1586,7 +1586,7 @@ impl PathWindow {
 }
 
 /// d. The conntrack-bypass rules (docs/examples/iptables, in place on both nodes) under
-/// kube-proxy's iptables mode, for 5 s: the clients' connections through the Service's cluster
+/// kube-proxy's iptables mode, for 3 s: the clients' connections through the Service's cluster
 /// IP are DNATed to the address by conntrack, and the rule `-t raw -A OUTPUT -s ADDRESS/32
 /// --sport PORT -j NOTRACK` takes the proxy's answers out of conntrack, so their source is never
 /// rewritten back to the cluster IP: the client's socket does not know them, and no connection
@@ -1594,7 +1594,7 @@ impl PathWindow {
 /// request in the window failed.
 fn data_path_with_the_rules(cluster: &Cluster) -> Result<(), Failed> {
     let window = PathWindow::open(cluster)?;
-    pause_ms(5000);
+    pause_ms(3000);
     let counts = window.close(
         cluster,
         "d. conntrack-bypass rules, kube-proxy iptables mode",
@@ -1631,13 +1631,13 @@ fn no_failed_request(case: &str, counts: &[PathCounts]) -> Result<(), Failed> {
 }
 
 /// a. Steady state: both nodes' clients, through the Service, kube-proxy, the address and the
-/// node's proxy, for 5 s: no request fails.
+/// node's proxy, for 3 s: no request fails.
 fn data_path_steady_state(cluster: &Cluster) -> Result<(), Failed> {
     cluster.deployed()?;
     daemonset_ready(cluster)?;
     let window = PathWindow::open(cluster)?;
     // The window's length: the case's own pacing, not a wait for an event.
-    pause_ms(5000);
+    pause_ms(3000);
     let counts = window.close(cluster, "a. steady state")?;
     no_failed_request("a. steady state", &counts)
 }
