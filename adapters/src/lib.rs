@@ -12,6 +12,7 @@
 //!   the metrics ports alike.
 //! - [`apiserver`]: the `NodeTaints` port over the Kubernetes API server (kube-rs), for
 //!   `--startup-taint`: the client, built on first use, and its errors translated.
+//! - [`proxy_probe`]: the `ProxyProbe` port: a TCP connection to the proxy with a timeout.
 //! - [`accept`]: the accept loop every server shares: a pause, and a log line when a condition
 //!   starts and when it ends, while accepts fail (out of descriptors, out of memory), never a
 //!   spin.
@@ -37,6 +38,7 @@ pub mod iptables;
 pub mod logging;
 pub mod metrics;
 pub mod netlink;
+pub mod proxy_probe;
 pub mod rfc3339;
 pub mod rlimit;
 pub mod signals;

@@ -1,6 +1,7 @@
 //! Every port of the domain, side by side: what the domain needs from the outside world, and the
 //! contract each implementation must keep.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -9,6 +10,7 @@ use crate::sidecar::desired::{InterfaceName, ProxyAddress};
 use crate::sidecar::model::{
     Holder, IpFamily, Link, MarkedAddress, MarkedLink, NetError, Rule, RuleCommandError,
 };
+use crate::sidecar::proxy::error::ProbeError;
 use crate::sidecar::report::SyncReport;
 use crate::sidecar::taint::{Taint, TaintError};
 
@@ -107,6 +109,16 @@ pub trait NodeTaints: Send + Sync {
     /// exact entry at its index, then its `remove`. MUST change nothing else, and nothing at all
     /// when a `test` fails: it then returns [`TaintError::Changed`].
     async fn remove(&self, entries: &[(usize, Taint)]) -> Result<(), TaintError>;
+}
+
+/// A connection to the proxy, from the node.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait ProxyProbe: Send + Sync {
+    /// Opens a TCP connection to `target` and closes it at once, sending nothing. MUST return
+    /// within a short timeout of its own (a few seconds) with [`ProbeError::TimedOut`], so that
+    /// no caller hangs on a dropped SYN; [`ProbeError::Refused`] when nothing listens.
+    async fn connect(&self, target: SocketAddr) -> Result<(), ProbeError>;
 }
 
 /// Told about every sync, for metrics and health. Implementations must be cheap: they run on the

@@ -2,11 +2,14 @@
 //! HTTP on loopback in the test's network namespace. It answers the two requests the sidecar
 //! makes (GET and JSON PATCH of `/api/v1/nodes/NAME`), applies each patch as the API server
 //! would (RFC 6902, a failed `test` answered 422), and records what it was sent. Blocking std
-//! I/O on a thread of its own, so the test thread may block on the sidecar meanwhile.
+//! I/O on a thread of its own, so the test thread may block on the sidecar meanwhile. Beside it,
+//! [`StandInProxy`] listens where the proxy would, since the sidecar removes the taint only once
+//! the proxy answers.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -49,6 +52,37 @@ pub struct FakeApiServer {
 
 /// The proxy address the tests give the sidecar.
 pub const PROXY_ADDRESS: &str = "10.96.0.2";
+
+/// The port the sidecar probes (`--port`'s default).
+pub const PROXY_PORT: u16 = 443;
+
+/// Stands in for the proxy (Envoy) in the test's network namespace: accepts connections on
+/// [`PROXY_PORT`] of every address, so also on [`PROXY_ADDRESS`] once the sidecar has put it on
+/// `lo`, and closes them. It serves until the test process ends.
+#[derive(Debug, Clone)]
+pub struct StandInProxy {
+    accepted: Arc<AtomicUsize>,
+}
+
+impl StandInProxy {
+    pub fn start() -> Self {
+        let listener = TcpListener::bind(("0.0.0.0", PROXY_PORT)).expect("the proxy's port");
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counted = accepted.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                drop(stream);
+                counted.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        Self { accepted }
+    }
+
+    /// Connections accepted so far: the sidecar's probes.
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+}
 
 impl FakeApiServer {
     /// Serves `node` (a Node object) at once.

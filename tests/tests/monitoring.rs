@@ -11,6 +11,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::mpsc;
 
+use blackbox_tests::apiserver::StandInProxy;
 use blackbox_tests::netns::in_netns;
 use blackbox_tests::sidecar::start;
 use blackbox_tests::{http_get, metric, wait_until};
@@ -87,6 +88,36 @@ fn sidecar_exposition() -> Option<String> {
         sender.send(text).expect("the test waits for it");
     });
     receiver.try_recv().ok()
+}
+
+/// The condition of `ApiserverProxyNotAnswering`, on a real sidecar: the address in place and
+/// nothing answering on it; then a stand-in proxy starts and reachability follows.
+#[test]
+fn the_not_answering_alerts_condition_holds_until_a_proxy_listens() {
+    in_netns("monitoring_proxy_reachable", || async {
+        let _sidecar = start(&[
+            "--ip-address=10.96.0.2",
+            &format!("--metrics-bind-address=127.0.0.1:{SIDECAR_METRICS_PORT}"),
+        ]);
+        let scrape = |series: &str| {
+            http_get(SIDECAR_METRICS_PORT, "/metrics")
+                .ok()
+                .and_then(|(_, text)| metric(&text, series))
+        };
+        let reachable =
+            "apiserver_proxy_sidecar_proxy_reachable{address=\"10.96.0.2\",port=\"443\"}";
+        let present = "apiserver_proxy_sidecar_address_present{address=\"10.96.0.2\"}";
+        let refused = "apiserver_proxy_sidecar_proxy_probes_total{result=\"refused\"}";
+        wait_until("a probe was refused with the address in place", || {
+            scrape(present) == Some(1.0)
+                && scrape(refused).is_some_and(|n| n >= 1.0)
+                && scrape(reachable) == Some(0.0)
+        });
+        StandInProxy::start();
+        wait_until("the proxy is reachable", || scrape(reachable) == Some(1.0));
+        let answered = "apiserver_proxy_sidecar_proxy_probes_total{result=\"answered\"}";
+        assert!(scrape(answered).is_some_and(|n| n >= 1.0));
+    });
 }
 
 #[test]

@@ -1,10 +1,11 @@
 //! Black-box tier of `--startup-taint`: the built sidecar in a network namespace of its own,
-//! `--kubeconfig` pointing at a fake API server on loopback there (`blackbox_tests::apiserver`).
-//! No cluster: the cluster tier runs the same feature against a real API server.
+//! `--kubeconfig` pointing at a fake API server on loopback there (`blackbox_tests::apiserver`),
+//! and, unless a test is about its absence, a stand-in proxy listening on 10.96.0.2:443. No
+//! cluster: the cluster tier runs the same feature against a real API server.
 
 use std::time::Duration;
 
-use blackbox_tests::apiserver::{node, Answer, FakeApiServer, PROXY_ADDRESS};
+use blackbox_tests::apiserver::{node, Answer, FakeApiServer, StandInProxy, PROXY_ADDRESS};
 use blackbox_tests::netns::in_netns;
 use blackbox_tests::sidecar::{finish, log_so_far, on_lo, start, stderr, terminate};
 use blackbox_tests::{wait_until, wait_until_within};
@@ -55,6 +56,7 @@ fn lines_with<'a>(log: &'a str, text: &str) -> Vec<&'a str> {
 fn the_daemon_removes_only_its_taint_with_a_guarded_patch_once_the_address_is_in_place() {
     in_netns("taint_daemon_removes", || async {
         let api = FakeApiServer::start(node("node-2", taints()), Answer::Allow);
+        let proxy = StandInProxy::start();
         let flag = kubeconfig_flag(&api, "daemon");
         let sidecar = start(&args(&flag, &[]));
         wait_until("the sidecar says the taint is removed", || {
@@ -65,6 +67,7 @@ fn the_daemon_removes_only_its_taint_with_a_guarded_patch_once_the_address_is_in
             requests.iter().all(|request| request.address_in_place),
             "the Node was read or patched before the address was on lo"
         );
+        assert!(proxy.accepted() >= 1, "the proxy was probed");
         let patch = &api.patches()[0];
         assert_eq!(
             patch.content_type.as_deref(),
@@ -95,6 +98,7 @@ fn the_daemon_removes_only_its_taint_with_a_guarded_patch_once_the_address_is_in
 fn the_one_shot_removes_it_and_exits_zero() {
     in_netns("taint_one_shot", || async {
         let api = FakeApiServer::start(node("node-2", taints()), Answer::Allow);
+        StandInProxy::start();
         let flag = kubeconfig_flag(&api, "one-shot");
         let output = finish(start(&args(&flag, &["--daemon=false"])));
         assert!(output.status.success(), "{}", stderr(&output));
@@ -104,7 +108,7 @@ fn the_one_shot_removes_it_and_exits_zero() {
 }
 
 #[test]
-fn a_one_shot_that_cannot_reach_the_api_server_still_exits_zero_and_leaves_it_to_the_daemon() {
+fn a_one_shot_that_cannot_reach_the_api_server_exits_zero_and_promises_no_retry() {
     in_netns("taint_one_shot_unreachable", || async {
         // Taken then closed: nothing listens there.
         let api = FakeApiServer::start_after(
@@ -112,6 +116,7 @@ fn a_one_shot_that_cannot_reach_the_api_server_still_exits_zero_and_leaves_it_to
             Answer::Allow,
             Duration::from_secs(3600),
         );
+        StandInProxy::start();
         let flag = kubeconfig_flag(&api, "one-shot-unreachable");
         let output = finish(start(&args(&flag, &["--daemon=false"])));
         let log = stderr(&output);
@@ -119,7 +124,7 @@ fn a_one_shot_that_cannot_reach_the_api_server_still_exits_zero_and_leaves_it_to
         let failed = lines_with(&log, "cannot remove the startup taint");
         assert_eq!(failed.len(), 1, "{log}");
         assert!(failed[0].contains("cannot reach the API server"), "{log}");
-        assert!(failed[0].contains("the daemon retries"), "{log}");
+        assert!(failed[0].contains("a one-shot does not retry"), "{log}");
         assert!(on_lo(PROXY_ADDRESS));
     });
 }
@@ -128,6 +133,7 @@ fn a_one_shot_that_cannot_reach_the_api_server_still_exits_zero_and_leaves_it_to
 fn missing_rbac_is_logged_once_naming_the_verb_and_resource_and_the_address_stays() {
     in_netns("taint_forbidden", || async {
         let api = FakeApiServer::start(node("node-2", taints()), Answer::ForbidPatch);
+        StandInProxy::start();
         let flag = kubeconfig_flag(&api, "forbidden");
         let sidecar = start(&args(&flag, &[]));
         // Two refusals: the retry came, and did not log again.
@@ -153,6 +159,7 @@ fn an_api_server_down_for_10_s_is_retried_quietly_and_the_taint_removed_once_it_
             Answer::Allow,
             Duration::from_secs(10),
         );
+        StandInProxy::start();
         let flag = kubeconfig_flag(&api, "outage");
         let sidecar = start(&args(&flag, &[]));
         // Retries back off to 1, 2, 4, 8 s: the one after the outage comes by about 15 s.
@@ -179,5 +186,98 @@ fn an_api_server_down_for_10_s_is_retried_quietly_and_the_taint_removed_once_it_
             1,
             "{log}"
         );
+    });
+}
+
+#[test]
+fn the_daemon_keeps_the_taint_while_nothing_listens_and_removes_it_once_the_proxy_answers() {
+    in_netns("taint_waits_for_proxy", || async {
+        let api = FakeApiServer::start(node("node-2", taints()), Answer::Allow);
+        let flag = kubeconfig_flag(&api, "waits-for-proxy");
+        let sidecar = start(&args(&flag, &[]));
+        wait_until("the sidecar says it waits for the proxy", || {
+            log_so_far(&sidecar).contains("the proxy does not answer on 10.96.0.2:443")
+        });
+        // The Node is read only after a probe that was answered, and nothing listens yet.
+        assert!(on_lo(PROXY_ADDRESS));
+        assert_eq!(api.requests().len(), 0, "{:?}", api.requests());
+        assert_eq!(api.taints(), taints());
+        let proxy = StandInProxy::start();
+        wait_until("the sidecar says the taint is removed", || {
+            log_so_far(&sidecar).contains("removed the startup taint")
+        });
+        assert!(
+            proxy.accepted() >= 1,
+            "the taint went after a probe was answered"
+        );
+        assert_eq!(api.taints(), others());
+        let log = stderr(&terminate(sidecar));
+        assert_eq!(
+            lines_with(&log, "the proxy does not answer").len(),
+            1,
+            "one line when the wait starts:\n{log}"
+        );
+        assert_eq!(
+            lines_with(&log, "the proxy answers on 10.96.0.2:443").len(),
+            1,
+            "one line when it ends:\n{log}"
+        );
+    });
+}
+
+#[test]
+fn without_waiting_for_the_proxy_the_daemon_removes_it_once_the_address_is_in_place() {
+    in_netns("taint_no_wait_for_proxy", || async {
+        let api = FakeApiServer::start(node("node-2", taints()), Answer::Allow);
+        let flag = kubeconfig_flag(&api, "no-wait-for-proxy");
+        let sidecar = start(&args(&flag, &["--wait-for-proxy=false"]));
+        wait_until("the sidecar says the taint is removed", || {
+            log_so_far(&sidecar).contains("removed the startup taint")
+        });
+        assert_eq!(api.taints(), others());
+        let log = stderr(&terminate(sidecar));
+        assert!(!log.contains("the proxy does not answer"), "{log}");
+    });
+}
+
+#[test]
+fn a_one_shot_never_waits_for_the_proxy_and_leaves_the_taint_in_one_line() {
+    in_netns("taint_one_shot_no_proxy", || async {
+        let api = FakeApiServer::start(node("node-2", taints()), Answer::Allow);
+        let flag = kubeconfig_flag(&api, "one-shot-no-proxy");
+        let output = finish(start(&args(&flag, &["--daemon=false"])));
+        let log = stderr(&output);
+        assert!(output.status.success(), "{log}");
+        let left = lines_with(&log, "never waits for the proxy");
+        assert_eq!(left.len(), 1, "{log}");
+        assert!(
+            left[0].contains("the proxy does not answer on 10.96.0.2:443"),
+            "{log}"
+        );
+        assert_eq!(api.requests().len(), 0, "{:?}", api.requests());
+        assert_eq!(api.taints(), taints());
+        assert!(on_lo(PROXY_ADDRESS));
+    });
+}
+
+#[test]
+fn a_one_shot_whose_kubeconfig_cannot_be_read_exits_1_and_promises_no_retry() {
+    in_netns("taint_one_shot_no_kubeconfig", || async {
+        StandInProxy::start();
+        let output = finish(start(&args(
+            "--kubeconfig=/nonexistent/kubeconfig",
+            &["--daemon=false"],
+        )));
+        let log = stderr(&output);
+        assert_eq!(output.status.code(), Some(1), "{log}");
+        let failed = lines_with(&log, "cannot remove the startup taint");
+        assert_eq!(failed.len(), 1, "{log}");
+        assert!(
+            failed[0].contains("no credentials for the API server"),
+            "{log}"
+        );
+        assert!(failed[0].contains("a one-shot does not retry"), "{log}");
+        assert!(!log.contains("the daemon retries"), "{log}");
+        assert!(on_lo(PROXY_ADDRESS), "the address stays");
     });
 }

@@ -90,6 +90,31 @@ impl Backend {
     }
 }
 
+/// Logs a warning when kube-proxy runs in iptables mode (as far as its chains show at this
+/// moment) in one of `families`: its DNAT from a Service's cluster IP to the address is undone
+/// on the reply only through conntrack, which the rules' `-s ADDRESS --sport PORT -j NOTRACK`
+/// skips, so Pods that connect through the cluster IP get no answer (docs/iptables.md). Runs
+/// one `-save` per family, once, at start.
+pub async fn warn_if_kube_proxy_iptables_mode(
+    tools: &Tools,
+    backend: Backend,
+    families: &[IpFamily],
+) {
+    for &family in families {
+        // Every table rather than `-t nat`: asking legacy for a table creates it in the kernel.
+        let Ok(save) = tools.run(backend.save(family), &[]).await else {
+            continue;
+        };
+        if save::has_kube_proxy_iptables_mode(&save) {
+            tracing::warn!(
+                "kube-proxy runs in iptables mode here (KUBE-SERVICES and KUBE-SVC- chains in the nat table of {}): with --setup-iptables, Pods that reach the proxy through a Service's cluster IP get no answer, since the NOTRACK rule for the proxy's replies skips the conntrack entry that would undo kube-proxy's DNAT; drop --setup-iptables on this node (docs/iptables.md)",
+                backend.save(family)
+            );
+            return;
+        }
+    }
+}
+
 /// Both families' `-save` output of `backend`, or what there is of it.
 async fn dump(tools: &Tools, backend: Backend, args: &[&str]) -> String {
     let mut all = String::new();

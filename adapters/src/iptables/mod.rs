@@ -18,7 +18,7 @@ mod events;
 mod rules;
 mod save;
 
-pub use backend::Backend;
+pub use backend::{warn_if_kube_proxy_iptables_mode, Backend};
 pub use command::Tools;
 pub use events::{rule_events, LEGACY_POLL};
 pub use rules::IptablesRules;

@@ -70,6 +70,23 @@ pub fn has_kubelet_hint(save: &str) -> bool {
     })
 }
 
+/// Whether `save` shows kube-proxy in iptables mode: its `KUBE-SERVICES` chain in the nat table
+/// beside at least one `KUBE-SVC-…` chain (the per-Service chains that lead to its DNAT rules).
+/// IPVS mode makes `KUBE-SERVICES` in nat too, but no `KUBE-SVC-` chain.
+pub fn has_kube_proxy_iptables_mode(save: &str) -> bool {
+    let mut in_nat = false;
+    let (mut services, mut per_service) = (false, false);
+    for line in save.lines() {
+        if let Some(table) = line.strip_prefix('*') {
+            in_nat = table == "nat";
+        } else if in_nat {
+            services |= line.starts_with(":KUBE-SERVICES ");
+            per_service |= line.starts_with(":KUBE-SVC-");
+        }
+    }
+    services && per_service
+}
+
 /// How many rules `save` holds, in all tables.
 pub fn count_rules(save: &str) -> usize {
     save.lines().filter(|line| line.starts_with("-A ")).count()
@@ -109,6 +126,27 @@ COMMIT
             chain: chain.to_owned(),
             args: args.split(' ').map(str::to_owned).collect(),
         }
+    }
+
+    #[rstest]
+    #[case::iptables_mode(
+        "*nat\n:KUBE-SERVICES - [0:0]\n:KUBE-SVC-NPX46M4PTMTKRN6Y - [0:0]\nCOMMIT\n",
+        true
+    )]
+    #[case::ipvs_mode(
+        "*nat\n:KUBE-SERVICES - [0:0]\n:KUBE-MARK-MASQ - [0:0]\nCOMMIT\n",
+        false
+    )]
+    #[case::filter_only(
+        "*filter\n:KUBE-SERVICES - [0:0]\n:KUBE-SVC-X - [0:0]\nCOMMIT\n",
+        false
+    )]
+    #[case::no_kube_proxy(SAVE, false)]
+    fn kube_proxys_iptables_mode_is_its_per_service_chains_in_nat(
+        #[case] save: &str,
+        #[case] expected: bool,
+    ) {
+        assert_eq!(has_kube_proxy_iptables_mode(save), expected);
     }
 
     #[test]

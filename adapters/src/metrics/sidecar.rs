@@ -1,11 +1,13 @@
-//! The sidecar's metrics and health, fed by every sync report.
+//! The sidecar's metrics and health, fed by every sync report and every probe of the proxy.
 
+use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use domain::ports::{Clock as _, SyncObserver};
 use domain::sidecar::health::Health;
+use domain::sidecar::proxy::{ProbeError, ProbeObserver};
 use domain::sidecar::repair::RepairKind;
 use domain::sidecar::report::{SyncError, SyncReport, Trigger};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -30,6 +32,18 @@ struct AddressLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TargetLabels {
+    /// As in `address_present`, so that the two join on it.
+    address: String,
+    port: u16,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabels {
     kind: &'static str,
 }
@@ -46,6 +60,8 @@ pub struct SidecarMetrics {
     address_present: Family<AddressLabels, Gauge>,
     stale_removed: Family<KindLabels, Counter>,
     yields: Family<KindLabels, Counter>,
+    proxy_reachable: Family<TargetLabels, Gauge>,
+    proxy_probes: Family<ResultLabels, Counter>,
     clock: TokioClock,
     health: Mutex<Health>,
 }
@@ -65,6 +81,8 @@ impl SidecarMetrics {
         let address_present = Family::<AddressLabels, Gauge>::default();
         let stale_removed = Family::<KindLabels, Counter>::default();
         let yields = Family::<KindLabels, Counter>::default();
+        let proxy_reachable = Family::<TargetLabels, Gauge>::default();
+        let proxy_probes = Family::<ResultLabels, Counter>::default();
         registry.register(
             "syncs",
             "Syncs by trigger (start, interval, event, retry) and result (success, failure)",
@@ -101,7 +119,20 @@ impl SidecarMetrics {
             "Stale entries that came back after removal (another instance owns them) and were left alone, by kind",
             yields.clone(),
         );
+        registry.register(
+            "proxy_reachable",
+            "1 when the last TCP connection from the node to the proxy on address:port succeeded, 0 when it did not",
+            proxy_reachable.clone(),
+        );
+        registry.register(
+            "proxy_probes",
+            "TCP connections from the node to the proxy, by result (answered, refused, timeout, error)",
+            proxy_probes.clone(),
+        );
         // Pre-set to 0 so that rate() and alerts work before the first failure.
+        for result in std::iter::once(ANSWERED).chain(ProbeError::KINDS) {
+            drop(proxy_probes.get_or_create(&ResultLabels { result }));
+        }
         for kind in RepairKind::ALL {
             let labels = KindLabels {
                 kind: kind.as_str(),
@@ -131,6 +162,8 @@ impl SidecarMetrics {
             address_present,
             stale_removed,
             yields,
+            proxy_reachable,
+            proxy_probes,
             health: Mutex::new(Health::new(interval, clock.now())),
             clock,
         }
@@ -195,6 +228,27 @@ impl SyncObserver for SidecarMetrics {
                 .set(i64::from(*present));
         }
         self.health().record(report, self.clock.now());
+    }
+}
+
+/// The `result` of a probe the proxy answered.
+const ANSWERED: &str = "answered";
+
+impl ProbeObserver for SidecarMetrics {
+    fn probed(&self, target: SocketAddr, result: &Result<(), ProbeError>) {
+        let (reachable, label) = match result {
+            Ok(()) => (1, ANSWERED),
+            Err(error) => (0, error.kind()),
+        };
+        self.proxy_probes
+            .get_or_create(&ResultLabels { result: label })
+            .inc();
+        self.proxy_reachable
+            .get_or_create(&TargetLabels {
+                address: target.ip().to_string(),
+                port: target.port(),
+            })
+            .set(reachable);
     }
 }
 

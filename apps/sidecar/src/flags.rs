@@ -51,7 +51,7 @@ pub struct Flags {
     #[arg(long, value_name = "string", default_value = "443", value_parser = parse_port)]
     pub port: u16,
 
-    /// [optional] indicates whether iptables rules should be setup.
+    /// [optional] indicates whether iptables rules should be setup. WARNING: under kube-proxy's iptables mode (and likely its nftables mode), Pods that reach the proxy through a Service's cluster IP then get no answer: the NOTRACK rule for the proxy's replies skips the conntrack entry that would undo kube-proxy's DNAT. Safe where clients connect to --ip-address itself, or the cluster IP is translated without conntrack (IPVS, socket-level load balancing). A warning is logged at start when kube-proxy's iptables-mode chains are present. See docs/iptables.md.
     #[arg(long = "setup-iptables")]
     pub setup_iptables: bool,
 
@@ -62,6 +62,10 @@ pub struct Flags {
     /// [optional] key of a NoSchedule taint the node registers with (kubelet --register-with-taints=KEY:NoSchedule), such as apiserver-proxy.networking.gardener.cloud/not-ready; removed from this node once the address (and the iptables rules, when on) is in place, never put back. Needs --node-name and RBAC to get and patch nodes.
     #[arg(long = "startup-taint", value_name = "string", requires = "node_name")]
     pub startup_taint: Option<TaintKey>,
+
+    /// [optional] with --startup-taint: remove the taint only once the proxy answers, that is once a TCP connection from the node to --ip-address:--port (each address when dual-stack) succeeds, as well as once the address is in place; the daemon probes every 250ms to 2s until it does. false: once the address is in place. The one-shot (--daemon=false) never waits: it removes the taint only if the proxy answers at its one probe, else leaves it to the daemon.
+    #[arg(long = "wait-for-proxy", default_value = "true")]
+    pub wait_for_proxy: bool,
 
     /// [optional] name of this node's Node object, for --startup-taint.
     #[arg(long = "node-name", value_name = "string", env = "NODE_NAME")]
@@ -120,7 +124,8 @@ impl Flags {
                 None => "in-cluster".to_owned(),
             };
             summary.push_str(&format!(
-                " startup-taint={key} node-name={node} kubeconfig={kubeconfig}"
+                " startup-taint={key} node-name={node} kubeconfig={kubeconfig} wait-for-proxy={}",
+                self.wait_for_proxy
             ));
         }
         summary
@@ -267,6 +272,20 @@ mod tests {
         let flags = parse(&["--ip-address=10.96.0.2"]).expect("valid");
         assert_eq!(flags.startup_taint, None);
         assert_eq!(flags.kubeconfig, None);
+        assert!(
+            flags.wait_for_proxy,
+            "waits for the proxy unless told not to"
+        );
+    }
+
+    #[rstest]
+    #[case(&[], true)]
+    #[case(&["--wait-for-proxy"], true)]
+    #[case(&["--wait-for-proxy=false"], false)]
+    #[case(&["--wait-for-proxy=0"], false)]
+    fn wait_for_proxy_takes_go_boolean_forms(#[case] args: &[&str], #[case] waits: bool) {
+        let flags = parse(&[&["--ip-address=10.96.0.2"][..], args].concat()).expect("valid");
+        assert_eq!(flags.wait_for_proxy, waits);
     }
 
     #[test]
@@ -332,6 +351,20 @@ mod tests {
         let error = parse(&[&["--ip-address=10.96.0.2"][..], &["-V"]].concat())
             .expect_err("not a pflag flag");
         assert_eq!(error.kind(), ErrorKind::UnknownArgument);
+    }
+
+    #[test]
+    fn help_warns_about_setup_iptables_under_kube_proxys_iptables_mode() {
+        let help = parse(&["--help"]).expect_err("prints help").to_string();
+        let setup = help
+            .split("--setup-iptables")
+            .nth(1)
+            .expect("--setup-iptables in --help");
+        assert!(
+            setup.contains("WARNING: under kube-proxy's iptables mode"),
+            "{help}"
+        );
+        assert!(setup.contains("docs/iptables.md"), "{help}");
     }
 
     #[test]

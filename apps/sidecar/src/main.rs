@@ -8,20 +8,26 @@ use std::time::Duration;
 use adapters::apiserver::node_taints::ApiNodeTaints;
 use adapters::apiserver::Credentials;
 use adapters::clock::TokioClock;
-use adapters::iptables::{rule_events, Backend, IptablesRules, Tools};
+use adapters::iptables::{
+    rule_events, warn_if_kube_proxy_iptables_mode, Backend, IptablesRules, Tools,
+};
 use adapters::metrics::server;
 use adapters::metrics::sidecar::SidecarMetrics;
 use adapters::netlink::{events::network_events, Netlink};
+use adapters::proxy_probe::TcpProxyProbe;
 use anyhow::Context;
 use domain::sidecar::address::AddressReconciler;
 use domain::sidecar::desired::{DesiredAddress, ProxyAddress};
 use domain::sidecar::lifecycle::{live, Exit, Mode};
-use domain::sidecar::model::NetEvent;
+use domain::sidecar::model::{IpFamily, NetEvent};
+use domain::sidecar::proxy::{watch, Proxy};
 use domain::sidecar::reconciler::NodeReconciler;
 use domain::sidecar::rules::RuleReconciler;
 use domain::sidecar::run::Schedule;
 use domain::sidecar::startup_taint::StartupTaint;
+use futures::future::{Either, FutureExt};
 use futures::stream::{self, BoxStream, StreamExt};
+use std::pin::pin;
 
 use apiserver_proxy_sidecar::flags::Flags;
 
@@ -53,6 +59,10 @@ async fn serve(flags: Flags, earlier: Vec<ProxyAddress>) -> anyhow::Result<ExitC
         true => Some(Backend::detect(&Tools::default()).await),
         false => None,
     };
+    if let Some(backend) = backend {
+        let families: Vec<IpFamily> = flags.ip_address.iter().map(IpFamily::of).collect();
+        warn_if_kube_proxy_iptables_mode(&Tools::default(), backend, &families).await;
+    }
     let rules = backend.map(|backend| {
         tracing::info!(?backend, "keeping the conntrack-bypass rules");
         let manager = IptablesRules::new(backend, Tools::default());
@@ -64,6 +74,13 @@ async fn serve(flags: Flags, earlier: Vec<ProxyAddress>) -> anyhow::Result<ExitC
         Some(address) => Some(serve_metrics(address, flags.sync_interval).await?),
         None => None,
     };
+    // Every probe, the taint's and the watch's, goes into the metrics when they are on.
+    let proxy = Proxy::new(
+        Arc::new(TcpProxyProbe::default()),
+        &flags.ip_address,
+        flags.port,
+        Arc::new(metrics.clone()),
+    );
     let mode = Mode {
         daemon: flags.daemon,
         cleanup: flags.cleanup,
@@ -73,7 +90,11 @@ async fn serve(flags: Flags, earlier: Vec<ProxyAddress>) -> anyhow::Result<ExitC
         (Some(key), Some(node)) => {
             let credentials = Credentials::from_flag(flags.kubeconfig.clone());
             let taints = ApiNodeTaints::new(credentials, node.clone());
-            Some(StartupTaint::new(taints, key, node))
+            let taint = StartupTaint::new(taints, key, node);
+            Some(match flags.wait_for_proxy {
+                true => taint.waiting_for(proxy.clone()),
+                false => taint,
+            })
         }
         _ => None,
     };
@@ -85,17 +106,27 @@ async fn serve(flags: Flags, earlier: Vec<ProxyAddress>) -> anyhow::Result<ExitC
     } else {
         (stream::pending().boxed(), stream::pending().boxed())
     };
-    let exit = live(
+    let clock = TokioClock::default();
+    let living = live(
         &mut reconciler,
-        &TokioClock::default(),
+        &clock,
         &metrics,
         Schedule::new(flags.sync_interval),
         mode,
         taint,
         events,
         stops,
-    )
-    .await;
+    );
+    // The daemon with metrics keeps the proxy's reachability current. The watch never ends (its
+    // output has no value), so the process ends with `live`.
+    let watching = match (flags.daemon, &metrics) {
+        (true, Some(_)) => watch(&proxy, &clock, flags.sync_interval).left_future(),
+        _ => futures::future::pending().right_future(),
+    };
+    let exit = match futures::future::select(pin!(living), pin!(watching)).await {
+        Either::Left((exit, _)) => exit,
+        Either::Right((never, _)) => match never {},
+    };
     Ok(match exit {
         Exit::Success => ExitCode::SUCCESS,
         Exit::Failure => ExitCode::FAILURE,

@@ -12,7 +12,7 @@ use crate::sidecar::model::NetEvent;
 use crate::sidecar::reconciler::NodeReconciler;
 use crate::sidecar::report::Trigger;
 use crate::sidecar::run::{run, sync_once, Schedule};
-use crate::sidecar::startup_taint::{StartupTaint, Verdicts};
+use crate::sidecar::startup_taint::{OneShot, StartupTaint, Verdicts};
 
 /// `--daemon` and `--cleanup`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,8 +35,8 @@ pub enum Exit {
 
 /// Runs the sidecar as `mode` asks until it is done. `stops` yields once per stop signal
 /// (SIGTERM, SIGINT): the first ends the daemon's loop, a second one cuts its cleanup short.
-/// `taint`, when set, is removed after a sync that put everything in place; it never changes
-/// the exit status (see [`StartupTaint::remove_once`]).
+/// `taint`, when set, is removed after a sync that put everything in place; in a one-shot only
+/// credentials that cannot be loaded change the exit status (see [`StartupTaint::remove_once`]).
 #[allow(clippy::too_many_arguments)]
 pub async fn live<A, R, C, O, E, S, T>(
     reconciler: &mut NodeReconciler<A, R>,
@@ -64,12 +64,15 @@ where
         let synced = sync_once(reconciler, clock, &verdicts, Trigger::Start)
             .await
             .succeeded();
-        if let Some(taint) = &taint {
-            let in_place = matches!(verdict.try_recv(), Ok(true));
-            taint.remove_once(in_place).await;
-        }
+        let tainted = match &taint {
+            Some(taint) => {
+                let in_place = matches!(verdict.try_recv(), Ok(true));
+                taint.remove_once(in_place).await
+            }
+            None => OneShot::Done,
+        };
         let cleaned = !mode.cleanup || cleanup(reconciler).await;
-        return if synced && cleaned {
+        return if synced && cleaned && tainted == OneShot::Done {
             Exit::Success
         } else {
             Exit::Failure

@@ -6,6 +6,7 @@ pub mod health;
 pub mod interval;
 pub mod lifecycle;
 pub mod model;
+pub mod proxy;
 pub mod reconciler;
 pub mod repair;
 pub mod report;

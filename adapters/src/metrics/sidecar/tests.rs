@@ -229,3 +229,32 @@ fn stale_removals_and_yields_are_counted_by_kind() {
         assert_eq!(metric(&text, &name), Some(value), "{name} in {text}");
     }
 }
+
+#[test]
+fn each_probe_sets_its_targets_reachability_and_counts_its_result() {
+    let metrics = SidecarMetrics::new(Duration::from_secs(60));
+    let v4: SocketAddr = "10.96.0.2:443".parse().expect("a target");
+    let v6: SocketAddr = "[fd00::2]:443".parse().expect("a target");
+    let text = metrics.metrics();
+    for result in ["answered", "refused", "timeout", "error"] {
+        let name = format!("apiserver_proxy_sidecar_proxy_probes_total{{result=\"{result}\"}}");
+        assert_eq!(metric(&text, &name), Some(0.0), "{name} in {text}");
+    }
+    metrics.probed(v4, &Err(ProbeError::Refused));
+    metrics.probed(v6, &Ok(()));
+    metrics.probed(v4, &Err(ProbeError::Refused));
+    let text = metrics.metrics();
+    for (series, value) in [
+        ("proxy_reachable{address=\"10.96.0.2\",port=\"443\"}", 0.0),
+        ("proxy_reachable{address=\"fd00::2\",port=\"443\"}", 1.0),
+        ("proxy_probes_total{result=\"refused\"}", 2.0),
+        ("proxy_probes_total{result=\"answered\"}", 1.0),
+        ("proxy_probes_total{result=\"timeout\"}", 0.0),
+    ] {
+        let name = format!("apiserver_proxy_sidecar_{series}");
+        assert_eq!(metric(&text, &name), Some(value), "{name} in {text}");
+    }
+    metrics.probed(v4, &Ok(()));
+    let name = "apiserver_proxy_sidecar_proxy_reachable{address=\"10.96.0.2\",port=\"443\"}";
+    assert_eq!(metric(&metrics.metrics(), name), Some(1.0));
+}

@@ -245,16 +245,18 @@ fn the_taint_stays_while_the_sync_fails(#[case] mode: Mode, #[case] exit: Exit) 
     assert_eq!(live_tainted(broken(), mode, taints), exit);
 }
 
-#[test]
-fn a_one_shot_whose_taint_removal_fails_still_succeeds_and_leaves_it_to_the_daemon() {
+#[rstest]
+#[case::unreachable(TaintError::Unreachable { reason: "connection refused".into() }, Exit::Success)]
+#[case::forbidden(TaintError::Forbidden { verb: "get".into(), resource: "nodes".into(), message: "no".into() }, Exit::Success)]
+#[case::no_credentials(TaintError::Config { reason: "--kubeconfig=/k: No such file or directory".into() }, Exit::Failure)]
+fn a_one_shot_fails_on_a_taint_failure_only_when_its_credentials_cannot_be_loaded(
+    #[case] error: TaintError,
+    #[case] exit: Exit,
+) {
     let mut taints = MockNodeTaints::new();
-    taints.expect_taints().times(1).returning(|| {
-        Err(TaintError::Unreachable {
-            reason: "connection refused".into(),
-        })
-    });
-    assert_eq!(
-        live_tainted(FakeNet::with_lo(), ONE_SHOT, taints),
-        Exit::Success
-    );
+    taints
+        .expect_taints()
+        .times(1)
+        .returning(move || Err(error.clone()));
+    assert_eq!(live_tainted(FakeNet::with_lo(), ONE_SHOT, taints), exit);
 }

@@ -1,5 +1,6 @@
 use super::*;
-use crate::ports::{MockClock, MockNodeTaints};
+use crate::ports::{MockClock, MockNodeTaints, MockProxyProbe};
+use crate::sidecar::proxy::ProbeError;
 use crate::sidecar::testing::FakeClock;
 use futures::executor::block_on;
 use mockall::predicate::eq;
@@ -19,6 +20,26 @@ fn taint(key: &str, effect: &str) -> Taint {
 
 fn startup(taints: MockNodeTaints) -> StartupTaint<MockNodeTaints> {
     StartupTaint::new(taints, KEY.parse().unwrap(), "node-2".parse().unwrap())
+}
+
+/// A proxy on 10.96.0.2:443 (and [fd00::2]:443 when dual-stack) that gives `answers` in turn,
+/// then answers.
+fn proxy(addresses: &str, answers: Vec<Result<(), ProbeError>>) -> Proxy {
+    let mut answers = answers.into_iter();
+    let mut probe = MockProxyProbe::new();
+    probe
+        .expect_connect()
+        .returning(move |_| answers.next().unwrap_or(Ok(())));
+    Proxy::new(
+        Arc::new(probe),
+        &addresses.parse().unwrap(),
+        443,
+        Arc::new(()),
+    )
+}
+
+fn refused(times: usize) -> Vec<Result<(), ProbeError>> {
+    vec![Err(ProbeError::Refused); times]
 }
 
 /// A Node that carries our taint and another controller's, and accepts the removal.
@@ -82,9 +103,13 @@ fn a_node_without_the_taint_is_not_patched() {
     assert_eq!(block_on(startup(taints).attempt()), Ok(Removal::Absent));
 }
 
-/// The daemon's task, driven until it has nothing left to do: it either finished or waits.
+/// The daemon's task, driven until it has nothing left to do: it either finished or waits (for
+/// a sync, or in its 20th sleep).
 fn drive(taint: StartupTaint<MockNodeTaints>, verdicts: Vec<bool>) -> (bool, Vec<Duration>) {
-    let clock = FakeClock::default();
+    let clock = FakeClock {
+        forever_after: Some(19),
+        ..Default::default()
+    };
     let verdicts = futures::stream::iter(verdicts).chain(futures::stream::pending());
     let finished = taint
         .remove_after(&clock, verdicts)
@@ -118,8 +143,24 @@ fn removed_once_after_a_sync_that_left_everything_in_place(#[case] verdicts: Vec
 
 #[test]
 fn once_removed_the_node_is_never_read_again_however_many_syncs_follow() {
-    let (finished, _) = drive(startup(tainted_node()), vec![true; 10]);
-    assert!(finished);
+    let (sender, verdicts) = mpsc::unbounded();
+    sender.unbounded_send(true).unwrap();
+    let mut taints = MockNodeTaints::new();
+    taints
+        .expect_taints()
+        .times(1)
+        .returning(|| Ok(vec![taint(KEY, "NoSchedule")]));
+    // Ten syncs finish while the removal is on its way, and all of them leave everything in
+    // place: `times(1)` fails if any of them makes the task read or patch the Node again.
+    taints.expect_remove().times(1).returning(move |_| {
+        for _ in 0..10 {
+            sender.unbounded_send(true).unwrap();
+        }
+        Ok(())
+    });
+    let clock = FakeClock::default();
+    let task = startup(taints).remove_after(&clock, verdicts);
+    assert!(task.now_or_never().is_some(), "done after the removal");
 }
 
 #[rstest]
@@ -239,20 +280,113 @@ fn the_log_says_when_failing_starts_when_the_failure_changes_and_when_it_recover
     assert!(lines[3].contains(&format!("removed the startup taint {KEY} from node node-2")));
 }
 
+/// The one-shot's attempt, and what it logged.
+fn one_shot(taint: StartupTaint<MockNodeTaints>, in_place: bool) -> (OneShot, Vec<String>) {
+    let mut result = None;
+    let lines = logged(|| result = Some(block_on(taint.remove_once(in_place))));
+    (result.expect("the attempt ran"), lines)
+}
+
 #[rstest]
-#[case::in_place(true, 1)]
-#[case::not_in_place(false, 0)]
-fn the_one_shot_tries_once_and_only_when_in_place(#[case] in_place: bool, #[case] tries: usize) {
+#[case::in_place(true, 1, "a one-shot does not retry")]
+#[case::not_in_place(false, 0, "the address is not in place")]
+fn the_one_shot_tries_once_and_only_when_in_place(
+    #[case] in_place: bool,
+    #[case] tries: usize,
+    #[case] expected: &str,
+) {
     let mut taints = MockNodeTaints::new();
     taints
         .expect_taints()
         .times(tries)
         .returning(|| Err(unreachable()));
-    let lines = logged(|| block_on(startup(taints).remove_once(in_place)));
+    let (result, lines) = one_shot(startup(taints), in_place);
+    assert_eq!(result, OneShot::Done);
     assert_eq!(lines.len(), 1, "{lines:#?}");
-    let expected = match in_place {
-        true => "the daemon retries",
-        false => "the address is not in place",
-    };
+    assert!(lines[0].contains(expected), "{lines:#?}");
+    assert!(!lines[0].contains("the daemon retries"), "{lines:#?}");
+}
+
+#[test]
+fn a_one_shot_without_credentials_fails_and_says_it_does_not_retry() {
+    let mut taints = MockNodeTaints::new();
+    taints.expect_taints().times(1).returning(|| {
+        Err(TaintError::Config {
+            reason: "--kubeconfig=/nowhere: No such file or directory".into(),
+        })
+    });
+    let (result, lines) = one_shot(startup(taints), true);
+    assert_eq!(result, OneShot::Failed);
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert!(lines[0].contains("ERROR"), "{lines:#?}");
+    assert!(lines[0].contains("no credentials for the API server"));
+    assert!(lines[0].contains("a one-shot does not retry"));
+}
+
+#[rstest]
+#[case::no_sync_in_place_yet(vec![false], 0)]
+#[case::refused_for_ever(vec![true], 1000)]
+fn never_before_the_proxy_answers(#[case] verdicts: Vec<bool>, #[case] refusals: usize) {
+    let mut taints = MockNodeTaints::new();
+    taints.expect_taints().never();
+    taints.expect_remove().never();
+    let taint = startup(taints).waiting_for(proxy("10.96.0.2", refused(refusals)));
+    let (finished, sleeps) = drive(taint, verdicts);
+    assert!(!finished);
+    if refusals > 0 {
+        // Paced, never a busy loop, never only at the sync interval.
+        let millis: Vec<u128> = sleeps.iter().take(6).map(Duration::as_millis).collect();
+        assert_eq!(millis, vec![250, 500, 1000, 2000, 2000, 2000]);
+    }
+}
+
+#[rstest]
+#[case::answers_at_once("10.96.0.2", 0, vec![])]
+#[case::answers_after_three_refusals("10.96.0.2", 3, vec![250, 500, 1000])]
+// Each round probes both families: the first round's IPv6 probe is refused too.
+#[case::dual_stack_waits_for_both("10.96.0.2,fd00::2", 3, vec![250, 500])]
+fn removed_once_the_proxy_answers(
+    #[case] addresses: &str,
+    #[case] refusals: usize,
+    #[case] waits: Vec<u128>,
+) {
+    let taint = startup(tainted_node()).waiting_for(proxy(addresses, refused(refusals)));
+    let (finished, sleeps) = drive(taint, vec![true]);
+    assert!(finished);
+    let millis: Vec<u128> = sleeps.iter().map(Duration::as_millis).collect();
+    assert_eq!(millis, waits);
+}
+
+#[test]
+fn the_log_says_once_that_it_waits_for_the_proxy_and_once_that_it_answers() {
+    let taint = startup(tainted_node()).waiting_for(proxy("10.96.0.2", refused(5)));
+    let lines = logged(|| assert!(drive(taint, vec![true]).0));
+    assert_eq!(lines.len(), 3, "{lines:#?}");
+    assert!(lines[0].contains(
+        "the proxy does not answer on 10.96.0.2:443: connection refused: nothing listens there: the startup taint"
+    ));
+    assert!(lines[0].contains("stays on node node-2 until it does"));
+    assert!(lines[1].contains("the proxy answers on 10.96.0.2:443"));
+    assert!(lines[2].contains("removed the startup taint"));
+}
+
+#[rstest]
+#[case::refused(1, 0, "a one-shot never waits for the proxy")]
+#[case::answers(0, 1, "removed the startup taint")]
+fn the_one_shot_probes_the_proxy_once_and_never_waits(
+    #[case] refusals: usize,
+    #[case] tries: usize,
+    #[case] expected: &str,
+) {
+    let mut taints = MockNodeTaints::new();
+    taints
+        .expect_taints()
+        .times(tries)
+        .returning(|| Ok(vec![taint(KEY, "NoSchedule")]));
+    taints.expect_remove().times(tries).returning(|_| Ok(()));
+    let taint = startup(taints).waiting_for(proxy("10.96.0.2", refused(refusals)));
+    let (result, lines) = one_shot(taint, true);
+    assert_eq!(result, OneShot::Done);
+    assert_eq!(lines.len(), 1, "{lines:#?}");
     assert!(lines[0].contains(expected), "{lines:#?}");
 }

@@ -13,6 +13,8 @@ use crate::ports::Clock;
 pub struct FakeClock {
     pub sleeps: Mutex<Vec<Duration>>,
     pub sleep_forever: bool,
+    /// Sleeps after this many never end: a loop that would go on for ever stops there.
+    pub forever_after: Option<usize>,
 }
 
 #[async_trait]
@@ -22,8 +24,12 @@ impl Clock for FakeClock {
     }
 
     async fn sleep(&self, duration: Duration) {
-        self.sleeps.lock().unwrap().push(duration);
-        if self.sleep_forever {
+        let slept = {
+            let mut sleeps = self.sleeps.lock().unwrap();
+            sleeps.push(duration);
+            sleeps.len()
+        };
+        if self.sleep_forever || self.forever_after.is_some_and(|last| slept > last) {
             futures::future::pending::<()>().await;
         }
     }
