@@ -269,9 +269,13 @@ def networks(state):
         run(*ns, "link", "set", "apc-peer", "up")
         # A node that lost the proxy address must not forward the connection to the other node
         # (its default route), whose proxy would answer and hide the gap: on a real node the
-        # address leads nowhere else. The local table still wins while the address exists.
+        # address leads nowhere else, and a packet sent off the node to it is dropped without an
+        # answer (a cloud network sends no ICMP). `blackhole` does that; `unreachable` would
+        # answer a SYN in a repair's gap with an ICMP error, which fails the connect at once
+        # where a real node's client retransmits it (docs/testing.md). The local table still
+        # wins while the address exists.
         for address in PROXY_ADDRESSES:
-            run(*ns, "route", "add", "unreachable", f"{address}/32")
+            run(*ns, "route", "add", "blackhole", f"{address}/32")
         # A closing listener hands the connections in its accept queue to the other listeners
         # of its SO_REUSEPORT group (Linux >= 5.14): the surge rollout's old proxy
         # (docs/deploy.md#rollouts). A node setting, as a node image would have it.
