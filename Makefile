@@ -102,6 +102,7 @@ bench: deps release
 	python3 bench/sidecar.py
 	python3 bench/sync.py
 	python3 bench/rules.py
+	python3 bench/datapath.py
 	python3 bench/update_readme.py
 
 # cargo-mutants over the domain's decisions (.cargo/mutants.toml says which files; docs/testing.md

@@ -16,7 +16,7 @@ from common import RESULTS, ROOT, markdown_table
 
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 # In the order of the table; a benchmark that did not run is left out, and said so.
-SECTIONS = ["webhook", "flood", "patch", "sidecar", "sync", "rules", "soak", "fuzz"]
+SECTIONS = ["webhook", "flood", "patch", "sidecar", "sync", "rules", "datapath", "soak", "fuzz"]
 # Run by hand, for minutes each (make soak, make fuzz): where they did not run this time, the
 # README keeps their rows from the last run, which each row's figure names first.
 KEPT_IF_NOT_RUN = ["soak", "fuzz"]
@@ -28,6 +28,7 @@ ROW_PREFIXES = {
     "sidecar": ("sidecar address", "sidecar exec", "sidecar idle", "sidecar CPU"),
     "sync": ("sidecar one full sync",),
     "rules": ("sidecar, ",),
+    "datapath": ("data path: ",),
     "soak": ("soak:",),
     "fuzz": ("fuzz ",),
 }

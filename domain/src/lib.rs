@@ -7,6 +7,8 @@
 //! - [`ports`]: every port (`Links`, `Addresses`, both as `Network`, `RuleManager`, `Clock`,
 //!   `NodeTaints`, `SyncObserver`) and the contracts their implementations keep.
 //! - [`duration`]: Go's duration syntax, for `--sync-interval`.
+//! - [`dns_name`]: DNS-1123 labels and subdomains, for the webhook's FQDN and the sidecar's node
+//!   name and taint key alike.
 //! - [`sidecar`]: the node agent.
 //!   - `desired`: the address and interface from the flags, validated.
 //!   - `model`: the values the ports exchange (links, network events, rules) and their errors.
@@ -40,6 +42,7 @@
 //!   - `outcome`: what was decided, as metric labels and log fields.
 //!   - `health`: ready while the served certificate is valid.
 
+pub mod dns_name;
 pub mod duration;
 pub mod ports;
 pub mod sidecar;

@@ -30,6 +30,8 @@ pub enum Answer {
 pub struct Request {
     pub method: String,
     pub path: String,
+    /// The request line's target as sent, query included.
+    pub target: String,
     pub content_type: Option<String>,
     pub body: Vec<u8>,
     /// Whether the proxy address was on `lo` when the request came (checked with `ip`).
@@ -126,15 +128,25 @@ impl FakeApiServer {
 
     /// A kubeconfig that points at this fake, written into `dir`.
     pub fn kubeconfig(&self, dir: &Path) -> PathBuf {
-        let path = dir.join("kubeconfig");
         // Unused over plain HTTP, but kube builds its TLS settings anyway and, without a CA,
         // would look for the system's roots.
         let ca = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/certs/ca.crt");
         let ca = std::fs::read(ca).expect("the test CA");
+        let tls = format!("certificate-authority-data: {}", BASE64_STANDARD.encode(ca));
+        self.write_kubeconfig(dir, &tls)
+    }
+
+    /// A kubeconfig that points at this fake with `insecure-skip-tls-verify: true` and no CA,
+    /// written into `dir`.
+    pub fn insecure_kubeconfig(&self, dir: &Path) -> PathBuf {
+        self.write_kubeconfig(dir, "insecure-skip-tls-verify: true")
+    }
+
+    fn write_kubeconfig(&self, dir: &Path, tls: &str) -> PathBuf {
+        let path = dir.join("kubeconfig");
         let text = format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: http://127.0.0.1:{}\n    certificate-authority-data: {}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\ncurrent-context: fake\nusers:\n- name: fake\n  user:\n    token: fake-token\n",
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: http://127.0.0.1:{}\n    {tls}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\ncurrent-context: fake\nusers:\n- name: fake\n  user:\n    token: fake-token\n",
             self.port,
-            BASE64_STANDARD.encode(ca)
         );
         std::fs::write(&path, text).expect("the kubeconfig is written");
         path
@@ -203,6 +215,7 @@ fn serve(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
     state.requests.push(Request {
         method: method.clone(),
         path: path.clone(),
+        target: target.clone(),
         content_type,
         body: body.clone(),
         address_in_place,

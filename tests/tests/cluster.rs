@@ -1364,7 +1364,7 @@ fn as_no_rbac(cluster: &Cluster) -> Result<(), Failed> {
             &format!("--ip-address={NO_RBAC_ADDRESS}"),
             &format!("--interface={NO_RBAC_LINK}"),
             &format!("--startup-taint={STARTUP_TAINT}"),
-            // No proxy answers on its address here: the taint's removal is tried at once.
+            // No proxy listens in this namespace: try the removal once the address is there.
             "--wait-for-proxy=false",
             "--node-name=node2",
             &format!("--kubeconfig={}", kubeconfig.display()),

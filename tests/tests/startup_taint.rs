@@ -3,11 +3,18 @@
 //! and, unless a test is about its absence, a stand-in proxy listening on 10.96.0.2:443. No
 //! cluster: the cluster tier runs the same feature against a real API server.
 
+// The webhook's harness, shared with tests/webhook.rs: its binary is the TLS server here.
+#[allow(dead_code)]
+#[path = "webhook/harness.rs"]
+mod harness;
+
 use std::time::Duration;
 
 use blackbox_tests::apiserver::{node, Answer, FakeApiServer, StandInProxy, PROXY_ADDRESS};
 use blackbox_tests::netns::in_netns;
-use blackbox_tests::sidecar::{finish, log_so_far, on_lo, start, stderr, terminate};
+use blackbox_tests::sidecar::{
+    finish, log_so_far, on_lo, sidecar, spawn, start, stderr, terminate,
+};
 use blackbox_tests::{wait_until, wait_until_within};
 use serde_json::{json, Value};
 
@@ -69,6 +76,7 @@ fn the_daemon_removes_only_its_taint_with_a_guarded_patch_once_the_address_is_in
         );
         assert!(proxy.accepted() >= 1, "the proxy was probed");
         let patch = &api.patches()[0];
+        assert_eq!(patch.target, "/api/v1/nodes/node-2", "no stray '?'");
         assert_eq!(
             patch.content_type.as_deref(),
             Some("application/json-patch+json")
@@ -279,5 +287,67 @@ fn a_one_shot_whose_kubeconfig_cannot_be_read_exits_1_and_promises_no_retry() {
         assert!(failed[0].contains("a one-shot does not retry"), "{log}");
         assert!(!log.contains("the daemon retries"), "{log}");
         assert!(on_lo(PROXY_ADDRESS), "the address stays");
+    });
+}
+
+/// The one-shot with `kubeconfig`, as in the FROM-scratch image: no system roots anywhere the
+/// client looks for them.
+fn one_shot_without_system_roots(kubeconfig: &str) -> std::process::Output {
+    let mut command = sidecar(&args(kubeconfig, &["--daemon=false"]));
+    command
+        .env("SSL_CERT_FILE", "/nonexistent/roots.pem")
+        .env("SSL_CERT_DIR", "/nonexistent");
+    finish(spawn(command))
+}
+
+#[test]
+fn a_kubeconfig_that_skips_tls_verification_works_without_system_roots() {
+    in_netns("taint_insecure_kubeconfig", || async {
+        let api = FakeApiServer::start(node("node-2", taints()), Answer::Allow);
+        StandInProxy::start();
+        let dir = std::env::temp_dir().join(format!("taint-{}-insecure", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a scratch directory");
+        let flag = format!("--kubeconfig={}", api.insecure_kubeconfig(&dir).display());
+        let output = one_shot_without_system_roots(&flag);
+        let log = stderr(&output);
+        assert!(output.status.success(), "{log}");
+        assert!(!log.contains("root CA"), "{log}");
+        assert_eq!(api.taints(), others());
+    });
+}
+
+#[test]
+fn insecure_skip_tls_verify_accepts_a_certificate_no_root_signs() {
+    in_netns("taint_insecure_over_tls", || async {
+        // A TLS server whose certificate chains to no root the sidecar has: the webhook, which
+        // answers 404 to a Node's path, so the handshake's outcome shows in the log.
+        let server = harness::Webhook::start(
+            "taint-insecure-tls",
+            &harness::testdata("certs/server-ecdsa"),
+            &[],
+        );
+        StandInProxy::start();
+        let dir = std::env::temp_dir().join(format!("taint-{}-insecure-tls", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a scratch directory");
+        let kubeconfig = dir.join("kubeconfig");
+        std::fs::write(
+            &kubeconfig,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: tls\n  cluster:\n    server: https://127.0.0.1:{}\n    insecure-skip-tls-verify: true\ncontexts:\n- name: tls\n  context:\n    cluster: tls\n    user: tls\ncurrent-context: tls\nusers:\n- name: tls\n  user:\n    token: fake-token\n",
+                server.port
+            ),
+        )
+        .expect("the kubeconfig is written");
+        let flag = format!("--kubeconfig={}", kubeconfig.display());
+        let output = one_shot_without_system_roots(&flag);
+        let log = stderr(&output);
+        assert!(output.status.success(), "{log}");
+        let failed = lines_with(&log, "cannot remove the startup taint");
+        assert_eq!(failed.len(), 1, "{log}");
+        assert!(
+            failed[0].contains("node \\\"node-2\\\" not found")
+                || failed[0].contains("node \"node-2\" not found"),
+            "the request went through the handshake: {log}"
+        );
     });
 }

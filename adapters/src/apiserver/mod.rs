@@ -46,6 +46,13 @@ impl Credentials {
                     .map_err(|error| refuse(format!("--kubeconfig={}: {error}", path.display())))?
             }
         };
+        // kube loads the system's roots for a kubeconfig without a CA before it honours
+        // `insecure-skip-tls-verify`, and the FROM-scratch image has none, so the client failed
+        // with "no valid native root CA certificates found". An empty set of roots is never
+        // consulted: the flag replaces the verifier with one that accepts any certificate.
+        if config.accept_invalid_certs && config.root_cert.is_none() {
+            config.root_cert = Some(Vec::new());
+        }
         config.connect_timeout = Some(CONNECT_TIMEOUT);
         config.read_timeout = Some(REQUEST_TIMEOUT);
         config.write_timeout = Some(REQUEST_TIMEOUT);

@@ -7,6 +7,7 @@ use domain::ports::NodeTaints;
 use domain::sidecar::taint::{NodeName, Taint, TaintError};
 use k8s_openapi::api::core::v1::{Node, Taint as ApiTaint};
 use kube::api::{Api, Patch, PatchParams};
+use kube::Resource;
 use serde_json::{json, Map, Value};
 use tokio::sync::OnceCell;
 
@@ -40,23 +41,21 @@ impl ApiNodeTaints {
         }
     }
 
-    /// Nodes, through the client. Loading the credentials fails like any call, and is retried
-    /// like one: a token not mounted yet does not keep the address from being kept.
-    async fn nodes(&self) -> Result<Api<Node>, TaintError> {
+    /// The client, built on first use. Loading the credentials fails like any call, and is
+    /// retried like one: a token not mounted yet does not keep the address from being kept.
+    async fn client(&self) -> Result<kube::Client, TaintError> {
         let client = self
             .client
             .get_or_try_init(|| self.credentials.client())
             .await?;
-        Ok(Api::all(client.clone()))
+        Ok(client.clone())
     }
 }
 
 #[async_trait]
 impl NodeTaints for ApiNodeTaints {
     async fn taints(&self) -> Result<Vec<Taint>, TaintError> {
-        let node = self
-            .nodes()
-            .await?
+        let node = Api::<Node>::all(self.client().await?)
             .get(self.node.as_str())
             .await
             .map_err(|error| translate(error, Verb::Get, &self.node))?;
@@ -65,22 +64,38 @@ impl NodeTaints for ApiNodeTaints {
     }
 
     async fn remove(&self, entries: &[(usize, Taint)]) -> Result<(), TaintError> {
-        let patch = serde_json::from_value(removal_patch(entries)).map_err(|error| {
-            TaintError::Unexpected {
-                reason: format!("cannot build the JSON patch: {error}"),
-            }
-        })?;
-        self.nodes()
-            .await?
+        let unexpected = |reason: String| TaintError::Unexpected { reason };
+        let patch = serde_json::from_value(removal_patch(entries))
+            .map_err(|error| unexpected(format!("cannot build the JSON patch: {error}")))?;
+        // kube's `Api::patch` would send `/api/v1/nodes/NAME?`, a `?` with no query after it:
+        // the same request is built here, and sent without it.
+        let request = kube::core::Request::new(Node::url_path(&(), None))
             .patch(
                 self.node.as_str(),
                 &PatchParams::default(),
                 &Patch::Json::<()>(patch),
             )
+            .map_err(|error| unexpected(format!("cannot build the request: {error}")))?;
+        let request = without_empty_query(request)?;
+        self.client()
+            .await?
+            .request::<Node>(request)
             .await
             .map_err(|error| translate(error, Verb::Patch, &self.node))?;
         Ok(())
     }
+}
+
+/// The request with a trailing `?` (an empty query) taken off its path.
+fn without_empty_query(
+    mut request: hyper::Request<Vec<u8>>,
+) -> Result<hyper::Request<Vec<u8>>, TaintError> {
+    if let Some(path) = request.uri().to_string().strip_suffix('?') {
+        *request.uri_mut() = path.parse().map_err(|error| TaintError::Unexpected {
+            reason: format!("cannot build the request's path {path:?}: {error}"),
+        })?;
+    }
+    Ok(request)
 }
 
 /// The entry as the API server wrote it. `timeAdded` goes through k8s-openapi's `Time`, which
@@ -140,6 +155,22 @@ mod tests {
             effect: effect.into(),
             time_added: None,
         }
+    }
+
+    #[test]
+    fn the_patch_path_ends_with_the_node_s_name() {
+        let request = hyper::Request::patch("/api/v1/nodes/node-2?")
+            .body(Vec::new())
+            .unwrap();
+        let request = without_empty_query(request).unwrap();
+        assert_eq!(request.uri().to_string(), "/api/v1/nodes/node-2");
+        let kept = hyper::Request::patch("/api/v1/nodes/node-2?dryRun=All")
+            .body(Vec::new())
+            .unwrap();
+        assert_eq!(
+            without_empty_query(kept).unwrap().uri().to_string(),
+            "/api/v1/nodes/node-2?dryRun=All"
+        );
     }
 
     #[test]

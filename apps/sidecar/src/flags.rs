@@ -59,7 +59,7 @@ pub struct Flags {
     #[arg(long = "sync-interval", value_name = "duration", default_value = "1m0s", value_parser = parse_sync_interval)]
     pub sync_interval: Duration,
 
-    /// [optional] key of a NoSchedule taint the node registers with (kubelet --register-with-taints=KEY:NoSchedule), such as apiserver-proxy.networking.gardener.cloud/not-ready; removed from this node once the address (and the iptables rules, when on) is in place, never put back. Needs --node-name and RBAC to get and patch nodes.
+    /// [optional] key of a NoSchedule taint the node registers with (kubelet --register-with-taints=KEY:NoSchedule), such as apiserver-proxy.networking.gardener.cloud/not-ready; removed from this node once the address (and the iptables rules, when on) is in place and, unless --wait-for-proxy=false, the proxy answers on --ip-address:--port; never put back. Needs --node-name and RBAC to get and patch nodes.
     #[arg(long = "startup-taint", value_name = "string", requires = "node_name")]
     pub startup_taint: Option<TaintKey>,
 
@@ -136,12 +136,27 @@ impl Flags {
 mod tests {
     use super::*;
     use clap::error::ErrorKind;
+    use clap::FromArgMatches;
     use rstest::rstest;
 
+    /// The flags as the command line alone gives them: `--node-name`'s `NODE_NAME` fallback is
+    /// turned off, so a runner whose environment sets it (a CI job in a Pod) parses the same.
     fn parse(args: &[&str]) -> Result<Flags, clap::Error> {
-        Flags::try_parse_from(
+        let command = Flags::command().mut_arg("node_name", |arg| arg.env(None));
+        let matches = command.try_get_matches_from(
             std::iter::once("apiserver-proxy-sidecar").chain(args.iter().copied()),
-        )
+        )?;
+        Flags::from_arg_matches(&matches)
+    }
+
+    #[test]
+    fn node_name_falls_back_to_the_node_name_variable() {
+        let command = Flags::command();
+        let node_name = command
+            .get_arguments()
+            .find(|arg| arg.get_id() == "node_name")
+            .expect("--node-name");
+        assert_eq!(node_name.get_env(), Some(std::ffi::OsStr::new("NODE_NAME")));
     }
 
     #[test]
@@ -318,7 +333,6 @@ mod tests {
         #[case] named: &str,
         #[case] expected: &str,
     ) {
-        // NODE_NAME is not set in the tests' environment, so --node-name is the only source.
         let error = parse(&[&["--ip-address=10.96.0.2"][..], args].concat()).expect_err("invalid");
         let line = adapters::cli::one_line(&error);
         assert!(line.contains(named) && line.contains(expected), "{line}");

@@ -1,6 +1,7 @@
 //! `apiserver-proxy-sidecar`: flags -> desired state -> adapters -> the domain's sync loop.
 
 use std::net::SocketAddr;
+use std::pin::pin;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,7 +28,6 @@ use domain::sidecar::run::Schedule;
 use domain::sidecar::startup_taint::StartupTaint;
 use futures::future::{Either, FutureExt};
 use futures::stream::{self, BoxStream, StreamExt};
-use std::pin::pin;
 
 use apiserver_proxy_sidecar::flags::Flags;
 

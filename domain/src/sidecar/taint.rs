@@ -4,10 +4,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::webhook::fqdn::check_label;
+use crate::dns_name::check_subdomain;
 
-/// DNS-1123 subdomain limit: the prefix of a key, and a node's name.
-const MAX_SUBDOMAIN_BYTES: usize = 253;
 /// The name part of a label key.
 const MAX_KEY_NAME_BYTES: usize = 63;
 
@@ -90,20 +88,6 @@ impl fmt::Display for NodeName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
-}
-
-/// A DNS-1123 subdomain: dot-separated DNS-1123 labels, at most 253 characters.
-fn check_subdomain(name: &str) -> Result<(), String> {
-    if name.is_empty() {
-        return Err("expected a DNS-1123 subdomain such as node-1.example, got nothing".to_owned());
-    }
-    if name.len() > MAX_SUBDOMAIN_BYTES {
-        return Err(format!(
-            "expected at most {MAX_SUBDOMAIN_BYTES} characters, got {}",
-            name.len()
-        ));
-    }
-    name.split('.').try_for_each(check_label)
 }
 
 /// The name part of a label key.

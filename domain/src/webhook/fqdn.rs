@@ -4,10 +4,10 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::dns_name::check_label;
+
 /// DNS-1123 subdomain limit, which applies to the name without its trailing dot.
 const MAX_NAME_BYTES: usize = 253;
-/// DNS-1123 label limit.
-const MAX_LABEL_BYTES: usize = 63;
 
 /// Why a text is not a fully qualified domain name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -58,34 +58,6 @@ impl FromStr for ApiserverFqdn {
             check_label(label).map_err(&refuse)?;
         }
         Ok(Self(input.to_owned()))
-    }
-}
-
-/// A DNS-1123 label: `[a-z0-9]([-a-z0-9]*[a-z0-9])?`, at most 63 characters. Also checks the
-/// prefix of a taint key and a node name, which are DNS-1123 subdomains.
-pub(crate) fn check_label(label: &str) -> Result<(), String> {
-    if label.len() > MAX_LABEL_BYTES {
-        return Err(format!(
-            "label {label:?} has {} characters: expected at most {MAX_LABEL_BYTES}",
-            label.len()
-        ));
-    }
-    let alphanumeric = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
-    let valid = match (label.as_bytes().first(), label.as_bytes().last()) {
-        (Some(&first), Some(&last)) => {
-            alphanumeric(first)
-                && alphanumeric(last)
-                && label.bytes().all(|c| alphanumeric(c) || c == b'-')
-        }
-        _ => false,
-    };
-    if valid {
-        Ok(())
-    } else {
-        Err(format!(
-            "label {label:?} is not a DNS-1123 label: expected lower case letters, digits or '-', \
-             starting and ending with a letter or digit"
-        ))
     }
 }
 
