@@ -739,13 +739,23 @@ fn daemonset_rollout_keeps_the_address(cluster: &Cluster) -> Result<(), Failed> 
 
 /// Only the DaemonSet's current Pods are left: the old ones have drained and exited.
 fn old_sidecar_pods_gone(cluster: &Cluster) -> Result<(), Failed> {
-    cluster.wait_for("the old sidecar Pods gone", 120, || {
+    old_pods_gone(cluster, "sidecar", SIDECAR, 120).map_err(Failed::from)
+}
+
+/// Waits until only 2 Pods with the label `selector` are left (both workloads run 2): the old
+/// generation's have exited.
+fn old_pods_gone(
+    cluster: &Cluster,
+    what: &str,
+    selector: &str,
+    seconds: u64,
+) -> Result<(), String> {
+    cluster.wait_for(&format!("the old {what} Pods gone"), seconds, || {
         let pods = cluster
-            .json(&["get", "pods", "-n", NAMESPACE, "-l", SIDECAR])
+            .json(&["get", "pods", "-n", NAMESPACE, "-l", selector])
             .ok()?;
         (pods["items"].as_array()?.len() == 2).then_some(())
-    })?;
-    Ok(())
+    })
 }
 
 /// A webhook rolling update during a stream of Pod creations: every Pod created is patched.
@@ -765,12 +775,7 @@ fn webhook_rollout_misses_no_pod(cluster: &Cluster) -> Result<(), Failed> {
         webhook_ready(cluster)?;
         // The old replicas serve on for their shutdown delay (docs/webhook.md#shutdown): the
         // stream goes on until they have exited, so the moment each one stops is inside it.
-        cluster.wait_for("the old webhook Pods gone", 60, || {
-            let pods = cluster
-                .json(&["get", "pods", "-n", NAMESPACE, "-l", WEBHOOK])
-                .ok()?;
-            (pods["items"].as_array()?.len() == 2).then_some(())
-        })
+        old_pods_gone(cluster, "webhook", WEBHOOK, 60)
     })?;
     stream.all_patched("the webhook's rolling update")
 }
