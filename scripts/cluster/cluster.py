@@ -1,13 +1,19 @@
 #!/usr/bin/env python3
 """A two-node Kubernetes v1.24 cluster in network namespaces, for the cluster tier.
 
-    cluster.py up DIR [--images IMG ...]   start it; DIR/kubeconfig reaches the API server
+    cluster.py up DIR [--images IMG ...] [--client BIN]
+                                           start it; DIR/kubeconfig reaches the API server
     cluster.py down DIR                    stop everything `up` started and remove what it made
     cluster.py stop-apiserver DIR          stop the API server (its arguments kept in DIR/state.json)
     cluster.py start-apiserver DIR         start it again with them; returns once it is ready
 
 Node 1 runs etcd, the control plane, a containerd and a kubelet; node 2 a containerd and a
-kubelet; node 2's kubelet registers its Node with the startup taint (deploy's sidecar removes
+kubelet; both run kube-proxy (iptables mode). The data path is Gardener's: the API server
+listens on node 1's own address, port 443, and advertises the proxy address, so the
+`kubernetes` Service's endpoint is 10.96.0.2:443 and kube-proxy on each node sends the Service's
+connections to the proxy on that node (docs/deploy.md#the-data-path). `--client BIN` builds the
+data-path image (HAProxy from Debian's packages and BIN, the tier's client; testdata/cluster/
+datapath/Dockerfile) and imports it with the others. Node 2's kubelet registers its Node with the startup taint (deploy's sidecar removes
 it, docs/examples/startup-taint). Each node is a network namespace (joined by a veth pair) and a mount namespace of its
 own (so the two kubelets do not share /var/log/pods), and a cgroup root of its own. Nothing runs
 in the host's network namespace. How each piece is started, and why, is in ../shared/design.md
@@ -33,17 +39,28 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-COMPONENTS = ["kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet"]
+COMPONENTS = ["kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet",
+              "kube-proxy"]
 TOOLS = ["etcd", "containerd", "containerd-shim-runc-v2", "runc", "ctr", "nsenter", "unshare",
-         "ip", "openssl", "docker", "kubectl", "gcc", "conntrack"]
+         "ip", "openssl", "docker", "kubectl", "gcc", "conntrack", "iptables", "apt-get",
+         "dpkg", "strip"]
 CANNOT_RUN = 2
 # Addresses: the veth between the nodes, each node's Pod subnet, the Service range (apart from the
 # proxy address 10.96.0.2 that deploy/ uses, so no Service ever takes it).
 NODE_IP = {1: "10.200.0.1", 2: "10.200.0.2"}
 POD_CIDR = {1: "10.201.1.0/24", 2: "10.201.2.0/24"}
 SERVICE_CIDR = "10.32.0.0/24"
+# The API server's port on node 1's address; the proxy address's port too (deploy/'s --port=443).
+APISERVER_PORT = 443
+# The proxy addresses: deploy/'s, and the one the address-change case moves to.
+PROXY_ADDRESSES = ["10.96.0.2", "10.96.0.3"]
 TOKEN = "apiserver-proxy-cluster-tier-admin"
 PAUSE_IMAGE = "apiserver-proxy-pause:3.9"
+# HAProxy (in place of deploy/'s Envoy) and the tier's data-path client, in one image.
+DATAPATH_IMAGE = "apiserver-proxy-datapath:test"
+# Debian bookworm's HAProxy and the libraries it needs beyond the base image's.
+HAPROXY_PACKAGES = ["haproxy", "liblua5.3-0", "libopentracing-c-wrapper0", "libopentracing1",
+                    "libssl3"]
 # docs/examples/startup-taint's taint: node 2 registers with it, node 1 without (the control
 # plane's node, so the project's Pods land somewhere before any sidecar ran).
 STARTUP_TAINT = "apiserver-proxy.networking.gardener.cloud/not-ready"
@@ -142,6 +159,34 @@ def sha256(path):
     return digest.hexdigest()
 
 
+def datapath_image(work, client):
+    """HAProxy from Debian's packages (apt-get download, unpacked with dpkg -x over the
+    project's bookworm base, no maintainer scripts) and the tier's client, built each run (the client changes with
+    the code; Docker's cache keeps it quick). testdata/cluster/datapath/Dockerfile says why each
+    piece is there."""
+    context = work / "datapath-image"
+    debs = ROOT / "target" / "cluster-haproxy"
+    debs.mkdir(parents=True, exist_ok=True)
+    if not list(debs.glob("haproxy_*.deb")):
+        log("downloading HAProxy's packages (apt-get download, once per machine)")
+        run("apt-get", "download", *HAPROXY_PACKAGES, cwd=debs, capture_output=True)
+    shutil.rmtree(context, ignore_errors=True)
+    rootfs = context / "rootfs"
+    rootfs.mkdir(parents=True)
+    for deb in debs.glob("*.deb"):
+        run("dpkg", "-x", deb, rootfs)
+    # Only a systemd unit lives there; copied, a /lib directory would replace the base's
+    # merged-/usr symlink.
+    shutil.rmtree(rootfs / "lib", ignore_errors=True)
+    run("strip", "-o", context / "datapath-client", client)
+    for name in ("Dockerfile", "haproxy-drain"):
+        shutil.copyfile(ROOT / "testdata" / "cluster" / "datapath" / name, context / name)
+    (context / "datapath-client").chmod(0o755)
+    (context / "haproxy-drain").chmod(0o755)
+    run("docker", "build", "--quiet", "--network", "none", "-t", DATAPATH_IMAGE, context,
+        stdout=subprocess.DEVNULL)
+
+
 def pause_image(work):
     """A pause image (pause() until a signal, static, FROM scratch), since no registry is
     reachable; built once per machine, it is the CRI sandbox image."""
@@ -222,6 +267,19 @@ def networks(state):
         # would have it; deploy/ is applied unchanged in this respect.
         run(*ns, "link", "add", "apiserver-proxy", "type", "veth", "peer", "name", "apc-peer")
         run(*ns, "link", "set", "apc-peer", "up")
+        # A node that lost the proxy address must not forward the connection to the other node
+        # (its default route), whose proxy would answer and hide the gap: on a real node the
+        # address leads nowhere else, and a packet sent off the node to it is dropped without an
+        # answer (a cloud network sends no ICMP). `blackhole` does that; `unreachable` would
+        # answer a SYN in a repair's gap with an ICMP error, which fails the connect at once
+        # where a real node's client retransmits it (docs/testing.md). The local table still
+        # wins while the address exists.
+        for address in PROXY_ADDRESSES:
+            run(*ns, "route", "add", "blackhole", f"{address}/32")
+        # A closing listener hands the connections in its accept queue to the other listeners
+        # of its SO_REUSEPORT group (Linux >= 5.14): the surge rollout's old proxy
+        # (docs/deploy.md#rollouts). A node setting, as a node image would have it.
+        in_node(state, node, "sysctl", "-qw", "net.ipv4.tcp_migrate_req=1")
 
 
 def certificates(state):
@@ -232,8 +290,11 @@ def certificates(state):
     run(*openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
         "-nodes", "-keyout", pki / "ca.key", "-out", pki / "ca.crt", "-days", "2",
         "-subj", "/CN=apiserver-proxy cluster tier CA", capture_output=True)
-    sans = f"IP:{NODE_IP[1]},IP:127.0.0.1,IP:10.32.0.1,DNS:kubernetes,DNS:kubernetes.default," \
-           "DNS:kubernetes.default.svc,DNS:localhost"
+    # The proxy addresses too: the proxy passes TLS through, so a client that dials an address
+    # directly checks the API server's certificate against it.
+    sans = f"IP:{NODE_IP[1]},IP:127.0.0.1,IP:10.32.0.1," + \
+        ",".join(f"IP:{a}" for a in PROXY_ADDRESSES) + \
+        ",DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:localhost"
     issue(pki, "apiserver", "/CN=kube-apiserver", sans)
     run(*openssl, "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
         "-out", pki / "sa.key", capture_output=True)
@@ -267,10 +328,9 @@ def control_plane(state, binaries):
     pki = d / "pki"
     # The admin token, in system:masters: the test harness, the controllers and the kubelets.
     (d / "tokens.csv").write_text(f'{TOKEN},admin,admin,"system:masters"\n')
-    # For the processes in node 1 (loopback) and for the harness (it enters node 1 too).
-    (d / "kubeconfig").write_text(kubeconfig(state, "https://127.0.0.1:6443"))
-    # For node 2's kubelet, over the veth.
-    (d / "kubeconfig-n2").write_text(kubeconfig(state, f"https://{NODE_IP[1]}:6443"))
+    # For every process of both nodes, and for the harness (it enters node 1): the API server
+    # listens on node 1's address only.
+    (d / "kubeconfig").write_text(kubeconfig(state, f"https://{NODE_IP[1]}:{APISERVER_PORT}"))
     start(state, 1, "etcd", ["etcd", "--data-dir", d / "etcd", "--name", "tier",
                              "--listen-client-urls", "http://127.0.0.1:2379",
                              "--advertise-client-urls", "http://127.0.0.1:2379",
@@ -281,7 +341,10 @@ def control_plane(state, binaries):
     start(state, 1, "kube-apiserver", [
         binaries / "kube-apiserver",
         "--etcd-servers=http://127.0.0.1:2379",
-        "--bind-address=0.0.0.0", "--secure-port=6443", f"--advertise-address={NODE_IP[1]}",
+        # Node 1's own address, so that node 1's proxy can listen on the proxy address, same
+        # port; the proxy address advertised, so it is the `kubernetes` Service's endpoint.
+        f"--bind-address={NODE_IP[1]}", f"--secure-port={APISERVER_PORT}",
+        f"--advertise-address={PROXY_ADDRESSES[0]}",
         f"--tls-cert-file={pki / 'apiserver.crt'}", f"--tls-private-key-file={pki / 'apiserver.key'}",
         f"--client-ca-file={pki / 'ca.crt'}",
         f"--token-auth-file={d / 'tokens.csv'}",
@@ -290,7 +353,8 @@ def control_plane(state, binaries):
         f"--service-account-signing-key-file={pki / 'sa.key'}",
         "--service-account-issuer=https://kubernetes.default.svc",
         f"--service-cluster-ip-range={SERVICE_CIDR}",
-        # No kube-proxy: the API server calls a webhook's endpoints directly.
+        # The API server calls a webhook's endpoints directly rather than through its Service:
+        # the webhook cases measured it that way before kube-proxy ran here.
         "--enable-aggregator-routing=true",
         # The nodes' names do not resolve here: reach the kubelets (logs, exec) by their address.
         "--kubelet-preferred-address-types=InternalIP",
@@ -410,11 +474,38 @@ state = "{d / 'containerd-state'}"
     }))
     start(state, number, f"kubelet-n{number}", [
         binaries / "kubelet", f"--config={d / 'kubelet.yaml'}",
-        f"--kubeconfig={state.dir / ('kubeconfig' if number == 1 else 'kubeconfig-n2')}",
+        f"--kubeconfig={state.dir / 'kubeconfig'}",
         "--container-runtime=remote", f"--container-runtime-endpoint=unix://{socket}",
         f"--root-dir={d / 'kubelet'}", f"--hostname-override=node{number}",
         f"--node-ip={NODE_IP[number]}", f"--pod-infra-container-image={PAUSE_IMAGE}",
         "--v=0"], mount_ns=holder.pid)
+    kube_proxy(state, number, binaries)
+
+
+def kube_proxy(state, number, binaries):
+    """kube-proxy in iptables mode, as Gardener's shoots run it. No conntrack sysctls: those
+    are the host's (and a node's image's) business, not a namespace's."""
+    config = state.dir / f"n{number}" / "kube-proxy.yaml"
+    config.write_text(json.dumps({
+        "apiVersion": "kubeproxy.config.k8s.io/v1alpha1", "kind": "KubeProxyConfiguration",
+        "clientConnection": {"kubeconfig": str(state.dir / "kubeconfig")},
+        "hostnameOverride": f"node{number}", "mode": "iptables",
+        "clusterCIDR": "10.201.0.0/16",
+        "conntrack": {"maxPerCore": 0, "tcpEstablishedTimeout": "0s",
+                      "tcpCloseWaitTimeout": "0s"},
+        "metricsBindAddress": "127.0.0.1:10249", "healthzBindAddress": "127.0.0.1:10256",
+    }))
+    start(state, number, f"kube-proxy-n{number}",
+          [binaries / "kube-proxy", f"--config={config}", "--v=0"])
+
+
+def service_rules(state):
+    """Both nodes' kube-proxy has written the `kubernetes` Service's rules."""
+    def written(node):
+        rules = in_node(state, node, "iptables-save", "-t", "nat", capture_output=True,
+                        text=True, check=False).stdout
+        return "-d 10.32.0.1/32" in rules and f"{PROXY_ADDRESSES[0]}:{APISERVER_PORT}" in rules
+    return written(1) and written(2)
 
 
 def holder_ready(pid):
@@ -466,7 +557,7 @@ def nodes_ready(state):
     return ready == 2
 
 
-def up(directory, images):
+def up(directory, images, client):
     if os.geteuid() != 0:
         raise CannotRun("needs root (network and mount namespaces, cgroups)")
     missing = [tool for tool in TOOLS if shutil.which(tool) is None]
@@ -486,6 +577,9 @@ def up(directory, images):
     started = time.monotonic()
     state = State(directory)
     pause_image(directory)
+    if client:
+        datapath_image(directory, client)
+        images = [*images, DATAPATH_IMAGE]
     networks(state)
     certificates(state)
     control_plane(state, binaries)
@@ -493,6 +587,8 @@ def up(directory, images):
         node(state, number, binaries, images)
     wait_for("both nodes Ready and untainted", lambda: nodes_ready(state), 120,
              directory / "logs" / "kubelet-n2.log")
+    wait_for("kube-proxy's rules for the kubernetes Service on both nodes",
+             lambda: service_rules(state), 60, directory / "logs" / "kube-proxy-n2.log")
     seconds = time.monotonic() - started
     state.data["start_seconds"] = round(seconds, 1)
     state.save()
@@ -638,11 +734,12 @@ def main():
     parser.add_argument("action", choices=["up", "down", "stop-apiserver", "start-apiserver"])
     parser.add_argument("dir", type=Path)
     parser.add_argument("--images", nargs="*", default=[])
+    parser.add_argument("--client", type=Path)
     args = parser.parse_args()
     directory = args.dir.resolve()
     try:
         if args.action == "up":
-            up(directory, args.images)
+            up(directory, args.images, args.client)
         elif args.action == "down":
             down(directory)
         elif args.action == "stop-apiserver":

@@ -11,6 +11,7 @@ ownership mark (IFA_PROTO 97) is read here from a raw RTM_GETADDR dump.
 
 import ipaddress
 import json
+import re
 import select
 import socket
 import struct
@@ -26,6 +27,7 @@ IFLA_IFNAME, IFLA_IFALIAS = 3, 20
 # The sidecar's address protocol and link alias (docs/architecture.md, ownership marks).
 OUR_PROTOCOL = 97
 OUR_ALIAS = "apiserver-proxy"
+OUR_COMMENT = re.compile(r'--comment "?apiserver-proxy"?(\s|$)')
 
 
 def dump(message_type, header):
@@ -93,7 +95,9 @@ def rules():
             out = subprocess.run([save], capture_output=True, text=True, check=False).stdout
         except FileNotFoundError:
             continue
-        found += [f"{save}: {line}" for line in out.splitlines() if "apiserver-proxy" in line]
+        # Exactly our comment: kube-proxy's rules name Services such as
+        # kube-system/apiserver-proxy-pod-webhook in theirs.
+        found += [f"{save}: {line}" for line in out.splitlines() if OUR_COMMENT.search(line)]
     return found
 
 

@@ -18,6 +18,8 @@ pub const FQDN: &str = "api.example.com";
 pub const WEBHOOK_SAN: &str = "DNS:apiserver-proxy-pod-webhook.kube-system.svc";
 /// The proxy address deploy/ keeps on every node.
 pub const PROXY_ADDRESS: &str = "10.96.0.2";
+/// The API server's own address and port (node 1's), where the proxies forward to.
+pub const APISERVER: &str = "10.200.0.1:443";
 /// Where the project's objects live (deploy/'s namespace).
 pub const NAMESPACE: &str = "kube-system";
 /// The project's images, imported into each node's containerd.
@@ -55,9 +57,10 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Starts the cluster in `target/cluster-<pid>` of the workspace. When `up` fails half-way,
+    /// Starts the cluster in `target/cluster-<pid>` of the workspace, with the data-path image
+    /// built around `client` (the tests crate's `datapath-client`). When `up` fails half-way,
     /// what it started is torn down before this returns.
-    pub fn start() -> Result<Cluster, StartError> {
+    pub fn start(client: &Path) -> Result<Cluster, StartError> {
         let root = workspace_root();
         let dir = root
             .join("target")
@@ -67,6 +70,8 @@ impl Cluster {
             .arg(root.join("scripts/cluster/cluster.py"))
             .args(["up".as_ref(), dir.as_os_str(), "--images".as_ref()])
             .args(IMAGES)
+            .arg("--client")
+            .arg(client)
             .current_dir(&root)
             .stdout(Stdio::inherit())
             .stderr(Stdio::piped())
@@ -451,4 +456,127 @@ pub fn stdout_or_error(what: &str, output: &Output) -> Result<String, String> {
 pub fn base64_encode(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// What the data-path clients (`datapath-client`, testdata/cluster/datapath/clients.yaml)
+/// counted on one node over a window of their per-second lines.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PathCounts {
+    /// Requests, both streams (new connections and the kept-alive one).
+    pub requests: u64,
+    /// Failed requests: refused, reset, timed out, a TLS error or an answer other than 200.
+    pub failed: u64,
+    /// The slowest answered request, in ms.
+    pub worst_ms: u64,
+    /// Of those, on the kept-alive connection.
+    pub kept_requests: u64,
+    /// Of those, failed on the kept-alive connection.
+    pub kept_failed: u64,
+    /// Times the kept-alive connection was closed between two requests and opened again.
+    pub reconnects: u64,
+    /// The first failure lines, for the report.
+    pub failures: Vec<String>,
+}
+
+impl PathCounts {
+    /// Sums the per-second lines of a client's log with `seq` in `after < seq <= until` (`None`:
+    /// every line up to `until`), and the failure lines printed between them.
+    pub fn from_log(log: &str, after: Option<u64>, until: u64) -> PathCounts {
+        let mut counts = PathCounts::default();
+        // A failure line belongs to the second the next per-second line reports.
+        let mut previous = 0;
+        for line in log.lines() {
+            let Ok(value) = serde_json::from_str::<Value>(line) else {
+                continue;
+            };
+            let Some(seq) = value["seq"].as_u64() else {
+                let inside = after.is_none_or(|after| previous >= after) && previous < until;
+                if inside && !value["failure"].is_null() && counts.failures.len() < 5 {
+                    counts.failures.push(line.to_owned());
+                }
+                continue;
+            };
+            previous = seq;
+            if after.is_some_and(|after| seq <= after) {
+                continue;
+            }
+            if seq > until {
+                break;
+            }
+            let field = |stream: &str, index: usize| value[stream][index].as_u64().unwrap_or(0);
+            counts.requests += field("fresh", 0) + field("kept", 0);
+            counts.failed += field("fresh", 1) + field("kept", 1);
+            counts.worst_ms = counts.worst_ms.max(field("fresh", 2)).max(field("kept", 2));
+            counts.kept_requests += field("kept", 0);
+            counts.kept_failed += field("kept", 1);
+            counts.reconnects += value["reconnects"].as_u64().unwrap_or(0);
+        }
+        counts
+    }
+
+    /// The line every data-path case prints per node.
+    pub fn line(&self, case: &str, node: u8) -> String {
+        format!(
+            "data path: {case}: node {node}: {} requests, {} failed, worst {} ms \
+             (kept-alive connection: {} requests, {} failed, {} reconnects){}",
+            self.requests,
+            self.failed,
+            self.worst_ms,
+            self.kept_requests,
+            self.kept_failed,
+            self.reconnects,
+            if self.failures.is_empty() {
+                String::new()
+            } else {
+                format!("; first failures: {}", self.failures.join(" "))
+            }
+        )
+    }
+}
+
+/// The last per-second line's `seq` in a client's log.
+pub fn last_seq(log: &str) -> Option<u64> {
+    log.lines()
+        .rev()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find_map(|value| value["seq"].as_u64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOG: &str = r#"{"failure":"fresh","error":"connect: refused"}
+{"seq":1,"fresh":[20,1,9],"kept":[20,0,4],"reconnects":0}
+{"failure":"kept","error":"receive: reset"}
+{"seq":2,"fresh":[19,0,31],"kept":[20,1,7],"reconnects":1}
+{"seq":3,"fresh":[20,0,12],"kept":[20,0,5],"reconnects":0}
+{"failure":"fresh","error":"late"}
+{"seq":4,"fresh":[20,1,8],"kept":[20,0,3],"reconnects":0}
+"#;
+
+    #[test]
+    fn a_window_sums_exactly_its_lines_and_their_failures() {
+        let counts = PathCounts::from_log(LOG, Some(1), 3);
+        assert_eq!(
+            (counts.requests, counts.failed, counts.worst_ms),
+            (79, 1, 31)
+        );
+        assert_eq!(
+            (counts.kept_requests, counts.kept_failed, counts.reconnects),
+            (40, 1, 1)
+        );
+        assert_eq!(
+            counts.failures,
+            vec![r#"{"failure":"kept","error":"receive: reset"}"#]
+        );
+    }
+
+    #[test]
+    fn from_the_start_counts_the_failures_before_the_first_line() {
+        let counts = PathCounts::from_log(LOG, None, 1);
+        assert_eq!((counts.requests, counts.failed), (40, 1));
+        assert_eq!(counts.failures.len(), 1);
+        assert_eq!(last_seq(LOG), Some(4));
+    }
 }

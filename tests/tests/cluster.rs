@@ -21,8 +21,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use blackbox_tests::cluster::{
-    base64_encode, pause_ms, stdout_or_error, Cluster, StartError, FQDN, IMAGES, INSTALLED,
-    NAMESPACE, PAUSE_IMAGE, PROXY_ADDRESS, STARTUP_TAINT, WEBHOOK_SAN,
+    base64_encode, last_seq, pause_ms, stdout_or_error, Cluster, PathCounts, StartError, APISERVER,
+    FQDN, IMAGES, INSTALLED, NAMESPACE, PAUSE_IMAGE, PROXY_ADDRESS, STARTUP_TAINT, WEBHOOK_SAN,
 };
 use blackbox_tests::skip;
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
@@ -36,6 +36,8 @@ const CASES: &[(&str, Case)] = &[
         "startup_taint_keeps_pods_off_node2_until_its_address",
         startup_taint_keeps_pods_off_until_the_address,
     ),
+    // Right after the first: node 2's client started there once the startup taint went.
+    ("data_path_e_node_start", data_path_node_start),
     // Early: the API server's restart resets its metrics, which the figures read at the end.
     (
         "startup_taint_removed_after_an_api_server_outage",
@@ -50,6 +52,8 @@ const CASES: &[(&str, Case)] = &[
         "sidecar_ready_on_both_nodes_after_its_address",
         sidecar_ready_after_its_address,
     ),
+    ("data_path_a_steady_state", data_path_steady_state),
+    ("data_path_b_repairs", data_path_repairs),
     (
         "webhook_two_ready_replicas_on_two_nodes",
         webhook_two_replicas_on_two_nodes,
@@ -96,7 +100,8 @@ fn main() -> ExitCode {
     }
     #[allow(clippy::disallowed_types)] // The tier's own time, a figure for README.
     let started = std::time::Instant::now();
-    let cluster = match Cluster::start() {
+    let client = std::path::Path::new(env!("CARGO_BIN_EXE_datapath-client"));
+    let cluster = match Cluster::start(client) {
         Ok(cluster) => Arc::new(cluster),
         Err(error) => return without_a_cluster(&args, error),
     };
@@ -688,10 +693,12 @@ fn scale_webhook(cluster: &Cluster, replicas: u8) -> Result<(), String> {
 // --- 7 -------------------------------------------------------------------------------------------
 
 /// A DaemonSet rolling update (an argument changed): the address is on both nodes at every
-/// sample, taken every 10 ms on each node, throughout.
+/// sample, taken every 10 ms on each node, throughout; and (c.) both nodes' clients see no
+/// failed request, from before the update until the old Pods are gone (their proxies drained).
 fn daemonset_rollout_keeps_the_address(cluster: &Cluster) -> Result<(), Failed> {
     cluster.deployed()?;
     daemonset_ready(cluster)?;
+    let window = PathWindow::open(cluster)?;
     let samplers = [
         cluster.sample_address(1, PROXY_ADDRESS)?,
         cluster.sample_address(2, PROXY_ADDRESS)?,
@@ -709,12 +716,14 @@ fn daemonset_rollout_keeps_the_address(cluster: &Cluster) -> Result<(), Failed> 
                 {"op":"replace","path":"/spec/template/spec/containers/0/args/4","value":"--sync-interval=30s"}]"#,
         ])
         .map_err(Failed::from)
-        .and_then(|_| daemonset_ready(cluster));
+        .and_then(|_| daemonset_ready(cluster))
+        .and_then(|()| old_sidecar_pods_gone(cluster));
     let mut results = Vec::new();
     for sampler in samplers {
         results.push(sampler.finish()?);
     }
     rollout?;
+    let counts = window.close(cluster, "c. DaemonSet rollout")?;
     eprintln!(
         "address samples during the DaemonSet rollout: node 1 {}, node 2 {}",
         results[0], results[1]
@@ -725,7 +734,28 @@ fn daemonset_rollout_keeps_the_address(cluster: &Cluster) -> Result<(), Failed> 
             &format!("node {}: the address at every sample: {result}", node + 1),
         )?;
     }
-    Ok(())
+    no_failed_request("c. DaemonSet rollout", &counts)
+}
+
+/// Only the DaemonSet's current Pods are left: the old ones have drained and exited.
+fn old_sidecar_pods_gone(cluster: &Cluster) -> Result<(), Failed> {
+    old_pods_gone(cluster, "sidecar", SIDECAR, 120).map_err(Failed::from)
+}
+
+/// Waits until only 2 Pods with the label `selector` are left (both workloads run 2): the old
+/// generation's have exited.
+fn old_pods_gone(
+    cluster: &Cluster,
+    what: &str,
+    selector: &str,
+    seconds: u64,
+) -> Result<(), String> {
+    cluster.wait_for(&format!("the old {what} Pods gone"), seconds, || {
+        let pods = cluster
+            .json(&["get", "pods", "-n", NAMESPACE, "-l", selector])
+            .ok()?;
+        (pods["items"].as_array()?.len() == 2).then_some(())
+    })
 }
 
 /// A webhook rolling update during a stream of Pod creations: every Pod created is patched.
@@ -745,12 +775,7 @@ fn webhook_rollout_misses_no_pod(cluster: &Cluster) -> Result<(), Failed> {
         webhook_ready(cluster)?;
         // The old replicas serve on for their shutdown delay (docs/webhook.md#shutdown): the
         // stream goes on until they have exited, so the moment each one stops is inside it.
-        cluster.wait_for("the old webhook Pods gone", 60, || {
-            let pods = cluster
-                .json(&["get", "pods", "-n", NAMESPACE, "-l", WEBHOOK])
-                .ok()?;
-            (pods["items"].as_array()?.len() == 2).then_some(())
-        })
+        old_pods_gone(cluster, "webhook", WEBHOOK, 60)
     })?;
     stream.all_patched("the webhook's rolling update")
 }
@@ -992,6 +1017,7 @@ fn uninstall(cluster: &Cluster) -> Result<(), Failed> {
             &format!("node {node} holds the five rules of docs/examples/iptables: {state}"),
         )?;
     }
+    data_path_with_the_rules(cluster)?;
     cluster.kubectl(&["delete", "-k", &iptables, "--wait=true"])?;
     // The startup-taint example's RBAC, which the iptables example does not hold.
     let rbac = cluster.root().join("docs/examples/startup-taint/rbac.yaml");
@@ -1091,6 +1117,9 @@ fn startup_taint_keeps_pods_off_until_the_address(cluster: &Cluster) -> Result<(
         !address_on(cluster, 2),
         "no address on node 2 before the sidecar ran",
     )?;
+    // The data-path clients too (no tolerations either): node 2's starts once the taint is
+    // gone, and data_path_e_node_start counts its requests from its first.
+    clients_applied(cluster)?;
     cluster.deployed()?;
     let (mut samples, mut tainted_samples) = (0, 0);
     cluster.wait_for("the Deployment's Pod Running on node 2", 180, || {
@@ -1311,7 +1340,7 @@ fn as_no_rbac(cluster: &Cluster) -> Result<(), Failed> {
         json!({
             "apiVersion": "v1", "kind": "Config", "current-context": "no-rbac",
             "clusters": [{"name": "tier", "cluster": {
-                "server": "https://10.200.0.1:6443",
+                "server": format!("https://{APISERVER}"),
                 "certificate-authority-data": base64_encode(&ca)}}],
             "users": [{"name": "no-rbac", "user": {"token": token.trim()}}],
             "contexts": [{"name": "no-rbac", "context": {"cluster": "tier", "user": "no-rbac"}}],
@@ -1467,6 +1496,214 @@ fn image_sidecar(cluster: &Cluster) -> Result<std::path::PathBuf, String> {
     ]);
     docker(&["rm", &container])?;
     copied.map(|_| binary)
+}
+
+// --- the data path -------------------------------------------------------------------------------
+
+/// The data-path clients (one per node, through the `kubernetes` Service) and their namespace.
+const CLIENTS: &str = "testdata/cluster/datapath/clients.yaml";
+const CLIENT_NAMESPACE: &str = "apc-datapath";
+/// Per-second lines a window waits for after its end: a request in flight at the end is
+/// counted in one of them (a refused connect fails at once, an unanswered one after 2 s).
+const SETTLE_LINES: u64 = 3;
+
+/// Applies the clients (again: idempotent).
+fn clients_applied(cluster: &Cluster) -> Result<(), String> {
+    let clients = cluster.root().join(CLIENTS);
+    cluster
+        .kubectl(&["apply", "-f", &clients.display().to_string()])
+        .map(drop)
+}
+
+/// The running client Pod on node `node` and its log, once it has printed a per-second line.
+fn client_on(cluster: &Cluster, node: u8) -> Option<(String, String)> {
+    let pods = cluster
+        .json(&[
+            "get",
+            "pods",
+            "-n",
+            CLIENT_NAMESPACE,
+            "--field-selector",
+            &format!("spec.nodeName=node{node}"),
+        ])
+        .ok()?;
+    let pod = pods["items"].as_array()?.iter().find(|pod| {
+        pod["metadata"]["deletionTimestamp"].is_null() && pod["status"]["phase"] == "Running"
+    })?;
+    let name = pod["metadata"]["name"].as_str()?.to_owned();
+    let log = client_log(cluster, &name).ok()?;
+    last_seq(&log).map(|_| (name, log))
+}
+
+fn client_log(cluster: &Cluster, pod: &str) -> Result<String, String> {
+    cluster.kubectl(&["logs", "-n", CLIENT_NAMESPACE, pod])
+}
+
+/// A measurement over both nodes' clients: where each client's log stood when it opened
+/// (`None`: from the client's first request).
+#[derive(Debug)]
+struct PathWindow {
+    starts: Vec<(u8, String, Option<u64>)>,
+}
+
+impl PathWindow {
+    /// Opens a window on both nodes, applying the clients first if need be.
+    fn open(cluster: &Cluster) -> Result<PathWindow, Failed> {
+        PathWindow::open_on(cluster, &[1, 2], false)
+    }
+
+    /// Opens a window on `nodes`; `from_start`: from each client's first request.
+    fn open_on(cluster: &Cluster, nodes: &[u8], from_start: bool) -> Result<PathWindow, Failed> {
+        clients_applied(cluster)?;
+        let mut starts = Vec::new();
+        for &node in nodes {
+            let (pod, log) = cluster.wait_for(
+                &format!("the data-path client on node {node} running"),
+                120,
+                || client_on(cluster, node),
+            )?;
+            let after = if from_start { None } else { last_seq(&log) };
+            starts.push((node, pod, after));
+        }
+        Ok(PathWindow { starts })
+    }
+
+    /// Closes the window: waits for [`SETTLE_LINES`] more lines of each client, then prints and
+    /// returns each node's counts (node order).
+    fn close(self, cluster: &Cluster, case: &str) -> Result<Vec<PathCounts>, Failed> {
+        let mut all = Vec::new();
+        for (node, pod, after) in self.starts {
+            let now = last_seq(&client_log(cluster, &pod)?).unwrap_or(0);
+            let until = now + SETTLE_LINES;
+            let log = cluster.wait_for(
+                &format!("{SETTLE_LINES} more lines from node {node}'s client {pod}"),
+                60,
+                || {
+                    client_log(cluster, &pod)
+                        .ok()
+                        .filter(|log| last_seq(log).is_some_and(|seq| seq >= until))
+                },
+            )?;
+            let counts = PathCounts::from_log(&log, after, until);
+            eprintln!("{}", counts.line(case, node));
+            all.push(counts);
+        }
+        Ok(all)
+    }
+}
+
+/// d. The conntrack-bypass rules (docs/examples/iptables, in place on both nodes) under
+/// kube-proxy's iptables mode, for 3 s: the clients' connections through the Service's cluster
+/// IP are DNATed to the address by conntrack, and the rule `-t raw -A OUTPUT -s ADDRESS/32
+/// --sport PORT -j NOTRACK` takes the proxy's answers out of conntrack, so their source is never
+/// rewritten back to the cluster IP: the client's socket does not know them, and no connection
+/// through the Service completes (docs/deploy.md says so loudly). Asserted: on each node, every
+/// request in the window failed.
+fn data_path_with_the_rules(cluster: &Cluster) -> Result<(), Failed> {
+    let window = PathWindow::open(cluster)?;
+    pause_ms(3000);
+    let counts = window.close(
+        cluster,
+        "d. conntrack-bypass rules, kube-proxy iptables mode",
+    )?;
+    for counts in counts {
+        check(
+            counts.requests > 0 && counts.failed == counts.requests,
+            &format!("d. every request through the Service failed with the rules: {counts:?}"),
+        )?;
+    }
+    // The sidecars started after kube-proxy had written its rules, so they say so
+    // (docs/iptables.md).
+    for node in ["node1", "node2"] {
+        let pod = sidecar_pod_on(cluster, node)?;
+        let name = pod["metadata"]["name"].as_str().unwrap_or_default();
+        let log = cluster.kubectl(&["logs", "-n", NAMESPACE, name, "-c", "sidecar"])?;
+        check(
+            log.contains("kube-proxy runs in iptables mode"),
+            &format!("{node}'s sidecar warns about kube-proxy's iptables mode:\n{log}"),
+        )?;
+    }
+    Ok(())
+}
+
+/// e. Node start: node 2 registered with the startup taint, and its client (no tolerations,
+/// applied with the first case's Deployment) was scheduled there once the sidecar removed the
+/// taint, which it does only once a TCP connect to the proxy address and port succeeds
+/// (docs/deploy.md#startup-taint): counted from the client's first request, none fails. Run
+/// alone (a filtered run), node 2 is untainted already and the client starts on a running node.
+fn data_path_node_start(cluster: &Cluster) -> Result<(), Failed> {
+    cluster.deployed()?;
+    let counts = PathWindow::open_on(cluster, &[2], true)?.close(cluster, "e. node start")?;
+    no_failed_request("e. node start", &counts)
+}
+
+/// Fails when any node's window saw a failed request, or none at all.
+fn no_failed_request(case: &str, counts: &[PathCounts]) -> Result<(), Failed> {
+    for counts in counts {
+        check(
+            counts.requests > 0 && counts.failed == 0,
+            &format!("{case}: requests and none failed: {counts:?}"),
+        )?;
+    }
+    Ok(())
+}
+
+/// a. Steady state: both nodes' clients, through the Service, kube-proxy, the address and the
+/// node's proxy, for 3 s: no request fails.
+fn data_path_steady_state(cluster: &Cluster) -> Result<(), Failed> {
+    cluster.deployed()?;
+    daemonset_ready(cluster)?;
+    let window = PathWindow::open(cluster)?;
+    // The window's length: the case's own pacing, not a wait for an event.
+    pause_ms(3000);
+    let counts = window.close(cluster, "a. steady state")?;
+    no_failed_request("a. steady state", &counts)
+}
+
+/// b. Repairs on node 2 while both nodes' clients run: the address deleted 20 times, the
+/// link set down 5 times, the sidecar's daemon killed (SIGKILL) twice, each time waiting for the
+/// repair (the address back, the link up, a new daemon) before the next. No request fails, and
+/// the kept-alive connection survives all of it.
+fn data_path_repairs(cluster: &Cluster) -> Result<(), Failed> {
+    cluster.deployed()?;
+    daemonset_ready(cluster)?;
+    let window = PathWindow::open(cluster)?;
+    let repairs = repairs_on_node2(cluster);
+    let counts = window.close(cluster, "b. repairs")?;
+    repairs?;
+    no_failed_request("b. repairs", &counts)?;
+    check(
+        counts[1].reconnects == 0 && counts[1].kept_failed == 0,
+        &format!("the kept-alive connection survived: {:?}", counts[1]),
+    )
+}
+
+fn repairs_on_node2(cluster: &Cluster) -> Result<(), Failed> {
+    let address = format!("{PROXY_ADDRESS}/32");
+    for _ in 0..20 {
+        ip(
+            cluster,
+            2,
+            &["addr", "del", &address, "dev", "apiserver-proxy"],
+        )?;
+        cluster.wait_for("the address back on node 2", 30, || {
+            address_on(cluster, 2).then_some(())
+        })?;
+        pause_ms(100);
+    }
+    for _ in 0..5 {
+        ip(cluster, 2, &["link", "set", "apiserver-proxy", "down"])?;
+        cluster.wait_for("node 2's link up again, its address on it", 30, || {
+            let link = ip(cluster, 2, &["-o", "link", "show", "apiserver-proxy"]).ok()?;
+            (link.contains(",UP") && address_on(cluster, 2)).then_some(())
+        })?;
+        pause_ms(100);
+    }
+    for _ in 0..2 {
+        restart_sidecar(cluster, sidecar_daemon_on(cluster, 2)?)?;
+        pause_ms(100);
+    }
+    Ok(())
 }
 
 // --- shared --------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::Request;
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 
 use super::routes::respond;
 use super::Exposition;
@@ -26,12 +26,36 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 /// need a few; the cap bounds the memory a flood of connections to this port can take.
 pub const MAX_CONNECTIONS: usize = 64;
 
-/// Binds `address` now (so a bad address fails at start), then serves in the background.
+/// Binds `address` now (so a bad or busy address fails at start), then serves in the
+/// background.
 pub async fn serve(
     address: SocketAddr,
     exposition: Arc<dyn Exposition>,
 ) -> std::io::Result<SocketAddr> {
-    let listener = TcpListener::bind(address).await?;
+    serve_on(TcpListener::bind(address).await?, exposition)
+}
+
+/// As [`serve`], but the port may be shared (`SO_REUSEPORT`) with another process of the same
+/// user that binds it the same way: the sidecar's two generations run side by side on a node
+/// during a surge rollout (docs/deploy.md#rollouts), in the node's network namespace, on the
+/// one port their probes name. The kernel spreads connections over both; what `/readyz`
+/// answers (the address is in place) is a fact of the node, the same from either.
+pub async fn serve_shared(
+    address: SocketAddr,
+    exposition: Arc<dyn Exposition>,
+) -> std::io::Result<SocketAddr> {
+    let socket = if address.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(true)?;
+    socket.bind(address)?;
+    serve_on(socket.listen(1024)?, exposition)
+}
+
+fn serve_on(listener: TcpListener, exposition: Arc<dyn Exposition>) -> std::io::Result<SocketAddr> {
     let bound = listener.local_addr()?;
     tokio::spawn(async move {
         let clock = TokioClock::default();
@@ -69,4 +93,33 @@ pub async fn serve(
         .await;
     });
     Ok(bound)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::sidecar::SidecarMetrics;
+
+    fn metrics() -> Arc<dyn Exposition> {
+        Arc::new(SidecarMetrics::new(Duration::from_secs(60)))
+    }
+
+    #[tokio::test]
+    async fn two_shared_listeners_share_a_port() {
+        let first = serve_shared("127.0.0.1:0".parse().unwrap(), metrics())
+            .await
+            .expect("the first binds");
+        serve_shared(first, metrics())
+            .await
+            .expect("a second generation binds the same port");
+    }
+
+    #[tokio::test]
+    async fn an_exclusive_listener_refuses_a_busy_port() {
+        let first = serve("127.0.0.1:0".parse().unwrap(), metrics())
+            .await
+            .expect("the first binds");
+        let error = serve(first, metrics()).await.expect_err("the port is busy");
+        assert_eq!(error.kind(), std::io::ErrorKind::AddrInUse);
+    }
 }

@@ -132,13 +132,15 @@ async fn serve(flags: Flags, earlier: Vec<ProxyAddress>) -> anyhow::Result<ExitC
     })
 }
 
-/// Starts the metrics and health server; a bad or busy address fails the start.
+/// Starts the metrics and health server; a bad address, or one a process other than another
+/// sidecar holds, fails the start. Shared (`SO_REUSEPORT`): in a surge rollout the next
+/// generation binds the same port on the node beside the old one (docs/deploy.md#rollouts).
 async fn serve_metrics(
     address: SocketAddr,
     interval: Duration,
 ) -> anyhow::Result<Arc<SidecarMetrics>> {
     let metrics = Arc::new(SidecarMetrics::new(interval));
-    let bound = server::serve(address, metrics.clone())
+    let bound = server::serve_shared(address, metrics.clone())
         .await
         .with_context(|| format!("cannot serve metrics on --metrics-bind-address={address}"))?;
     tracing::info!("serving /metrics, /healthz and /readyz on http://{bound}");
