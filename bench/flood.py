@@ -20,16 +20,21 @@ the second must neither add to the first's peak nor keep more after. Before the 
 idle TLS connection is measured below the cap.
 
 Usage: python3 bench/flood.py  (expects the release webhook; make bench builds it)
+       python3 bench/flood.py --attack HOST PORT SECONDS: only issue 26's two attacks at once,
+       against a webhook elsewhere (the cluster tier's replica), its certificate not verified;
+       prints the connections each opened as JSON.
 Env: FLOOD_CONNECTIONS (default 5000); FLOOD_BINARY, the webhook to run (default the release
 build; `make docker-binaries` puts the static one, as the image has it, in target/docker/).
 """
 
+import json
 import multiprocessing
 import os
 import resource
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 import time
 
@@ -64,7 +69,18 @@ CORES = os.cpu_count() or 1
 SERVER_CPUS = ["taskset", "-c", str(CORES - 1)] if CORES > 1 else []
 
 
+# Where the attacks go; `--attack` points them at a webhook elsewhere, unverified.
+HOST = "127.0.0.1"
+VERIFY = True
+
+
 def context():
+    if not VERIFY:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        ctx.set_alpn_protocols(["http/1.1"])
+        return ctx
     ctx = ssl.create_default_context(cafile=str(CERTS / "ca.crt"))
     ctx.set_alpn_protocols(["http/1.1"])
     return ctx
@@ -227,7 +243,7 @@ async def hold_connection(ctx, stop, opened, opening, drip, every_s):
     while not stop.is_set():
         try:
             reader, writer = await asyncio.open_connection(
-                "127.0.0.1", PORT, ssl=ctx, server_hostname="localhost")
+                HOST, PORT, ssl=ctx, server_hostname="localhost")
             with opened.get_lock():
                 opened.value += 1
             writer.write(opening)
@@ -292,7 +308,30 @@ def attack(pid, baseline_fds, one, connections, seconds):
             **probe_figures(times, failed)}
 
 
+def attack_elsewhere(host, port, seconds):
+    """Issue 26's two attacks at once against `host:port` for `seconds`: the cluster tier's."""
+    global HOST, PORT, VERIFY
+    HOST, PORT, VERIFY = host, port, False
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    stop = multiprocessing.Event()
+    running = []
+    for one, connections in [(large_stalled_body, LARGE_BODIES), (dripping_body, DRIPPERS)]:
+        opened = multiprocessing.Value("q", 0)
+        process = multiprocessing.Process(target=attacker, args=(one, connections, stop, opened), daemon=True)
+        process.start()
+        running.append((one.__name__, process, opened))
+    time.sleep(seconds)
+    stop.set()
+    for _, process, _ in running:
+        process.join(30)
+    print(json.dumps({name: opened.value for name, _, opened in running}))
+
+
 def main():
+    if sys.argv[1:2] == ["--attack"]:
+        attack_elsewhere(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
+        return
     count = int(os.environ.get("FLOOD_CONNECTIONS", "5000"))
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
