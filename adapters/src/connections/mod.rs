@@ -38,6 +38,9 @@
 //! - `progress`: the wrappers through which a connection's reads and answer tell its place here
 //!   what it is doing.
 //! - `bodies`: the request body that counts its bytes against the budget.
+//!
+//! Which connection gives way, at the cap and at the budget, is the domain's
+//! `webhook::give_way`: this module keeps the connections and hands it a snapshot.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -47,6 +50,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use domain::ports::Clock;
+use domain::webhook::give_way;
 use tokio::sync::Notify;
 use tracing::Level;
 
@@ -219,7 +223,7 @@ impl<C: Clock + Clone> Connections<C> {
     pub fn admit(self: &Arc<Self>) -> Option<Admitted<C>> {
         let mut state = self.lock();
         if state.open.len() >= self.limits.cap {
-            let stalled_longest = stalled_longest(&state.open, |_, _| true);
+            let stalled_longest = give_way::for_a_connection(snapshot(&state.open, None));
             let pressure = state.at_cap.get_or_insert_with(|| {
                 tracing::warn!(
                     server = self.server,
@@ -261,17 +265,19 @@ impl<C: Clock + Clone> Connections<C> {
     }
 }
 
-/// The id of the open connection that made no progress the longest, of those `eligible` and not
-/// answering. The id breaks ties: of two stamped at the same instant, the older goes.
-fn stalled_longest<C>(
-    open: &HashMap<u64, Arc<Slot<C>>>,
-    eligible: impl Fn(u64, &Slot<C>) -> bool,
-) -> Option<u64> {
+/// What the domain's choice of who gives way knows of the open connections, `but` one.
+fn snapshot<'a, C>(
+    open: &'a HashMap<u64, Arc<Slot<C>>>,
+    but: Option<&'a Arc<Slot<C>>>,
+) -> impl Iterator<Item = give_way::Open> + 'a {
     open.iter()
-        .filter(|(id, slot)| !slot.answering.load(Ordering::Relaxed) && eligible(**id, slot))
-        .map(|(id, slot)| (slot.progress.load(Ordering::Relaxed), *id))
-        .min()
-        .map(|(_, id)| id)
+        .filter(move |(_, slot)| but.is_none_or(|but| !Arc::ptr_eq(slot, but)))
+        .map(|(id, slot)| give_way::Open {
+            id: *id,
+            progress: slot.progress.load(Ordering::Relaxed),
+            answering: slot.answering.load(Ordering::Relaxed),
+            body_bytes: slot.body_bytes.load(Ordering::Relaxed),
+        })
 }
 
 /// Takes connection `id` out of the open ones and tells it to close; the body bytes it holds are
@@ -370,20 +376,8 @@ impl<C> Connections<C> {
         let budget = self.limits.body_budget;
         let held = state.body_bytes - state.body_bytes_leaving;
         if held + bytes > budget {
-            let mut room = budget.saturating_sub(held);
-            let mut victims = Vec::new();
-            while room < bytes {
-                let holds_another_body = |id: u64, other: &Slot<C>| {
-                    !std::ptr::eq(other, slot.as_ref())
-                        && other.body_bytes.load(Ordering::Relaxed) > 0
-                        && !victims.contains(&id)
-                };
-                let Some(id) = stalled_longest(&state.open, holds_another_body) else {
-                    break;
-                };
-                room += state.open[&id].body_bytes.load(Ordering::Relaxed);
-                victims.push(id);
-            }
+            let room = budget.saturating_sub(held);
+            let going = give_way::for_a_body(snapshot(&state.open, Some(slot)), room, bytes);
             let pressure = state.bodies_full.get_or_insert_with(|| {
                 tracing::warn!(
                     server = self.server,
@@ -392,13 +386,13 @@ impl<C> Connections<C> {
                 );
                 Pressure::default()
             });
-            if room < bytes {
+            let Some(going) = going else {
                 pressure.refused += 1;
                 tracing::debug!(bytes, "no room for a body's bytes: refusing its request");
                 return Err(BodiesFull { budget });
-            }
-            pressure.pushed_out += victims.len() as u64;
-            for id in victims {
+            };
+            pressure.pushed_out += going.len() as u64;
+            for id in going {
                 push_out(&mut state, id, FOR_A_BODY);
             }
         }
