@@ -76,6 +76,10 @@ const CASES: &[(&str, Case)] = &[
         "certificate_rotation_through_the_secret",
         certificate_rotation,
     ),
+    (
+        "webhook_under_a_body_flood_stays_up_and_patches_pods",
+        webhook_under_a_body_flood,
+    ),
     ("uninstall_leaves_nothing_of_ours", uninstall),
 ];
 
@@ -1837,4 +1841,83 @@ fn figures(cluster: &Cluster) {
         p99 * 1000.0,
         buckets
     );
+}
+
+// --- issue 26 ------------------------------------------------------------------------------------
+
+/// How long the body flood runs against a replica.
+const BODY_FLOOD_SECONDS: &str = "30";
+
+/// Issue 26's two attacks at once (`bench/flood.py --attack`: 16 connections each sending all
+/// but the last byte of the largest body allowed, then silent, and 520 dripping a byte of body
+/// every 100 ms, all reopened when closed), from node 1 at one webhook replica's Pod IP, while
+/// Pods are created: the replica runs under the Deployment's own memory limit (64Mi, checked on
+/// the live object) and is not restarted (its `restartCount` stays as it was: an OOM kill would
+/// raise it), and every Pod created meanwhile is patched.
+fn webhook_under_a_body_flood(cluster: &Cluster) -> Result<(), Failed> {
+    cluster.deployed()?;
+    let replicas = webhook_ready(cluster)?;
+    let deployment = cluster.json(&[
+        "get",
+        "deployment",
+        "-n",
+        NAMESPACE,
+        "apiserver-proxy-pod-webhook",
+    ])?;
+    let limit =
+        &deployment["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"];
+    check(
+        limit == "64Mi",
+        &format!("the Deployment's memory limit is 64Mi: {limit}"),
+    )?;
+    let target = &replicas[0];
+    let name = target["metadata"]["name"]
+        .as_str()
+        .ok_or("a webhook Pod's name")?
+        .to_owned();
+    let ip = target["status"]["podIP"]
+        .as_str()
+        .ok_or("a webhook Pod's IP")?
+        .to_owned();
+    let restarts = |pod: &Value| pod["status"]["containerStatuses"][0]["restartCount"].as_u64();
+    let before = restarts(target);
+    namespace(cluster, "apc-body-flood", false)?;
+    let flood = cluster.root().join("bench/flood.py");
+    let mut attack = cluster
+        .in_node(1, "python3")
+        .arg(&flood)
+        .args(["--attack", &ip, "9443", BODY_FLOOD_SECONDS])
+        // A line of JSON at the end; a traceback goes to the tier's own stderr.
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("python3 {}: {e}", flood.display()))?;
+    let stream = during_a_stream(cluster, "apc-body-flood", || {
+        attack
+            .wait()
+            .map_err(|e| format!("the attack: {e}"))
+            .and_then(|status| {
+                status
+                    .success()
+                    .then_some(())
+                    .ok_or_else(|| format!("the attack failed: {status}"))
+            })
+    });
+    let output = attack
+        .wait_with_output()
+        .map_err(|e| format!("the attack's output: {e}"))?;
+    eprintln!(
+        "body flood at {name} ({ip}): connections opened {}",
+        String::from_utf8_lossy(&output.stdout).trim()
+    );
+    let stream = stream?;
+    let after = cluster.json(&["get", "pod", "-n", NAMESPACE, &name])?;
+    check(
+        restarts(&after) == before && before.is_some(),
+        &format!(
+            "{name} not restarted ({before:?} restarts before, {:?} after): {}",
+            restarts(&after),
+            after["status"]["containerStatuses"][0]["lastState"]
+        ),
+    )?;
+    stream.all_patched("a body flood at one webhook replica")
 }

@@ -24,39 +24,75 @@
 //! with how many connections were pushed out or refused meanwhile: never a line per connection
 //! above debug.
 //!
-//! - `head_deadline`: closes a connection whose client sends no complete request head in time.
-//! - `progress`: the wrappers through which a connection's reads, request body and answer tell
-//!   its place here what it is doing.
+//! The bytes held for request bodies are bounded across all connections too (the webhook's
+//! `BODY_BUDGET`): a body's bytes are counted as they arrive, and when a new piece would take the
+//! count over the budget, the connections holding body bytes that made no progress the longest
+//! are pushed out until it fits. So a client that announces a large body, sends most of it and
+//! falls silent, over many connections, holds at most the budget, and a review that arrives at
+//! once (as the API server sends it) takes the room of the stalled ones. When the room cannot be
+//! made (every other holder is answering its request), the piece is refused and its request gets
+//! a 429.
+//!
+//! - `head_deadline`: closes a connection whose client sends no complete request head in time,
+//!   or that stays idle too long.
+//! - `progress`: the wrappers through which a connection's reads and answer tell its place here
+//!   what it is doing.
+//! - `bodies`: the request body that counts its bytes against the budget.
+//!
+//! Which connection gives way, at the cap and at the budget, is the domain's
+//! `webhook::give_way`: this module keeps the connections and hands it a snapshot.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use domain::ports::Clock;
+use domain::webhook::give_way;
 use tokio::sync::Notify;
 use tracing::Level;
 
 use head_deadline::{nanos, HeadDeadline};
 
+mod bodies;
 mod head_deadline;
 mod progress;
 
+pub use bodies::{BodiesFull, Charged};
 pub use progress::{Reported, Tracked};
 
-/// The fraction of the cap the count must fall to before the cap is logged as no longer reached.
+/// The fraction of the cap (and of the body budget) the count must fall to before it is logged
+/// as no longer reached.
 const CALM: (usize, usize) = (3, 4);
+
+/// What a server allows its connections.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// The most connections open at once (at least one).
+    pub cap: usize,
+    /// How long a client has for a complete request head: from its accept (so through a TLS
+    /// handshake), and from the first byte of each later request.
+    pub head_timeout: Duration,
+    /// How long a keep-alive connection may wait, after an answer, for its next request's first
+    /// byte.
+    pub idle_timeout: Duration,
+    /// The most bytes of request bodies held at once, over all connections.
+    pub body_budget: usize,
+    /// What a body under way costs beyond its bytes (its connection's buffers and state while
+    /// it is read), counted against the budget with its first piece: so the budget also bounds
+    /// how many bodies are under way at once, however few bytes each has sent.
+    pub body_under_way: usize,
+}
 
 /// The open connections, and the cap on them.
 #[derive(Debug)]
 pub struct Connections<C> {
     /// Names the listener in the log, as the accept loop does.
     server: &'static str,
-    cap: usize,
+    limits: Limits,
     clock: C,
-    timeout: Duration,
     /// The level a missed head deadline is logged at.
     missed_level: Level,
     state: Mutex<State<C>>,
@@ -68,6 +104,14 @@ struct State<C> {
     open: HashMap<u64, Arc<Slot<C>>>,
     /// While the cap is reached: the connections pushed out and refused since it was.
     at_cap: Option<Pressure>,
+    /// Bytes of request bodies held, by every connection, pushed out ones included until they
+    /// let go of theirs.
+    body_bytes: usize,
+    /// Of `body_bytes`, those of connections already pushed out: on their way back.
+    body_bytes_leaving: usize,
+    /// While the body budget is reached: the connections pushed out for room, and the pieces
+    /// refused, since it was.
+    bodies_full: Option<Pressure>,
 }
 
 #[derive(Debug, Default)]
@@ -75,6 +119,11 @@ struct Pressure {
     pushed_out: u64,
     refused: u64,
 }
+
+/// Why a connection was pushed out, in [`Slot::pushed_out_for`].
+const NOT_PUSHED_OUT: u8 = 0;
+const FOR_A_CONNECTION: u8 = 1;
+const FOR_A_BODY: u8 = 2;
 
 /// What the cap knows of one connection.
 #[derive(Debug)]
@@ -86,13 +135,20 @@ struct Slot<C> {
     /// From a complete request (or the handler's answer, whichever comes first) until the answer
     /// has been written: not to be pushed out.
     answering: AtomicBool,
+    /// Bytes of its request's body held now (changed under the state's lock).
+    body_bytes: AtomicUsize,
+    /// From its first complete request head on.
+    had_a_request: AtomicBool,
+    /// [`NOT_PUSHED_OUT`], or why it was (set under the state's lock).
+    pushed_out_for: AtomicU8,
     pushed_out: Notify,
 }
 
 impl<C: Clock> Slot<C> {
     fn progressed(&self) {
-        self.progress
-            .store(nanos(self.clock.now()), Ordering::Relaxed);
+        let now = nanos(self.clock.now());
+        self.progress.store(now, Ordering::Relaxed);
+        self.deadline.bytes_arrived(now);
     }
 }
 
@@ -101,10 +157,12 @@ impl<C: Clock> Slot<C> {
 pub enum Ended {
     /// The connection ended by itself: the client closed it, or it failed.
     Served,
-    /// No complete request head came in time.
+    /// No complete request head came in time, or the connection was idle too long.
     DeadlineMissed,
     /// A newer connection took its place at the cap.
     PushedOut,
+    /// Another request's body needed the room its held body took.
+    PushedOutForABody,
 }
 
 /// A connection's place among the open ones, given up on drop.
@@ -119,41 +177,42 @@ pub struct Admitted<C> {
 /// service.
 #[derive(Debug)]
 pub struct Activity<C> {
+    connections: Arc<Connections<C>>,
     slot: Arc<Slot<C>>,
 }
 
 impl<C> Clone for Activity<C> {
     fn clone(&self) -> Self {
         Self {
+            connections: Arc::clone(&self.connections),
             slot: Arc::clone(&self.slot),
         }
     }
 }
 
 impl<C: Clock + Clone> Connections<C> {
-    /// At most `cap` connections (at least one) to `server`, each with a head deadline of
-    /// `timeout` on `clock`, which must be one clock for all so their progress compares; a
-    /// missed deadline is logged at `missed_level`.
-    pub fn new(
-        server: &'static str,
-        cap: usize,
-        clock: C,
-        timeout: Duration,
-        missed_level: Level,
-    ) -> Arc<Self> {
+    /// Connections to `server` within `limits`, on `clock`, which must be one clock for all so
+    /// their progress compares; a missed deadline is logged at `missed_level`.
+    pub fn new(server: &'static str, limits: Limits, clock: C, missed_level: Level) -> Arc<Self> {
+        let limits = Limits {
+            cap: limits.cap.max(1),
+            ..limits
+        };
         Arc::new(Self {
             server,
-            cap: cap.max(1),
+            limits,
             clock,
-            timeout,
             missed_level,
             state: Mutex::new(State {
                 next_id: 0,
                 // Full size now, so the map never grows during a flood: a table allocated
                 // then would stay, scattered among the flood's freed memory, and keep the
                 // allocator from giving that back.
-                open: HashMap::with_capacity(cap),
+                open: HashMap::with_capacity(limits.cap),
                 at_cap: None,
+                body_bytes: 0,
+                body_bytes_leaving: 0,
+                bodies_full: None,
             }),
         })
     }
@@ -163,39 +222,38 @@ impl<C: Clock + Clone> Connections<C> {
     /// answering a request.
     pub fn admit(self: &Arc<Self>) -> Option<Admitted<C>> {
         let mut state = self.lock();
-        if state.open.len() >= self.cap {
-            // The id breaks ties: of two stamped at the same instant, the older goes.
-            let stalled_longest = state
-                .open
-                .iter()
-                .filter(|(_, slot)| !slot.answering.load(Ordering::Relaxed))
-                .map(|(id, slot)| (slot.progress.load(Ordering::Relaxed), *id))
-                .min();
+        if state.open.len() >= self.limits.cap {
+            let stalled_longest = give_way::for_a_connection(snapshot(&state.open, None));
             let pressure = state.at_cap.get_or_insert_with(|| {
                 tracing::warn!(
                     server = self.server,
-                    cap = self.cap,
+                    cap = self.limits.cap,
                     "connection cap reached: each new connection now closes the one that made no progress the longest"
                 );
                 Pressure::default()
             });
-            let Some((_, id)) = stalled_longest else {
+            let Some(id) = stalled_longest else {
                 pressure.refused += 1;
                 tracing::debug!("every connection is answering a request: closing the new one");
                 return None;
             };
             pressure.pushed_out += 1;
-            if let Some(slot) = state.open.remove(&id) {
-                slot.pushed_out.notify_one();
-            }
+            push_out(&mut state, id, FOR_A_CONNECTION);
         }
         let id = state.next_id;
         state.next_id += 1;
         let slot = Arc::new(Slot {
             clock: self.clock.clone(),
-            deadline: HeadDeadline::new(self.clock.clone(), self.timeout),
+            deadline: HeadDeadline::new(
+                self.clock.clone(),
+                self.limits.head_timeout,
+                self.limits.idle_timeout,
+            ),
             progress: AtomicU64::new(nanos(self.clock.now())),
             answering: AtomicBool::new(false),
+            body_bytes: AtomicUsize::new(0),
+            had_a_request: AtomicBool::new(false),
+            pushed_out_for: AtomicU8::new(NOT_PUSHED_OUT),
             pushed_out: Notify::new(),
         });
         state.open.insert(id, Arc::clone(&slot));
@@ -204,6 +262,31 @@ impl<C: Clock + Clone> Connections<C> {
             id,
             slot,
         })
+    }
+}
+
+/// What the domain's choice of who gives way knows of the open connections, `but` one.
+fn snapshot<'a, C>(
+    open: &'a HashMap<u64, Arc<Slot<C>>>,
+    but: Option<&'a Arc<Slot<C>>>,
+) -> impl Iterator<Item = give_way::Open> + 'a {
+    open.iter()
+        .filter(move |(_, slot)| but.is_none_or(|but| !Arc::ptr_eq(slot, but)))
+        .map(|(id, slot)| give_way::Open {
+            id: *id,
+            progress: slot.progress.load(Ordering::Relaxed),
+            answering: slot.answering.load(Ordering::Relaxed),
+            body_bytes: slot.body_bytes.load(Ordering::Relaxed),
+        })
+}
+
+/// Takes connection `id` out of the open ones and tells it to close; the body bytes it holds are
+/// on their way back from now.
+fn push_out<C>(state: &mut State<C>, id: u64, why: u8) {
+    if let Some(slot) = state.open.remove(&id) {
+        slot.pushed_out_for.store(why, Ordering::Relaxed);
+        state.body_bytes_leaving += slot.body_bytes.load(Ordering::Relaxed);
+        slot.pushed_out.notify_one();
     }
 }
 
@@ -226,16 +309,20 @@ impl<C: Clock + Clone + 'static> Connections<C> {
             let ended = admitted.serve(served).await;
             let connections = &admitted.connections;
             let server = connections.server;
+            let timeout = connections.limits.head_timeout;
             match ended {
                 Ended::Served => {}
                 Ended::DeadlineMissed if connections.missed_level == Level::DEBUG => {
-                    tracing::debug!(server, %peer, timeout = ?connections.timeout, "no complete request head in time: closing the connection");
+                    tracing::debug!(server, %peer, ?timeout, "no complete request head in time, or idle too long: closing the connection");
                 }
                 Ended::DeadlineMissed => {
-                    tracing::info!(server, %peer, timeout = ?connections.timeout, "no complete request head in time: closing the connection");
+                    tracing::info!(server, %peer, ?timeout, "no complete request head in time, or idle too long: closing the connection");
                 }
                 Ended::PushedOut => {
                     tracing::debug!(server, %peer, "pushed out by a newer connection at the cap: closing the one that made no progress the longest");
+                }
+                Ended::PushedOutForABody => {
+                    tracing::debug!(server, %peer, "pushed out for another request's body: closing the one whose held body made no progress the longest");
                 }
             }
         });
@@ -249,9 +336,15 @@ impl<C> Connections<C> {
         self.lock().open.len()
     }
 
+    /// Bytes of request bodies held now.
+    #[cfg(test)]
+    fn body_bytes(&self) -> usize {
+        self.lock().body_bytes
+    }
+
     fn lock(&self) -> MutexGuard<'_, State<C>> {
-        // A panic elsewhere while holding the lock leaves the map consistent: every change to it
-        // is a single insert or remove.
+        // A panic elsewhere while holding the lock leaves the state consistent: every change to
+        // it is made whole before the lock is given back, and none can panic half-way.
         self.state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -260,16 +353,76 @@ impl<C> Connections<C> {
     fn close(&self, id: u64) {
         let mut state = self.lock();
         state.open.remove(&id);
-        let calm = self.cap * CALM.0 / CALM.1;
+        let calm = self.limits.cap * CALM.0 / CALM.1;
         if state.open.len() <= calm {
             if let Some(pressure) = state.at_cap.take() {
                 tracing::info!(
                     server = self.server,
-                    cap = self.cap,
+                    cap = self.limits.cap,
                     open = state.open.len(),
                     pushed_out = pressure.pushed_out,
                     refused = pressure.refused,
                     "connections well below the cap again"
+                );
+            }
+        }
+    }
+
+    /// Counts `bytes` more of the body held by `slot`'s request, pushing out the connections
+    /// whose held bodies made no progress the longest when the budget would be exceeded; or
+    /// refuses them, pushing out nobody, when not enough room can be made.
+    fn hold_body_bytes(&self, slot: &Arc<Slot<C>>, bytes: usize) -> Result<(), BodiesFull> {
+        let mut state = self.lock();
+        let budget = self.limits.body_budget;
+        let held = state.body_bytes - state.body_bytes_leaving;
+        if held + bytes > budget {
+            let room = budget.saturating_sub(held);
+            let going = give_way::for_a_body(snapshot(&state.open, Some(slot)), room, bytes);
+            let pressure = state.bodies_full.get_or_insert_with(|| {
+                tracing::warn!(
+                    server = self.server,
+                    budget,
+                    "body budget reached: each new piece of a body now closes the connections whose held bodies made no progress the longest"
+                );
+                Pressure::default()
+            });
+            let Some(going) = going else {
+                pressure.refused += 1;
+                tracing::debug!(bytes, "no room for a body's bytes: refusing its request");
+                return Err(BodiesFull { budget });
+            };
+            pressure.pushed_out += going.len() as u64;
+            for id in going {
+                push_out(&mut state, id, FOR_A_BODY);
+            }
+        }
+        state.body_bytes += bytes;
+        if slot.pushed_out_for.load(Ordering::Relaxed) != NOT_PUSHED_OUT {
+            // Pushed out and not yet closed: these bytes are on their way back with the rest.
+            state.body_bytes_leaving += bytes;
+        }
+        slot.body_bytes.fetch_add(bytes, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// `slot`'s request no longer holds its body.
+    fn release_body(&self, slot: &Slot<C>) {
+        let mut state = self.lock();
+        let bytes = slot.body_bytes.swap(0, Ordering::Relaxed);
+        state.body_bytes -= bytes;
+        if slot.pushed_out_for.load(Ordering::Relaxed) != NOT_PUSHED_OUT {
+            state.body_bytes_leaving -= bytes;
+        }
+        let calm = self.limits.body_budget / CALM.1 * CALM.0;
+        if state.body_bytes <= calm {
+            if let Some(pressure) = state.bodies_full.take() {
+                tracing::info!(
+                    server = self.server,
+                    budget = self.limits.body_budget,
+                    held = state.body_bytes,
+                    pushed_out = pressure.pushed_out,
+                    refused = pressure.refused,
+                    "bodies held well below the budget again"
                 );
             }
         }
@@ -280,13 +433,18 @@ impl<C: Clock> Admitted<C> {
     /// What the connection's HTTP reports through.
     pub fn activity(&self) -> Activity<C> {
         Activity {
+            connections: Arc::clone(&self.connections),
             slot: Arc::clone(&self.slot),
         }
     }
 
-    /// Completes when a newer connection has taken this one's place: close it.
-    pub async fn pushed_out(&self) {
+    /// Completes when another connection has taken this one's place: close it.
+    pub async fn pushed_out(&self) -> Ended {
         self.slot.pushed_out.notified().await;
+        match self.slot.pushed_out_for.load(Ordering::Relaxed) {
+            FOR_A_BODY => Ended::PushedOutForABody,
+            _ => Ended::PushedOut,
+        }
     }
 
     /// Runs `served` (the connection's HTTP, which must report through
@@ -297,7 +455,7 @@ impl<C: Clock> Admitted<C> {
             biased;
             () = served => Ended::Served,
             () = self.slot.deadline.missed() => Ended::DeadlineMissed,
-            () = self.pushed_out() => Ended::PushedOut,
+            ended = self.pushed_out() => ended,
         }
     }
 }
@@ -316,21 +474,30 @@ impl<C: Clock> Activity<C> {
     }
 
     /// A complete request head arrived: no head is awaited until it is answered (its body has a
-    /// timeout of its own), and once its body has been read it is answering: call on each
-    /// request, and read the body through the returned one.
+    /// timeout of its own), its body's bytes count against the budget while the returned body
+    /// is held, and once its body has been read it is answering: call on each request, and read
+    /// the body through the returned one.
     pub fn request<B: hyper::body::Body>(
         &self,
         request: hyper::Request<B>,
-    ) -> hyper::Request<Reported<B, C>> {
+    ) -> hyper::Request<Charged<B, C>> {
         self.slot.deadline.head_received();
-        request.map(|body| Reported::request(body, Arc::clone(&self.slot)))
+        self.slot.had_a_request.store(true, Ordering::Relaxed);
+        request
+            .map(|body| Charged::new(body, Arc::clone(&self.connections), Arc::clone(&self.slot)))
     }
 
     /// The handler's answer: the connection is answering until the answer's body has been
-    /// written (dropped by hyper), then awaits its next head from then.
+    /// written (dropped by hyper), then idle from then.
     pub fn response<B>(&self, response: hyper::Response<B>) -> hyper::Response<Reported<B, C>> {
         self.slot.answering.store(true, Ordering::Relaxed);
-        response.map(|body| Reported::answer(body, Arc::clone(&self.slot)))
+        response.map(|body| Reported::new(body, Arc::clone(&self.slot)))
+    }
+
+    /// Whether the connection has begun a request (its head complete) or answered one: a
+    /// shutdown may close it once it is idle. One that has not is left its first request.
+    pub fn has_had_a_request(&self) -> bool {
+        self.slot.had_a_request.load(Ordering::Relaxed)
     }
 }
 
@@ -340,10 +507,11 @@ impl<C: Clock> Slot<C> {
         self.answering.store(true, Ordering::Relaxed);
     }
 
-    /// The answer has been written: the next head is awaited from now.
+    /// The answer has been written: the connection is idle from now.
     fn answered(&self) {
-        self.progressed();
-        self.deadline.answered();
+        let now = nanos(self.clock.now());
+        self.progress.store(now, Ordering::Relaxed);
+        self.deadline.answered(now);
         self.answering.store(false, Ordering::Relaxed);
     }
 }
@@ -353,19 +521,31 @@ mod tests {
     use super::*;
     use crate::clock::TokioClock;
     use bytes::Bytes;
-    use futures::FutureExt as _;
-    use http_body_util::{BodyExt as _, Empty, Full};
+    use futures::{FutureExt as _, StreamExt as _};
+    use http_body_util::combinators::UnsyncBoxBody;
+    use http_body_util::{BodyExt as _, Empty, Full, StreamBody};
+    use hyper::body::Frame;
     use hyper::{Request, Response};
+    use std::convert::Infallible;
     use tokio::io::AsyncReadExt as _;
     use tokio::time::advance;
 
     const TIMEOUT: Duration = Duration::from_secs(10);
+    const IDLE: Duration = Duration::from_secs(120);
+    const BUDGET: usize = 100;
 
     fn cap(cap: usize) -> Arc<Connections<TokioClock>> {
-        Connections::new("test", cap, TokioClock::default(), TIMEOUT, Level::INFO)
+        let limits = Limits {
+            cap,
+            head_timeout: TIMEOUT,
+            idle_timeout: IDLE,
+            body_budget: BUDGET,
+            body_under_way: 0,
+        };
+        Connections::new("test", limits, TokioClock::default(), Level::INFO)
     }
 
-    /// Three connections, accepted one second apart.
+    /// Three connections, accepted one second apart, with room for more.
     async fn three_open(cap: usize) -> (Arc<Connections<TokioClock>>, Vec<Admitted<TokioClock>>) {
         let connections = self::cap(cap);
         let mut admitted = Vec::new();
@@ -378,6 +558,24 @@ mod tests {
 
     fn was_pushed_out(connection: &Admitted<TokioClock>) -> bool {
         connection.pushed_out().now_or_never().is_some()
+    }
+
+    type Held = Charged<UnsyncBoxBody<Bytes, Infallible>, TokioClock>;
+
+    /// A request on `connection` whose body's first `bytes` have arrived, and no more yet; or
+    /// why they were refused.
+    async fn holding(
+        connection: &Admitted<TokioClock>,
+        bytes: usize,
+    ) -> Result<Held, Box<dyn std::error::Error + Send + Sync>> {
+        let first = futures::stream::iter([Ok(Frame::data(Bytes::from(vec![b'x'; bytes])))]);
+        let trickle = StreamBody::new(first.chain(futures::stream::pending())).boxed_unsync();
+        let mut body = connection
+            .activity()
+            .request(Request::new(trickle))
+            .into_body();
+        body.frame().await.expect("a piece")?;
+        Ok(body)
     }
 
     /// Which were pushed out since last looked at.
@@ -394,7 +592,7 @@ mod tests {
     }
 
     /// A request whose head came and whose body is still on its way.
-    fn mid_body(connection: &Admitted<TokioClock>) -> Request<Reported<Full<Bytes>, TokioClock>> {
+    fn mid_body(connection: &Admitted<TokioClock>) -> Request<Charged<Full<Bytes>, TokioClock>> {
         let request = Request::new(Full::new(Bytes::from_static(b"{}")));
         connection.activity().request(request)
     }
@@ -560,5 +758,74 @@ mod tests {
         let _fourth = connections.admit().expect("room made");
         drop(open.remove(0));
         assert_eq!(connections.open(), 3, "its place was taken already");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn past_the_body_budget_the_held_body_without_progress_the_longest_is_pushed_out() {
+        let (connections, open) = three_open(8).await;
+        let _first = holding(&open[0], 40).await.expect("room");
+        let second = holding(&open[1], 40).await.expect("room");
+        reads(&open[0], b"{").await;
+        let _third = holding(&open[2], 30).await.expect("room made");
+        assert_eq!(pushed(&open), [false, true, false]);
+        assert_eq!(
+            connections.body_bytes(),
+            110,
+            "until the pushed out one lets go"
+        );
+        drop(second);
+        assert_eq!(connections.body_bytes(), 70);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn connections_without_a_body_are_not_pushed_out_for_one() {
+        let (connections, open) = three_open(8).await;
+        let _first = holding(&open[1], 60).await.expect("room");
+        let _second = holding(&open[2], 60).await.expect("room made");
+        assert_eq!(pushed(&open), [false, true, false]);
+        assert_eq!(connections.open(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn bytes_on_their_way_back_make_room_once_only() {
+        let (connections, mut open) = three_open(8).await;
+        open.push(connections.admit().expect("room"));
+        let _first = holding(&open[0], 60).await.expect("room");
+        let _second = holding(&open[1], 30).await.expect("room");
+        let _third = holding(&open[2], 50).await.expect("room made");
+        let _fourth = holding(&open[3], 20).await.expect("room left");
+        assert_eq!(pushed(&open), [true, false, false, false]);
+        assert_eq!(connections.body_bytes(), 160);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_piece_no_held_body_can_make_room_for_is_refused_and_nobody_pushed_out() {
+        let (connections, open) = three_open(8).await;
+        let mut answering = Vec::new();
+        for (connection, bytes) in [(&open[0], 40), (&open[1], 30)] {
+            let held = holding(connection, bytes).await.expect("room");
+            let answer = connection
+                .activity()
+                .response(Response::new(Empty::<Bytes>::new()));
+            answering.push((held, answer));
+        }
+        let refused = holding(&open[2], 60).await.expect_err("no room");
+        assert!(refused.is::<BodiesFull>(), "{refused}");
+        assert_eq!(pushed(&open), [false, false, false]);
+        assert_eq!(connections.body_bytes(), 70);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_grows_after_its_connection_was_pushed_out_is_all_given_back() {
+        let (connections, open) = three_open(3).await;
+        let first = holding(&open[0], 10).await.expect("room");
+        let _fourth = connections.admit().expect("room made");
+        assert_eq!(pushed(&open), [true, false, false]);
+        connections
+            .hold_body_bytes(&open[0].slot, 20)
+            .expect("still counted");
+        drop(first);
+        assert_eq!(connections.body_bytes(), 0);
+        let _room = holding(&open[1], BUDGET).await.expect("all of the budget");
     }
 }

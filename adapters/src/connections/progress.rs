@@ -1,7 +1,7 @@
-//! How a connection's place among the open ones learns what it is doing, from the three things
-//! hyper touches: its stream (each read that brings bytes is progress), a request's body (read to
-//! its end: the request is answering), and the answer's body (dropped once written: the next
-//! head is awaited). Each costs a clock read or an atomic store, never a timer.
+//! How a connection's place among the open ones learns what it is doing, from two of the three
+//! things hyper touches: its stream (each read that brings bytes is progress) and the answer's
+//! body (dropped once written: the connection is idle); the third, a request's body, is
+//! `bodies`. Each costs a clock read or an atomic store, never a timer.
 
 use std::io;
 use std::pin::Pin;
@@ -73,44 +73,17 @@ impl<S: AsyncWrite + Unpin, C: Unpin> AsyncWrite for Tracked<S, C> {
     }
 }
 
-/// Which body a [`Reported`] is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Role {
-    /// A request's: read to its end (at once when there is none), the request is answering.
-    Request,
-    /// An answer's: while hyper holds it the connection is answering; hyper drops it once it has
-    /// written it, and the next head is awaited from then.
-    Answer,
-}
-
-/// A request's or an answer's body, reporting to its connection's place as [`Role`] says.
+/// An answer's body: while hyper holds it the connection is answering; hyper drops it once it
+/// has written it, and the connection is idle from then.
 #[derive(Debug)]
 pub struct Reported<B, C: Clock> {
     body: B,
     slot: Arc<Slot<C>>,
-    role: Role,
-}
-
-impl<B: Body, C: Clock> Reported<B, C> {
-    pub(super) fn request(body: B, slot: Arc<Slot<C>>) -> Self {
-        if body.is_end_stream() {
-            slot.body_read();
-        }
-        Self {
-            body,
-            slot,
-            role: Role::Request,
-        }
-    }
 }
 
 impl<B, C: Clock> Reported<B, C> {
-    pub(super) fn answer(body: B, slot: Arc<Slot<C>>) -> Self {
-        Self {
-            body,
-            slot,
-            role: Role::Answer,
-        }
+    pub(super) fn new(body: B, slot: Arc<Slot<C>>) -> Self {
+        Self { body, slot }
     }
 }
 
@@ -122,17 +95,7 @@ impl<B: Body + Unpin, C: Clock> Body for Reported<B, C> {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
-        let this = self.get_mut();
-        let frame = Pin::new(&mut this.body).poll_frame(cx);
-        let ended = match &frame {
-            Poll::Ready(None) => true,
-            Poll::Ready(Some(_)) => this.body.is_end_stream(),
-            Poll::Pending => false,
-        };
-        if ended && this.role == Role::Request {
-            this.slot.body_read();
-        }
-        frame
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
     }
 
     fn is_end_stream(&self) -> bool {
@@ -146,8 +109,6 @@ impl<B: Body + Unpin, C: Clock> Body for Reported<B, C> {
 
 impl<B, C: Clock> Drop for Reported<B, C> {
     fn drop(&mut self) {
-        if self.role == Role::Answer {
-            self.slot.answered();
-        }
+        self.slot.answered();
     }
 }

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
-use hyper::body::Body;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Body, Buf as _};
 use hyper::header::{HeaderValue, ALLOW, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 
@@ -15,11 +15,16 @@ use domain::webhook::outcome::{OutcomeKind, ReviewReport};
 use domain::webhook::review::{report, review};
 use domain::webhook::rule::Outcome;
 
+use crate::connections::BodiesFull;
+
 pub const PATH: &str = "/webhook/pod-apiserver-env";
 
-/// The API server sends at most 3 MiB of object; 7 MiB leaves room for the review around it and
-/// its old object, and bounds what one request can make us hold.
-pub const MAX_BODY_BYTES: usize = 7 * 1024 * 1024;
+/// The API server stores at most about 1.5 MiB per object (etcd's request limit), and the only
+/// review this webhook patches, a Pod's CREATE, carries the object once. 3 MiB leaves room for
+/// the review around it (and for an UPDATE's object and old object, which are allowed without a
+/// patch anyway: refused, they are allowed too, by `failurePolicy: Ignore`), and bounds what one
+/// request can make us hold; what all requests together can is `BODY_BUDGET` (server.rs).
+pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 
 const JSON: &str = "application/json";
 
@@ -30,11 +35,12 @@ pub async fn handle<B>(
     body_timeout: Duration,
 ) -> (Response<Full<Bytes>>, ReviewReport)
 where
-    B: Body<Data = Bytes>,
+    B: Body<Data = Bytes> + Unpin,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let body = match read_body(request, body_timeout).await {
-        Ok(body) => body,
+    // `_held` keeps the body's bytes counted against the budget until the answer is made.
+    let (body, _held) = match read_body(request, body_timeout).await {
+        Ok(read) => read,
         Err(refusal) => return (refusal, ReviewReport::REFUSED),
     };
     let result = review(&body, fqdn);
@@ -49,13 +55,22 @@ where
     (response, report)
 }
 
-/// The body of a POST of JSON to [`PATH`], or the error answer for anything else.
+/// Why a body could not be read.
+#[derive(Debug)]
+enum Unread {
+    TooLarge,
+    Failed(Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// The body of a POST of JSON to [`PATH`], and the request's body itself, which the caller holds
+/// while it holds the bytes (a body whose bytes count against a budget gives them back when
+/// dropped); or the error answer for anything else.
 async fn read_body<B>(
     request: Request<B>,
     body_timeout: Duration,
-) -> Result<Bytes, Response<Full<Bytes>>>
+) -> Result<(Vec<u8>, B), Response<Full<Bytes>>>
 where
-    B: Body<Data = Bytes>,
+    B: Body<Data = Bytes> + Unpin,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let (parts, body) = request.into_parts();
@@ -82,13 +97,44 @@ where
     if declared.is_some_and(|len| len > MAX_BODY_BYTES as u64) {
         return Err(too_large());
     }
-    match tokio::time::timeout(body_timeout, Limited::new(body, MAX_BODY_BYTES).collect()).await {
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(cause)) if cause.is::<LengthLimitError>() => Err(too_large()),
-        Ok(Err(cause)) => Err(refuse(
-            StatusCode::BAD_REQUEST,
-            format!("cannot read the body: {cause}"),
-        )),
+    let mut body = body;
+    // Each piece is copied and let go at once: a piece keeps the whole read buffer it was cut
+    // from alive (8 KiB for a byte trickled), while the copy costs its length. The copy grows
+    // by doubling, but never past the declared length: a buffer sized for the declared length
+    // at once would take a page of memory for each trickled body's first byte, and a larger
+    // one than the body needs would take the doubling's last step for nothing.
+    let declared = declared.map_or(MAX_BODY_BYTES, |len| len as usize);
+    let mut bytes = Vec::new();
+    let read = async {
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|cause| Unread::Failed(cause.into()))?;
+            if let Ok(data) = frame.into_data() {
+                let needed = bytes.len() + data.remaining();
+                if needed > MAX_BODY_BYTES {
+                    return Err(Unread::TooLarge);
+                }
+                if needed > bytes.capacity() {
+                    let grown = (bytes.capacity() * 2).clamp(needed, declared.max(needed));
+                    bytes.reserve_exact(grown - bytes.len());
+                }
+                bytes.extend_from_slice(&data);
+            }
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(body_timeout, read).await {
+        Ok(Ok(())) => Ok((bytes, body)),
+        Ok(Err(Unread::TooLarge)) => Err(too_large()),
+        Ok(Err(Unread::Failed(cause))) => match cause.downcast::<BodiesFull>() {
+            Ok(full) => Err(refuse(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("{full}: try again"),
+            )),
+            Err(cause) => Err(refuse(
+                StatusCode::BAD_REQUEST,
+                format!("cannot read the body: {cause}"),
+            )),
+        },
         Err(_) => {
             let message = format!(
                 "the body did not arrive within {}s: expected the whole review at once",
@@ -140,7 +186,7 @@ fn check_content_type(value: Option<&HeaderValue>) -> Result<(), String> {
 }
 
 fn too_large() -> Response<Full<Bytes>> {
-    let message = format!("the body is larger than {MAX_BODY_BYTES} bytes (7 MiB)");
+    let message = format!("the body is larger than {MAX_BODY_BYTES} bytes (3 MiB)");
     refuse(StatusCode::PAYLOAD_TOO_LARGE, message)
 }
 

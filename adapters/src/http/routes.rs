@@ -53,7 +53,7 @@ impl Routes {
     /// Answers one request, with `Connection: close` once connections are closing.
     pub async fn answer<B>(&self, request: Request<B>) -> Response<Full<Bytes>>
     where
-        B: Body<Data = Bytes>,
+        B: Body<Data = Bytes> + Unpin,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let mut response = self.route(request).await;
@@ -69,7 +69,7 @@ impl Routes {
     /// matter.
     async fn route<B>(&self, request: Request<B>) -> Response<Full<Bytes>>
     where
-        B: Body<Data = Bytes>,
+        B: Body<Data = Bytes> + Unpin,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let path = request.uri().path();

@@ -10,20 +10,20 @@ use std::time::Duration;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use socket2::{Domain, Socket, Type};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
 use domain::duration::format_go_duration;
 use domain::ports::Clock as _;
 use domain::webhook::fqdn::ApiserverFqdn;
-use futures::{Stream, StreamExt};
+use futures::{FutureExt as _, Stream, StreamExt};
 
 use crate::accept::accept_until;
 use crate::clock::TokioClock;
-use crate::connections::{Activity, Connections, Tracked};
+use crate::connections::{Activity, Connections, Limits, Tracked};
 use crate::metrics::webhook::WebhookMetrics;
 
 use super::certs::{load_client_roots, CertError, CertPaths};
@@ -33,14 +33,41 @@ use super::routes::Routes;
 use super::tls;
 use crate::rfc3339::rfc3339;
 
-/// A client gets this long for its TLS handshake, for its request head (from the handshake or
-/// the previous answer, so also an idle keep-alive connection), and for its body: the API
-/// server's webhook timeout is 10 s by default and 30 s at most, so a client slower than that
-/// has given up anyway.
+/// A client gets this long for its TLS handshake and first request head (from the accept), for
+/// each later request head (from its first byte), and for each body: the API server's webhook
+/// timeout is 10 s by default and 30 s at most, so a client slower than that has given up anyway.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a keep-alive connection is kept idle between an answer and the next request's first
+/// byte. Longer than the API server's client keeps an idle connection (Go's `http.Transport`:
+/// 90 s), so the client always closes one first: were the webhook to close it, a review the
+/// client sends at that moment would fail (Go's client does not retry a POST on a reused
+/// connection), and with `failurePolicy: Ignore` its Pod would be admitted unpatched.
+/// controller-runtime's server keeps them 90 s.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The most bytes of request bodies held at once, over all connections: with the 512
+/// connections' own memory (about 20 KiB each) and the process's, under the 32 MiB the webhook
+/// aims for. Two of the largest bodies ([`MAX_BODY_BYTES`](super::admission::MAX_BODY_BYTES))
+/// fit, and a review as the API server sends one (tens of KiB) thousands of times.
+pub const BODY_BUDGET: usize = 8 * 1024 * 1024;
+
+/// What a request whose body is under way costs beyond its bytes, counted against
+/// [`BODY_BUDGET`] with its first piece: measured with 520 clients each dripping a body (README,
+/// `bench/flood.py`'s drip rows), a connection reading a body cost about this much more than an
+/// idle one. So at most 256 bodies are under way at once, whatever their size.
+pub const BODY_UNDER_WAY: usize = 32 * 1024;
 
 /// How long a shutdown waits for requests in flight.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// The longest `--shutdown-delay-duration`: the delay and [`SHUTDOWN_GRACE`] must fit the Pod's
+/// `terminationGracePeriodSeconds`, or the kubelet kills the process before it has finished.
+pub const MAX_SHUTDOWN_DELAY: Duration = Duration::from_secs(60);
+
+/// Kubernetes' default `terminationGracePeriodSeconds`: a delay that does not fit it with the
+/// grace needs the Pod's raised (warned at start).
+pub const DEFAULT_TERMINATION_GRACE: Duration = Duration::from_secs(30);
 
 /// The most connections open at once; at the cap a new one pushes out the one that has gone
 /// longest without progress (see `crate::connections`). The API server keeps a handful open per
@@ -137,7 +164,10 @@ impl Server {
     }
 
     /// Serves until the first of `stops` (SIGTERM), then for the shutdown delay more, then stops
-    /// accepting and lets the requests in flight finish, for at most [`SHUTDOWN_GRACE`].
+    /// accepting and lets the requests in flight finish, for at most [`SHUTDOWN_GRACE`]: a
+    /// connection that has had a request is closed once idle, one that has not (accepted just
+    /// before the listener closed, its handshake perhaps still under way) gets its first request
+    /// answered, with `Connection: close`, or its head deadline.
     ///
     /// The delay is for the API server: it learns that this Pod is leaving only when its
     /// endpoints update, which can come after the kubelet's SIGTERM. A webhook that stopped at
@@ -148,14 +178,15 @@ impl Server {
     pub async fn run(self, stops: impl Stream<Item = ()> + Unpin) {
         let clock = TokioClock::default();
         let reload = tokio::spawn(Arc::clone(&self.certs).watch(Arc::clone(&self.metrics), clock));
-        let graceful = GracefulShutdown::new();
-        let connections = Connections::new(
-            "webhook",
-            MAX_CONNECTIONS,
-            clock,
-            READ_TIMEOUT,
-            tracing::Level::INFO,
-        );
+        let (shutdown, shutting_down) = watch::channel(false);
+        let limits = Limits {
+            cap: MAX_CONNECTIONS,
+            head_timeout: READ_TIMEOUT,
+            idle_timeout: IDLE_TIMEOUT,
+            body_budget: BODY_BUDGET,
+            body_under_way: BODY_UNDER_WAY,
+        };
+        let connections = Connections::new("webhook", limits, clock, tracing::Level::INFO);
         accept_until(
             &self.listener,
             &clock,
@@ -169,20 +200,22 @@ impl Server {
                         activity,
                         self.acceptor.clone(),
                         Arc::clone(&self.routes),
-                        graceful.watcher(),
+                        shutting_down.clone(),
                     )
                 });
             },
         )
         .await;
         drop(self.listener);
+        drop(shutting_down);
         reload.abort();
-        let in_flight = graceful.count();
+        self.routes.close_connections_after_answers();
+        shutdown.send_replace(true);
         tracing::info!(
-            connections = in_flight,
+            connections = shutdown.receiver_count(),
             "shutting down: no new connections, finishing requests in flight"
         );
-        if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        if tokio::time::timeout(SHUTDOWN_GRACE, shutdown.closed())
             .await
             .is_err()
         {
@@ -226,14 +259,15 @@ impl std::fmt::Debug for Server {
 
 /// One connection, from its accept to its close: plain HTTP gets Go's 400, TLS gets its
 /// handshake and then HTTP/1.1. `activity` learns of its reads (below TLS), its requests and its
-/// answers, for its head deadline and for the cap.
+/// answers, for its head deadline and for the cap. The shutdown waits for `shutting_down` to be
+/// dropped, so the connection holds it until it ends.
 async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
     activity: Activity<TokioClock>,
     acceptor: TlsAcceptor,
     routes: Arc<Routes>,
-    watcher: Watcher,
+    mut shutting_down: watch::Receiver<bool>,
 ) {
     // Reviews are small request/response pairs: Nagle would only add latency.
     if let Err(cause) = stream.set_nodelay(true) {
@@ -252,10 +286,22 @@ async fn serve_connection(
         }
     });
     // hyper's own header_read_timeout is off: see connections/head_deadline.rs for why.
-    let connection = http1::Builder::new()
+    let mut connection = std::pin::pin!(http1::Builder::new()
         .max_buf_size(MAX_READ_BUFFER)
-        .serve_connection(TokioIo::new(tls), service);
-    if let Err(cause) = watcher.watch(connection).await {
+        .serve_connection(TokioIo::new(tls), service));
+    let served = tokio::select! {
+        served = connection.as_mut() => served,
+        // The lock guard the wait ends with is let go at once: it must not live across an await.
+        () = shutting_down.wait_for(|stop| *stop).map(drop) => {
+            // Closed now, a connection accepted just before the listener closed would lose the
+            // request its client sends next; its answer says `Connection: close` instead.
+            if activity.has_had_a_request() {
+                connection.as_mut().graceful_shutdown();
+            }
+            connection.await
+        }
+    };
+    if let Err(cause) = served {
         tracing::debug!(%peer, %cause, "connection ended with an error");
     }
 }

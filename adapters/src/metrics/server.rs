@@ -15,7 +15,7 @@ use super::routes::respond;
 use super::Exposition;
 use crate::accept::accept_until;
 use crate::clock::TokioClock;
-use crate::connections::Connections;
+use crate::connections::{Connections, Limits};
 
 /// A client gets this long for its request head, from its accept and from each answer: one that
 /// never finishes its headers, or keeps an idle connection, must not hold it forever.
@@ -59,14 +59,16 @@ fn serve_on(listener: TcpListener, exposition: Arc<dyn Exposition>) -> std::io::
     let bound = listener.local_addr()?;
     tokio::spawn(async move {
         let clock = TokioClock::default();
-        let connections = Connections::new(
-            "metrics",
-            MAX_CONNECTIONS,
-            clock,
-            HEADER_TIMEOUT,
-            // A scraper keeps its connection between scrapes, longer than the timeout.
-            tracing::Level::DEBUG,
-        );
+        let limits = Limits {
+            cap: MAX_CONNECTIONS,
+            head_timeout: HEADER_TIMEOUT,
+            idle_timeout: HEADER_TIMEOUT,
+            // Nothing here reads a request's body.
+            body_budget: 0,
+            body_under_way: 0,
+        };
+        // A scraper keeps its connection between scrapes, longer than the timeout.
+        let connections = Connections::new("metrics", limits, clock, tracing::Level::DEBUG);
         accept_until(
             &listener,
             &clock,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use adapters::cli::HELP_TEMPLATE;
 use adapters::flag_values::{parse_duration, parse_port};
-use adapters::http::server::Config;
+use adapters::http::server::{Config, MAX_SHUTDOWN_DELAY, SHUTDOWN_GRACE};
 use adapters::logging::KlogFlags;
 use adapters::metrics::flags::MetricsFlags;
 use clap::{ArgAction, Parser};
@@ -53,8 +53,8 @@ pub struct Flags {
     #[arg(long, value_name = "int", default_value = "9443", value_parser = parse_port)]
     pub port: u16,
 
-    /// [not in the original] shutdown-delay-duration is how long, after SIGTERM, the server still accepts and answers reviews, each answer closing its connection, before it stops: until the API server has dropped this endpoint, it may still call it. A second signal ends the delay at once. 0s stops at once, as the original did.
-    #[arg(long = "shutdown-delay-duration", value_name = "duration", default_value = "5s", value_parser = parse_duration)]
+    /// [not in the original] shutdown-delay-duration is how long, after SIGTERM, the server still accepts and answers reviews, each answer closing its connection, before it stops: until the API server has dropped this endpoint, it may still call it. A second signal ends the delay at once. 0s stops at once, as the original did. At most 1m0s: the delay and the 10s given to requests in flight after it must fit the Pod's terminationGracePeriodSeconds (30s by default).
+    #[arg(long = "shutdown-delay-duration", value_name = "duration", default_value = "5s", value_parser = parse_shutdown_delay)]
     pub shutdown_delay: Duration,
 
     #[command(flatten)]
@@ -66,6 +66,20 @@ pub struct Flags {
     /// Print the version and exit
     #[arg(long, action = ArgAction::Version)]
     pub version: (),
+}
+
+/// A Go duration of at most [`MAX_SHUTDOWN_DELAY`]: longer, the kubelet would kill the process
+/// mid-drain unless the Pod's grace period were raised past any sensible value.
+fn parse_shutdown_delay(value: &str) -> Result<Duration, String> {
+    let delay = parse_duration(value)?;
+    if delay > MAX_SHUTDOWN_DELAY {
+        return Err(format!(
+            "expected a Go duration of at most {}: the delay and the {} given to requests in flight after it must fit the Pod's terminationGracePeriodSeconds",
+            format_go_duration(MAX_SHUTDOWN_DELAY),
+            format_go_duration(SHUTDOWN_GRACE)
+        ));
+    }
+    Ok(delay)
 }
 
 impl Flags {
@@ -133,7 +147,7 @@ mod tests {
     #[rstest]
     #[case("0s", Duration::ZERO)]
     #[case("0", Duration::ZERO)]
-    #[case("1m30s", Duration::from_secs(90))]
+    #[case("1m0s", Duration::from_secs(60))]
     #[case("500ms", Duration::from_millis(500))]
     fn the_shutdown_delay_is_a_go_duration(#[case] text: &str, #[case] delay: Duration) {
         let flag = format!("--shutdown-delay-duration={text}");
@@ -194,6 +208,8 @@ mod tests {
     #[case(&["--apiserver-fqdn=Foo.Bar"], "Foo.Bar", "DNS-1123")]
     #[case(&["--shutdown-delay-duration=5"], "--shutdown-delay-duration", "Go duration")]
     #[case(&["--shutdown-delay-duration=-1s"], "-1s", "positive")]
+    #[case(&["--shutdown-delay-duration=1h"], "'1h'", "at most 1m0s")]
+    #[case(&["--shutdown-delay-duration=1m0.001s"], "'1m0.001s'", "terminationGracePeriodSeconds")]
     fn bad_values_name_the_flag_value_and_expectation(
         #[case] args: &[&str],
         #[case] named: &str,

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use adapters::http::admission::PATH;
-use adapters::http::server::Server;
+use adapters::http::server::{Server, DEFAULT_TERMINATION_GRACE, SHUTDOWN_GRACE};
 use adapters::metrics::server;
 use adapters::metrics::webhook::WebhookMetrics;
 use adapters::signals::Signals;
@@ -33,6 +33,15 @@ fn main() -> ExitCode {
 
 async fn serve(flags: Flags) -> anyhow::Result<ExitCode> {
     tracing::info!("starting {PROGRAM}: {}", flags.summary());
+    let stop_takes = flags.shutdown_delay + SHUTDOWN_GRACE;
+    if stop_takes > DEFAULT_TERMINATION_GRACE {
+        tracing::warn!(
+            "--shutdown-delay-duration and the {}s grace for requests in flight take up to {}s              to stop, more than the default terminationGracePeriodSeconds ({}s): raise the              Pod's, or the kubelet kills the webhook before it has finished",
+            SHUTDOWN_GRACE.as_secs(),
+            stop_takes.as_secs_f64(),
+            DEFAULT_TERMINATION_GRACE.as_secs()
+        );
+    }
     adapters::rlimit::raise_open_files_limit();
     let signals = Signals::install()?;
     let metrics_address = flags.metrics.bind_address.0;

@@ -3,6 +3,7 @@
 
 pub mod answer;
 pub mod fqdn;
+pub mod give_way;
 pub mod health;
 mod json;
 pub mod outcome;

@@ -462,6 +462,11 @@ pub struct Answer {
 }
 
 impl Connection {
+    /// Whether the connection has ended (the server closed it), as the client has seen so far.
+    pub fn is_closed(&self) -> bool {
+        self.sender.is_closed()
+    }
+
     pub async fn post(&mut self, body: Vec<u8>) -> Result<Answer, String> {
         let request = Request::post(format!("{PATH}?timeout=10s"))
             .header("content-type", "application/json")

@@ -24,7 +24,7 @@ fn post(path: &str, content_type: Option<&str>, body: &[u8]) -> Request<Full<Byt
 
 async fn send<B>(request: Request<B>) -> (StatusCode, Value)
 where
-    B: Body<Data = Bytes>,
+    B: Body<Data = Bytes> + Unpin,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let (status, answer, _) = send_counted(request).await;
@@ -34,7 +34,7 @@ where
 /// The answer, and what the request counts as.
 async fn send_counted<B>(request: Request<B>) -> (StatusCode, Value, ReviewReport)
 where
-    B: Body<Data = Bytes>,
+    B: Body<Data = Bytes> + Unpin,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let (response, report) = handle(request, &fqdn(), Duration::from_secs(5)).await;
@@ -161,7 +161,7 @@ async fn other_methods_get_405_with_allow(#[case] method: Method) {
 }
 
 #[tokio::test]
-async fn a_declared_length_over_7_mib_is_refused_before_reading() {
+async fn a_declared_length_over_3_mib_is_refused_before_reading() {
     let mut request = post(PATH, Some(JSON), b"{}");
     request
         .headers_mut()
@@ -172,9 +172,9 @@ async fn a_declared_length_over_7_mib_is_refused_before_reading() {
 }
 
 #[tokio::test]
-async fn a_streamed_body_over_7_mib_is_refused() {
+async fn a_streamed_body_over_3_mib_is_refused() {
     let chunk = Bytes::from(vec![b' '; 1024 * 1024]);
-    let frames = (0..8).map(move |_| Ok::<_, Infallible>(Frame::data(chunk.clone())));
+    let frames = (0..4).map(move |_| Ok::<_, Infallible>(Frame::data(chunk.clone())));
     let body = StreamBody::new(futures::stream::iter(frames));
     let request = Request::post(PATH)
         .header(CONTENT_TYPE, JSON)
@@ -216,4 +216,19 @@ async fn every_answer_says_what_it_counts_as(
 ) {
     let (_, _, report) = send_counted(post(path, Some(JSON), body)).await;
     assert_eq!(report, ReviewReport { outcome, version });
+}
+
+#[tokio::test]
+async fn a_body_the_budget_has_no_room_for_gets_429() {
+    let full = futures::stream::iter([Err::<Frame<Bytes>, _>(BodiesFull { budget: 100 })]);
+    let request = Request::post(PATH)
+        .header(CONTENT_TYPE, JSON)
+        .body(StreamBody::new(full))
+        .expect("a request");
+    let (status, answer, report) = send_counted(request).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(report, ReviewReport::REFUSED);
+    assert!(answer["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("hold the 100 bytes") && m.contains("try again")));
 }
