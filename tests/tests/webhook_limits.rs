@@ -132,6 +132,24 @@ fn at_the_metrics_ports_cap_a_new_connection_pushes_out_the_longest_idle_and_pro
 /// How many connections the stall attack keeps (issue 21): more than the cap.
 const STALLED: usize = 520;
 
+/// A good review on a new connection once a second for 20 s, as the attacks' victims: the
+/// latencies of those answered 200, and what went wrong with the others.
+async fn good_reviews_for_20_seconds(client: &Client) -> (Vec<Duration>, Vec<String>) {
+    let mut ticks = tokio::time::interval(Duration::from_secs(1));
+    let mut latencies = Vec::new();
+    let mut failures = Vec::new();
+    for _ in 0..20 {
+        ticks.tick().await;
+        let started = tokio::time::Instant::now();
+        match client.post(sample()).await {
+            Ok(answer) if answer.status == StatusCode::OK => latencies.push(started.elapsed()),
+            Ok(answer) => failures.push(format!("answered {}", answer.status)),
+            Err(error) => failures.push(error),
+        }
+    }
+    (latencies, failures)
+}
+
 /// One attacker connection of issue 21, over and over until `stop`: a TLS handshake, a request
 /// head that announces the largest body allowed (issue 21's announced 7 MiB, now refused at its
 /// head), 10 bytes of body, then silence until the server closes it. Counts each connection it
@@ -174,18 +192,7 @@ async fn connections_stalled_mid_body_do_not_lock_out_a_good_client() {
     })
     .await;
 
-    let mut ticks = tokio::time::interval(Duration::from_secs(1));
-    let mut latencies = Vec::new();
-    let mut failures = Vec::new();
-    for _ in 0..20 {
-        ticks.tick().await;
-        let started = tokio::time::Instant::now();
-        match client.post(sample()).await {
-            Ok(answer) if answer.status == StatusCode::OK => latencies.push(started.elapsed()),
-            Ok(answer) => failures.push(format!("answered {}", answer.status)),
-            Err(error) => failures.push(error),
-        }
-    }
+    let (mut latencies, failures) = good_reviews_for_20_seconds(&client).await;
     stop.store(true, Ordering::Relaxed);
     let reopened = opened.load(Ordering::Relaxed) - STALLED;
     let peak = peak_rss_kib(webhook.pid());
@@ -338,18 +345,7 @@ async fn bodies_held_over_all_connections_stay_within_the_bound_and_good_reviews
     })
     .await;
 
-    let mut ticks = tokio::time::interval(Duration::from_secs(1));
-    let mut failures = Vec::new();
-    let mut latencies = Vec::new();
-    for _ in 0..20 {
-        ticks.tick().await;
-        let started = tokio::time::Instant::now();
-        match client.post(sample()).await {
-            Ok(answer) if answer.status == StatusCode::OK => latencies.push(started.elapsed()),
-            Ok(answer) => failures.push(format!("answered {}", answer.status)),
-            Err(error) => failures.push(error),
-        }
-    }
+    let (mut latencies, failures) = good_reviews_for_20_seconds(&client).await;
     let peak = peak_rss_kib(webhook.pid());
     for stop in [&large_stop, &drip_stop] {
         stop.store(true, Ordering::Relaxed);
