@@ -19,7 +19,7 @@ use adapters::proxy_probe::TcpProxyProbe;
 use anyhow::Context;
 use domain::sidecar::address::AddressReconciler;
 use domain::sidecar::desired::{DesiredAddress, ProxyAddress};
-use domain::sidecar::lifecycle::{live, Exit, Mode, Sidecar};
+use domain::sidecar::lifecycle::{Exit, Mode, Sidecar};
 use domain::sidecar::model::{IpFamily, NetEvent};
 use domain::sidecar::proxy::{watch, Proxy};
 use domain::sidecar::reconciler::NodeReconciler;
@@ -113,7 +113,7 @@ async fn serve(flags: Flags, earlier: Vec<ProxyAddress>) -> anyhow::Result<ExitC
         observer: &metrics,
         schedule: Schedule::new(flags.sync_interval),
     };
-    let living = live(sidecar, mode, taint, events, stops);
+    let living = sidecar.live(mode, taint, events, stops);
     // The daemon with metrics keeps the proxy's reachability current. The watch never ends (its
     // output has no value), so the process ends with `live`.
     let watching = match (flags.daemon, &metrics) {

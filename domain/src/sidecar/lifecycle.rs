@@ -42,122 +42,117 @@ pub struct Sidecar<'a, A, R, C, O> {
     pub schedule: Schedule,
 }
 
-/// Runs the sidecar as `mode` asks until it is done. `stops` yields once per stop signal
-/// (SIGTERM, SIGINT): the first ends the daemon's loop, a second one cuts its cleanup short.
-/// `taint`, when set, is removed after a sync that put everything in place; in a one-shot only
-/// credentials that cannot be loaded change the exit status (see [`StartupTaint::remove_once`]).
-pub async fn live<A, R, C, O, E, S, T>(
-    sidecar: Sidecar<'_, A, R, C, O>,
-    mode: Mode,
-    taint: Option<StartupTaint<T>>,
-    events: E,
-    stops: S,
-) -> Exit
+impl<A, R, C, O> Sidecar<'_, A, R, C, O>
 where
     A: Network,
     R: RuleManager,
     C: Clock,
     O: SyncObserver,
-    E: Stream<Item = NetEvent>,
-    S: Stream<Item = ()>,
-    T: NodeTaints,
 {
-    if mode.daemon {
-        daemon(sidecar, mode.cleanup, taint, events, stops).await
-    } else {
-        one_shot(sidecar, mode.cleanup, taint).await
-    }
-}
-
-/// `--daemon=false`: one sync, the taint's removal after it, the cleanup if asked.
-async fn one_shot<A, R, C, O, T>(
-    sidecar: Sidecar<'_, A, R, C, O>,
-    cleans_up: bool,
-    taint: Option<StartupTaint<T>>,
-) -> Exit
-where
-    A: Network,
-    R: RuleManager,
-    C: Clock,
-    O: SyncObserver,
-    T: NodeTaints,
-{
-    let (verdicts, mut verdict) = Verdicts::new(sidecar.observer);
-    let synced = sync_once(sidecar.reconciler, sidecar.clock, &verdicts, Trigger::Start)
-        .await
-        .succeeded();
-    let tainted = match &taint {
-        Some(taint) => {
-            let in_place = matches!(verdict.try_recv(), Ok(true));
-            taint.remove_once(in_place).await
-        }
-        None => OneShot::Done,
-    };
-    let cleaned = !cleans_up || cleanup(sidecar.reconciler).await;
-    if synced && cleaned && tainted == OneShot::Done {
-        Exit::Success
-    } else {
-        Exit::Failure
-    }
-}
-
-/// The loop until the first stop signal, the taint's removal beside it, then the cleanup if
-/// asked, which a second signal cuts short.
-async fn daemon<A, R, C, O, E, S, T>(
-    sidecar: Sidecar<'_, A, R, C, O>,
-    cleans_up: bool,
-    taint: Option<StartupTaint<T>>,
-    events: E,
-    stops: S,
-) -> Exit
-where
-    A: Network,
-    R: RuleManager,
-    C: Clock,
-    O: SyncObserver,
-    E: Stream<Item = NetEvent>,
-    S: Stream<Item = ()>,
-    T: NodeTaints,
-{
-    // A signal source that ends has no more signals to give, rather than giving a stop.
-    let mut stops = pin!(stops.chain(futures::stream::pending()));
-    let Sidecar {
-        reconciler,
-        clock,
-        observer,
-        schedule,
-    } = sidecar;
+    /// Runs the sidecar as `mode` asks until it is done. `stops` yields once per stop signal
+    /// (SIGTERM, SIGINT): the first ends the daemon's loop, a second one cuts its cleanup short.
+    /// `taint`, when set, is removed after a sync that put everything in place; in a one-shot
+    /// only credentials that cannot be loaded change the exit status (see
+    /// [`StartupTaint::remove_once`]).
+    pub async fn live<E, S, T>(
+        self,
+        mode: Mode,
+        taint: Option<StartupTaint<T>>,
+        events: E,
+        stops: S,
+    ) -> Exit
+    where
+        E: Stream<Item = NetEvent>,
+        S: Stream<Item = ()>,
+        T: NodeTaints,
     {
-        let (verdicts, verdict) = Verdicts::new(observer);
-        let syncing = pin!(run(
+        if mode.daemon {
+            self.daemon(mode.cleanup, taint, events, stops).await
+        } else {
+            self.one_shot(mode.cleanup, taint).await
+        }
+    }
+
+    /// `--daemon=false`: one sync, the taint's removal after it, the cleanup if asked.
+    async fn one_shot<T: NodeTaints>(
+        self,
+        cleans_up: bool,
+        taint: Option<StartupTaint<T>>,
+    ) -> Exit {
+        let (verdicts, mut verdict) = Verdicts::new(self.observer);
+        let synced = sync_once(self.reconciler, self.clock, &verdicts, Trigger::Start)
+            .await
+            .succeeded();
+        let tainted = match &taint {
+            Some(taint) => {
+                let in_place = matches!(verdict.try_recv(), Ok(true));
+                taint.remove_once(in_place).await
+            }
+            None => OneShot::Done,
+        };
+        let cleaned = !cleans_up || cleanup(self.reconciler).await;
+        if synced && cleaned && tainted == OneShot::Done {
+            Exit::Success
+        } else {
+            Exit::Failure
+        }
+    }
+
+    /// The loop until the first stop signal, the taint's removal beside it, then the cleanup if
+    /// asked, which a second signal cuts short.
+    async fn daemon<E, S, T>(
+        self,
+        cleans_up: bool,
+        taint: Option<StartupTaint<T>>,
+        events: E,
+        stops: S,
+    ) -> Exit
+    where
+        E: Stream<Item = NetEvent>,
+        S: Stream<Item = ()>,
+        T: NodeTaints,
+    {
+        // A signal source that ends has no more signals to give, rather than giving a stop.
+        let mut stops = pin!(stops.chain(futures::stream::pending()));
+        let Self {
             reconciler,
             clock,
-            &verdicts,
+            observer,
             schedule,
-            events,
-            stops.next().map(drop),
-        ));
-        // Beside the loop, so that a slow or unreachable API server never holds a sync up. Once the
-        // taint is gone its task, and the API client with it, is dropped; the loop goes on.
-        let removing = pin!(match taint {
-            Some(taint) => taint.remove_after(clock, verdict).left_future(),
-            None => futures::future::ready(()).right_future(),
+        } = self;
+        {
+            let (verdicts, verdict) = Verdicts::new(observer);
+            let syncing = pin!(run(
+                reconciler,
+                clock,
+                &verdicts,
+                schedule,
+                events,
+                stops.next().map(drop),
+            ));
+            // Beside the loop, so that a slow or unreachable API server never holds a sync up.
+            // Once the taint is gone its task, and the API client with it, is dropped; the loop
+            // goes on.
+            let removing = pin!(match taint {
+                Some(taint) => taint.remove_after(clock, verdict).left_future(),
+                None => futures::future::ready(()).right_future(),
+            }
+            .then(|()| futures::future::pending::<()>()));
+            futures::future::select(syncing, removing).await;
         }
-        .then(|()| futures::future::pending::<()>()));
-        futures::future::select(syncing, removing).await;
-    }
-    if !cleans_up {
-        tracing::info!("stopping; --cleanup is off, so the address stays");
-        return Exit::Success;
-    }
-    tracing::info!("stopping; cleaning up (a second signal exits at once)");
-    let cleaning = pin!(cleanup(reconciler));
-    match futures::future::select(cleaning, stops.next()).await {
-        Either::Left((true, _)) => Exit::Success,
-        Either::Left((false, _)) => Exit::Failure,
-        Either::Right(_) => {
-            tracing::warn!("second signal: exiting before cleanup finished");
-            Exit::Interrupted
+        if !cleans_up {
+            tracing::info!("stopping; --cleanup is off, so the address stays");
+            return Exit::Success;
+        }
+        tracing::info!("stopping; cleaning up (a second signal exits at once)");
+        let cleaning = pin!(cleanup(reconciler));
+        match futures::future::select(cleaning, stops.next()).await {
+            Either::Left((true, _)) => Exit::Success,
+            Either::Left((false, _)) => Exit::Failure,
+            Either::Right(_) => {
+                tracing::warn!("second signal: exiting before cleanup finished");
+                Exit::Interrupted
+            }
         }
     }
 }

@@ -29,18 +29,20 @@ fn still_clock() -> FakeClock {
 
 fn live_with<A: Network>(net: A, mode: Mode, signals: usize) -> (Exit, Vec<Trigger>) {
     let recorder = Recorder::default();
-    let exit = block_on(live(
+    let exit = block_on(
         Sidecar {
             reconciler: &mut reconciler(net),
             clock: &still_clock(),
             observer: &recorder,
             schedule: Schedule::new(Duration::from_secs(60)),
-        },
-        mode,
-        NO_TAINT,
-        futures::stream::pending(),
-        futures::stream::iter(vec![(); signals]),
-    ));
+        }
+        .live(
+            mode,
+            NO_TAINT,
+            futures::stream::pending(),
+            futures::stream::iter(vec![(); signals]),
+        ),
+    );
     (exit, recorder.triggers())
 }
 
@@ -165,18 +167,20 @@ fn an_uninstall_job_removes_the_dummy_an_earlier_process_created() {
     };
     let mut reconciler: NodeReconciler<_, NoRules> =
         NodeReconciler::new(AddressReconciler::new(net.clone(), desired), None);
-    let exit = block_on(live(
+    let exit = block_on(
         Sidecar {
             reconciler: &mut reconciler,
             clock: &still_clock(),
             observer: &(),
             schedule: Schedule::new(Duration::from_secs(60)),
-        },
-        ONE_SHOT_CLEANUP,
-        NO_TAINT,
-        futures::stream::pending(),
-        futures::stream::pending(),
-    ));
+        }
+        .live(
+            ONE_SHOT_CLEANUP,
+            NO_TAINT,
+            futures::stream::pending(),
+            futures::stream::pending(),
+        ),
+    );
     assert_eq!(exit, Exit::Success);
     assert_eq!(net.link("apiserver-proxy"), None);
 }
@@ -215,18 +219,20 @@ fn a_later_stop() -> impl futures::Stream<Item = ()> {
 }
 
 fn live_tainted<A: Network>(net: A, mode: Mode, taints: MockNodeTaints) -> Exit {
-    block_on(live(
+    block_on(
         Sidecar {
             reconciler: &mut reconciler(net),
             clock: &still_clock(),
             observer: &(),
             schedule: Schedule::new(Duration::from_secs(60)),
-        },
-        mode,
-        startup(taints),
-        futures::stream::pending(),
-        a_later_stop(),
-    ))
+        }
+        .live(
+            mode,
+            startup(taints),
+            futures::stream::pending(),
+            a_later_stop(),
+        ),
+    )
 }
 
 #[rstest]
