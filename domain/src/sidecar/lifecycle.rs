@@ -54,18 +54,13 @@ where
     /// `taint`, when set, is removed after a sync that put everything in place; in a one-shot
     /// only credentials that cannot be loaded change the exit status (see
     /// [`StartupTaint::remove_once`]).
-    pub async fn live<E, S, T>(
+    pub async fn live(
         self,
         mode: Mode,
-        taint: Option<StartupTaint<T>>,
-        events: E,
-        stops: S,
-    ) -> Exit
-    where
-        E: Stream<Item = NetEvent>,
-        S: Stream<Item = ()>,
-        T: NodeTaints,
-    {
+        taint: Option<StartupTaint<impl NodeTaints>>,
+        events: impl Stream<Item = NetEvent>,
+        stops: impl Stream<Item = ()>,
+    ) -> Exit {
         if mode.daemon {
             self.daemon(mode.cleanup, taint, events, stops).await
         } else {
@@ -100,18 +95,13 @@ where
 
     /// The loop until the first stop signal, the taint's removal beside it, then the cleanup if
     /// asked, which a second signal cuts short.
-    async fn daemon<E, S, T>(
+    async fn daemon(
         self,
         cleans_up: bool,
-        taint: Option<StartupTaint<T>>,
-        events: E,
-        stops: S,
-    ) -> Exit
-    where
-        E: Stream<Item = NetEvent>,
-        S: Stream<Item = ()>,
-        T: NodeTaints,
-    {
+        taint: Option<StartupTaint<impl NodeTaints>>,
+        events: impl Stream<Item = NetEvent>,
+        stops: impl Stream<Item = ()>,
+    ) -> Exit {
         // A signal source that ends has no more signals to give, rather than giving a stop.
         let mut stops = pin!(stops.chain(futures::stream::pending()));
         let Self {
