@@ -73,6 +73,41 @@ fn the_proxy_answers_only_when_every_address_answers() {
     assert_eq!(observer.0.lock().unwrap().len(), 2);
 }
 
+/// The binary passes its metrics as an `Option` (off without `--metrics-bind-address`).
+#[test]
+fn metrics_that_are_on_are_told_every_probe_and_metrics_that_are_off_nothing() {
+    let on = Arc::new(Probed::default());
+    let on_proxy = Proxy::new(
+        Arc::new(scripted(vec![Err(ProbeError::Refused)])),
+        &"10.96.0.2".parse().unwrap(),
+        443,
+        Arc::new(Some(on.clone())),
+    );
+    assert!(block_on(on_proxy.answers()).is_err());
+    assert_eq!(
+        *on.0.lock().unwrap(),
+        vec![(target(V4), Err(ProbeError::Refused))]
+    );
+    let off = Proxy::new(
+        Arc::new(scripted(vec![])),
+        &"10.96.0.2".parse().unwrap(),
+        443,
+        Arc::new(None::<Arc<Probed>>),
+    );
+    assert_eq!(block_on(off.answers()), Ok(()));
+}
+
+/// A log line with `?proxy` names where it probes; the probe and the observer are no reader's
+/// business.
+#[test]
+fn its_debug_form_names_the_targets() {
+    let proxy = proxy(scripted(vec![]), "10.96.0.2,fd00::2", Arc::default());
+    assert_eq!(
+        format!("{proxy:?}"),
+        format!("Proxy {{ targets: [{V4}, {V6}], .. }}")
+    );
+}
+
 #[test]
 fn the_message_names_the_target_and_the_cause() {
     let unanswered = Unanswered {
