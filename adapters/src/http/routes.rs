@@ -88,6 +88,7 @@ mod tests {
     use blackbox_tests::metric;
     use domain::webhook::shutdown::Phase;
     use hyper::{Method, StatusCode};
+    use rstest::rstest;
     use time::macros::datetime;
 
     const SAMPLE: &[u8] = include_bytes!("../../../testdata/admission/pod-create-v1.json");
@@ -117,8 +118,15 @@ mod tests {
         .expect("the histogram")
     }
 
+    /// The one phase decides both: every answer closes its connection, and `/readyz` fails.
+    #[rstest]
+    #[case::draining(Phase::Draining)]
+    #[case::closing(Phase::Closing)]
+    #[case::stopped(Phase::Stopped)]
     #[tokio::test]
-    async fn answers_close_their_connection_only_once_leaving() {
+    async fn answers_close_their_connection_and_readyz_fails_only_once_leaving(
+        #[case] leaving: Phase,
+    ) {
         let (routes, metrics) = routes();
         let path = "/webhook/pod-apiserver-env";
         let closes = |response: &Response<Full<Bytes>>| {
@@ -131,13 +139,13 @@ mod tests {
         assert!(!closes(
             &routes.answer(request(Method::POST, path, SAMPLE)).await
         ));
-        metrics.readiness().phase().enter(Phase::Draining);
+        metrics.readiness().phase().enter(leaving);
         assert!(closes(
             &routes.answer(request(Method::POST, path, SAMPLE)).await
         ));
-        assert!(closes(
-            &routes.answer(request(Method::GET, "/readyz", b"")).await
-        ));
+        let readyz = routes.answer(request(Method::GET, "/readyz", b"")).await;
+        assert!(closes(&readyz));
+        assert_eq!(readyz.status(), StatusCode::SERVICE_UNAVAILABLE);
     }
 
     #[tokio::test]
