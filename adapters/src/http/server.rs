@@ -179,7 +179,7 @@ impl Server {
         let readiness = Arc::clone(self.metrics.readiness());
         let sequence = Shutdown::new(&clock, timing, readiness.phase());
         let reload = tokio::spawn(Arc::clone(&self.certs).watch(Arc::clone(&self.metrics), clock));
-        let (shutdown, shutting_down) = watch::channel(false);
+        let (finish, told_to_finish) = watch::channel(false);
         let limits = Limits {
             cap: MAX_CONNECTIONS,
             head_timeout: READ_TIMEOUT,
@@ -201,21 +201,21 @@ impl Server {
                         activity,
                         self.acceptor.clone(),
                         Arc::clone(&self.routes),
-                        shutting_down.clone(),
+                        told_to_finish.clone(),
                     )
                 });
             },
         )
         .await;
         drop(self.listener);
-        drop(shutting_down);
+        drop(told_to_finish);
         reload.abort();
-        shutdown.send_replace(true);
+        finish.send_replace(true);
         tracing::info!(
-            connections = shutdown.receiver_count(),
+            connections = finish.receiver_count(),
             "shutting down: no new connections, finishing requests in flight"
         );
-        sequence.until_connections_finish(shutdown.closed()).await;
+        sequence.until_connections_finish(finish.closed()).await;
     }
 }
 
@@ -231,7 +231,7 @@ impl std::fmt::Debug for Server {
 
 /// One connection, from its accept to its close: plain HTTP gets Go's 400, TLS gets its
 /// handshake and then HTTP/1.1. `activity` learns of its reads (below TLS), its requests and its
-/// answers, for its head deadline and for the cap. The shutdown waits for `shutting_down` to be
+/// answers, for its head deadline and for the cap. The shutdown waits for `told_to_finish` to be
 /// dropped, so the connection holds it until it ends.
 async fn serve_connection(
     stream: TcpStream,
@@ -239,7 +239,7 @@ async fn serve_connection(
     activity: Activity<TokioClock>,
     acceptor: TlsAcceptor,
     routes: Arc<Routes>,
-    mut shutting_down: watch::Receiver<bool>,
+    mut told_to_finish: watch::Receiver<bool>,
 ) {
     // Reviews are small request/response pairs: Nagle would only add latency.
     if let Err(cause) = stream.set_nodelay(true) {
@@ -264,7 +264,7 @@ async fn serve_connection(
     let served = tokio::select! {
         served = connection.as_mut() => served,
         // The lock guard the wait ends with is let go at once: it must not live across an await.
-        () = shutting_down.wait_for(|stop| *stop).map(drop) => {
+        () = told_to_finish.wait_for(|told| *told).map(drop) => {
             // Closed now, a connection accepted just before the listener closed would lose the
             // request its client sends next; its answer says `Connection: close` instead.
             if activity.has_had_a_request() {
