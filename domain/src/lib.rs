@@ -40,7 +40,9 @@
 //!   - `review`: one AdmissionReview's bytes in, the answer out (v1 and v1beta1).
 //!   - `answer`: the answer and its patch, written out.
 //!   - `outcome`: what was decided, as metric labels and log fields.
-//!   - `health`: ready while the served certificate is valid.
+//!   - `readiness`: ready while the served certificate is valid and no shutdown has begun.
+//!   - `shutdown`: the shutdown's phases (serving, draining through the delay, closing through
+//!     the grace, stopped) and what each stop, the delay's end and the grace's end do.
 
 pub mod dns_name;
 pub mod duration;

@@ -2,7 +2,6 @@
 //! probe with `scheme: HTTPS` works without another port, and everything else through the
 //! admission route, counted and timed.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +13,7 @@ use hyper::{Request, Response};
 
 use domain::ports::Clock as _;
 use domain::webhook::fqdn::ApiserverFqdn;
+use domain::webhook::readiness::Readiness;
 
 use super::admission;
 use crate::clock::TokioClock;
@@ -29,35 +29,31 @@ pub struct Routes {
     /// Times each review for the histogram, on the one clock of the process (tokio's, paused in
     /// tests) rather than a clock of its own.
     clock: TokioClock,
-    /// Set by the shutdown delay: every answer then ends its connection (hyper closes it after
+    /// Its shutdown phase says whether an answer ends its connection (hyper closes it after
     /// writing an answer that says `Connection: close`).
-    closing: AtomicBool,
+    readiness: Arc<Readiness>,
 }
 
 impl Routes {
     pub fn new(fqdn: ApiserverFqdn, metrics: Arc<WebhookMetrics>, body_timeout: Duration) -> Self {
         Self {
             fqdn,
+            readiness: Arc::clone(metrics.readiness()),
             metrics,
             body_timeout,
             clock: TokioClock::default(),
-            closing: AtomicBool::new(false),
         }
     }
 
-    /// From now on every answer closes its connection.
-    pub fn close_connections_after_answers(&self) {
-        self.closing.store(true, Ordering::Relaxed);
-    }
-
-    /// Answers one request, with `Connection: close` once connections are closing.
+    /// Answers one request, with `Connection: close` once the webhook is leaving (see
+    /// [`domain::webhook::shutdown::Phase`]).
     pub async fn answer<B>(&self, request: Request<B>) -> Response<Full<Bytes>>
     where
         B: Body<Data = Bytes> + Unpin,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let mut response = self.route(request).await;
-        if self.closing.load(Ordering::Relaxed) {
+        if self.readiness.phase().get().is_leaving() {
             response
                 .headers_mut()
                 .insert(CONNECTION, HeaderValue::from_static("close"));
@@ -90,7 +86,9 @@ mod tests {
     use super::*;
     use crate::metrics::Exposition as _;
     use blackbox_tests::metric;
+    use domain::webhook::shutdown::Phase;
     use hyper::{Method, StatusCode};
+    use rstest::rstest;
     use time::macros::datetime;
 
     const SAMPLE: &[u8] = include_bytes!("../../../testdata/admission/pod-create-v1.json");
@@ -120,9 +118,16 @@ mod tests {
         .expect("the histogram")
     }
 
+    /// The one phase decides both: every answer closes its connection, and `/readyz` fails.
+    #[rstest]
+    #[case::draining(Phase::Draining)]
+    #[case::closing(Phase::Closing)]
+    #[case::stopped(Phase::Stopped)]
     #[tokio::test]
-    async fn answers_close_their_connection_only_once_asked() {
-        let (routes, _) = routes();
+    async fn answers_close_their_connection_and_readyz_fails_only_once_leaving(
+        #[case] leaving: Phase,
+    ) {
+        let (routes, metrics) = routes();
         let path = "/webhook/pod-apiserver-env";
         let closes = |response: &Response<Full<Bytes>>| {
             response
@@ -134,13 +139,13 @@ mod tests {
         assert!(!closes(
             &routes.answer(request(Method::POST, path, SAMPLE)).await
         ));
-        routes.close_connections_after_answers();
+        metrics.readiness().phase().enter(leaving);
         assert!(closes(
             &routes.answer(request(Method::POST, path, SAMPLE)).await
         ));
-        assert!(closes(
-            &routes.answer(request(Method::GET, "/readyz", b"")).await
-        ));
+        let readyz = routes.answer(request(Method::GET, "/readyz", b"")).await;
+        assert!(closes(&readyz));
+        assert_eq!(readyz.status(), StatusCode::SERVICE_UNAVAILABLE);
     }
 
     #[tokio::test]

@@ -16,10 +16,9 @@ use tokio::sync::watch;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
-use domain::duration::format_go_duration;
-use domain::ports::Clock as _;
 use domain::webhook::fqdn::ApiserverFqdn;
-use futures::{FutureExt as _, Stream, StreamExt};
+use domain::webhook::shutdown::{Shutdown, Timing};
+use futures::{FutureExt as _, Stream};
 
 use crate::accept::accept_until;
 use crate::clock::TokioClock;
@@ -169,16 +168,18 @@ impl Server {
     /// before the listener closed, its handshake perhaps still under way) gets its first request
     /// answered, with `Connection: close`, or its head deadline.
     ///
-    /// The delay is for the API server: it learns that this Pod is leaving only when its
-    /// endpoints update, which can come after the kubelet's SIGTERM. A webhook that stopped at
-    /// once would refuse the calls of that moment, and with `failurePolicy: Ignore` their Pods
-    /// would be admitted unpatched. During the delay every answer says `Connection: close`, so
-    /// the API server's keep-alive connections end right after an answer, never idle under a
-    /// request it is sending; and `/readyz` fails. A second stop ends the delay at once.
-    pub async fn run(self, stops: impl Stream<Item = ()> + Unpin) {
+    /// When each of these happens, and what a second stop does, is the domain's
+    /// [`Shutdown`]; this is the I/O it drives.
+    pub async fn run(self, stops: impl Stream<Item = ()>) {
         let clock = TokioClock::default();
+        let timing = Timing {
+            delay: self.shutdown_delay,
+            grace: SHUTDOWN_GRACE,
+        };
+        let readiness = Arc::clone(self.metrics.readiness());
+        let sequence = Shutdown::new(&clock, timing, readiness.phase());
         let reload = tokio::spawn(Arc::clone(&self.certs).watch(Arc::clone(&self.metrics), clock));
-        let (shutdown, shutting_down) = watch::channel(false);
+        let (finish, told_to_finish) = watch::channel(false);
         let limits = Limits {
             cap: MAX_CONNECTIONS,
             head_timeout: READ_TIMEOUT,
@@ -191,7 +192,7 @@ impl Server {
             &self.listener,
             &clock,
             "webhook",
-            self.stopped(stops, &clock),
+            sequence.until_listener_closes(stops),
             |stream, peer| {
                 connections.spawn(peer, |activity| {
                     serve_connection(
@@ -200,50 +201,21 @@ impl Server {
                         activity,
                         self.acceptor.clone(),
                         Arc::clone(&self.routes),
-                        shutting_down.clone(),
+                        told_to_finish.clone(),
                     )
                 });
             },
         )
         .await;
         drop(self.listener);
-        drop(shutting_down);
+        drop(told_to_finish);
         reload.abort();
-        self.routes.close_connections_after_answers();
-        shutdown.send_replace(true);
+        finish.send_replace(true);
         tracing::info!(
-            connections = shutdown.receiver_count(),
+            connections = finish.receiver_count(),
             "shutting down: no new connections, finishing requests in flight"
         );
-        if tokio::time::timeout(SHUTDOWN_GRACE, shutdown.closed())
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                grace = ?SHUTDOWN_GRACE,
-                "requests still in flight after the grace period: closing their connections"
-            );
-        }
-    }
-
-    /// Completes when the listener should close: at the first stop when there is no shutdown
-    /// delay, else when the delay is over or at a second stop.
-    async fn stopped(&self, mut stops: impl Stream<Item = ()> + Unpin, clock: &TokioClock) {
-        stops.next().await;
-        if self.shutdown_delay.is_zero() {
-            return;
-        }
-        self.metrics.shutting_down();
-        self.routes.close_connections_after_answers();
-        tracing::info!(
-            delay = %format_go_duration(self.shutdown_delay),
-            "shutdown delay: still serving until the API server drops this endpoint; every \
-             answer closes its connection, /readyz fails (a second signal ends the delay)"
-        );
-        tokio::select! {
-            () = clock.sleep(self.shutdown_delay) => {}
-            _ = stops.next() => tracing::info!("a second signal: the shutdown delay ends now"),
-        }
+        sequence.until_connections_finish(finish.closed()).await;
     }
 }
 
@@ -259,7 +231,7 @@ impl std::fmt::Debug for Server {
 
 /// One connection, from its accept to its close: plain HTTP gets Go's 400, TLS gets its
 /// handshake and then HTTP/1.1. `activity` learns of its reads (below TLS), its requests and its
-/// answers, for its head deadline and for the cap. The shutdown waits for `shutting_down` to be
+/// answers, for its head deadline and for the cap. The shutdown waits for `told_to_finish` to be
 /// dropped, so the connection holds it until it ends.
 async fn serve_connection(
     stream: TcpStream,
@@ -267,7 +239,7 @@ async fn serve_connection(
     activity: Activity<TokioClock>,
     acceptor: TlsAcceptor,
     routes: Arc<Routes>,
-    mut shutting_down: watch::Receiver<bool>,
+    mut told_to_finish: watch::Receiver<bool>,
 ) {
     // Reviews are small request/response pairs: Nagle would only add latency.
     if let Err(cause) = stream.set_nodelay(true) {
@@ -292,7 +264,7 @@ async fn serve_connection(
     let served = tokio::select! {
         served = connection.as_mut() => served,
         // The lock guard the wait ends with is let go at once: it must not live across an await.
-        () = shutting_down.wait_for(|stop| *stop).map(drop) => {
+        () = told_to_finish.wait_for(|told| *told).map(drop) => {
             // Closed now, a connection accepted just before the listener closed would lose the
             // request its client sends next; its answer says `Connection: close` instead.
             if activity.has_had_a_request() {

@@ -1,13 +1,13 @@
 //! The webhook's metrics: requests by outcome and review version, their latency, the requests in
 //! flight, certificate reloads and the served certificate's expiry; and the probes, as the
-//! domain's `health` decides them.
+//! domain's `readiness` decides them.
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
-use domain::webhook::health::{CertificateHealth, NotAfter};
 use domain::webhook::outcome::ReviewVersion;
 use domain::webhook::outcome::{OutcomeKind, ReviewReport};
+use domain::webhook::readiness::{NotAfter, Readiness};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -54,7 +54,8 @@ pub struct WebhookMetrics {
     reloads_failed: Counter,
     /// Unix seconds; 0 until the first certificate is loaded.
     expiration: Gauge,
-    health: Mutex<CertificateHealth>,
+    /// Fed the certificate here; read by the probes when asked, and by the server.
+    readiness: Arc<Readiness>,
 }
 
 impl WebhookMetrics {
@@ -119,7 +120,7 @@ impl WebhookMetrics {
             reloads_ok,
             reloads_failed,
             expiration,
-            health: Mutex::default(),
+            readiness: Arc::default(),
         }
     }
 
@@ -139,15 +140,10 @@ impl WebhookMetrics {
     /// The certificate served from start-up.
     pub fn certificate_loaded(&self, not_after: OffsetDateTime) {
         self.expiration.set(not_after.unix_timestamp());
-        self.health().served(NotAfter {
+        self.readiness.served(NotAfter {
             unix: not_after.unix_timestamp(),
             shown: rfc3339(not_after),
         });
-    }
-
-    /// The shutdown began: `/readyz` fails from now on.
-    pub fn shutting_down(&self) {
-        self.health().shutting_down();
     }
 
     /// A changed certificate is served from now on.
@@ -161,12 +157,10 @@ impl WebhookMetrics {
         self.reloads_failed.inc();
     }
 
-    fn health(&self) -> MutexGuard<'_, CertificateHealth> {
-        // A panic elsewhere while holding the lock leaves a CertificateHealth that is still
-        // consistent.
-        self.health
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// What the probes answer from: the certificate fed here, and the shutdown phase, which
+    /// the server's shutdown moves and its answers read.
+    pub fn readiness(&self) -> &Arc<Readiness> {
+        &self.readiness
     }
 }
 
@@ -191,15 +185,15 @@ impl Exposition for WebhookMetrics {
         super::encode(&self.registry)
     }
 
-    /// See [`domain::webhook::health`].
+    /// See [`domain::webhook::readiness`].
     fn healthy(&self) -> Result<(), String> {
         Ok(())
     }
 
-    /// See [`domain::webhook::health`].
+    /// See [`domain::webhook::readiness`].
     fn ready(&self) -> Result<(), String> {
         let now = OffsetDateTime::now_utc().unix_timestamp();
-        self.health().ready(now).map_err(|why| why.to_string())
+        self.readiness.ready(now).map_err(|why| why.to_string())
     }
 }
 

@@ -4,8 +4,9 @@
 pub mod answer;
 pub mod fqdn;
 pub mod give_way;
-pub mod health;
 mod json;
 pub mod outcome;
+pub mod readiness;
 pub mod review;
 pub mod rule;
+pub mod shutdown;

@@ -9,6 +9,10 @@
 //! waiting. It is wall-clock time, not the `Clock` port's monotonic time: a certificate's
 //! NotAfter is a date.
 
+use std::sync::{Mutex, MutexGuard};
+
+use crate::webhook::shutdown::SharedPhase;
+
 /// The NotAfter of the served certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotAfter {
@@ -29,58 +33,70 @@ pub enum Unready {
     ShuttingDown,
 }
 
-/// The probe's view of the served certificate.
-#[derive(Debug, Clone, Default)]
-pub struct CertificateHealth {
-    served: Option<NotAfter>,
-    shutting_down: bool,
+/// What readiness is decided from: the served certificate's NotAfter and the shutdown phase.
+/// Shared by what changes them (the certificate loads, the shutdown sequence) and what reads them
+/// (the probes, each answer, the metrics), each behind its own small lock or atomic rather than
+/// the metrics'.
+#[derive(Debug, Default)]
+pub struct Readiness {
+    /// Written at start and at each reload, read by the probes.
+    served: Mutex<Option<NotAfter>>,
+    phase: SharedPhase,
 }
 
-impl CertificateHealth {
+impl Readiness {
     /// A certificate is served from now on: at start-up, or after a reload.
-    pub fn served(&mut self, not_after: NotAfter) {
-        self.served = Some(not_after);
+    pub fn served(&self, not_after: NotAfter) {
+        *self.certificate() = Some(not_after);
     }
 
-    /// The shutdown began: not ready from now on.
-    pub fn shutting_down(&mut self) {
-        self.shutting_down = true;
+    /// The shutdown phase, which [`crate::webhook::shutdown::Shutdown`] moves.
+    pub fn phase(&self) -> &SharedPhase {
+        &self.phase
     }
 
     /// `now_unix` is the wall-clock time in seconds since the Unix epoch.
     pub fn ready(&self, now_unix: i64) -> Result<(), Unready> {
-        if self.shutting_down {
+        if self.phase.get().is_leaving() {
             return Err(Unready::ShuttingDown);
         }
-        match &self.served {
+        match &*self.certificate() {
             None => Err(Unready::NoCertificate),
             Some(not_after) if now_unix < not_after.unix => Ok(()),
             Some(not_after) => Err(Unready::Expired(not_after.shown.clone())),
         }
+    }
+
+    fn certificate(&self) -> MutexGuard<'_, Option<NotAfter>> {
+        // A panic elsewhere while holding the lock leaves a value that is still whole.
+        self.served
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::webhook::shutdown::Phase;
     use rstest::rstest;
 
     /// 2001-01-01T00:00:00Z.
     const NOT_AFTER: i64 = 978_307_200;
 
-    fn served() -> CertificateHealth {
-        let mut health = CertificateHealth::default();
-        health.served(NotAfter {
+    fn served() -> Readiness {
+        let readiness = Readiness::default();
+        readiness.served(NotAfter {
             unix: NOT_AFTER,
             shown: "2001-01-01T00:00:00Z".to_owned(),
         });
-        health
+        readiness
     }
 
     #[test]
     fn not_ready_before_a_certificate_is_served() {
         assert_eq!(
-            CertificateHealth::default().ready(NOT_AFTER - 1),
+            Readiness::default().ready(NOT_AFTER - 1),
             Err(Unready::NoCertificate)
         );
     }
@@ -106,12 +122,15 @@ mod tests {
         );
     }
 
-    #[test]
-    fn not_ready_once_shutting_down_whatever_the_certificate() {
-        let mut health = served();
-        health.shutting_down();
+    #[rstest]
+    #[case::draining(Phase::Draining)]
+    #[case::closing(Phase::Closing)]
+    #[case::stopped(Phase::Stopped)]
+    fn not_ready_once_leaving_whatever_the_certificate(#[case] phase: Phase) {
+        let readiness = served();
+        readiness.phase().enter(phase);
         assert_eq!(
-            health.ready(NOT_AFTER - 1).map_err(|e| e.to_string()),
+            readiness.ready(NOT_AFTER - 1).map_err(|e| e.to_string()),
             Err(
                 "shutting down: the endpoint is leaving, the API server calls the others"
                     .to_owned()
@@ -121,11 +140,11 @@ mod tests {
 
     #[test]
     fn a_reload_replaces_the_certificate() {
-        let mut health = served();
-        health.served(NotAfter {
+        let readiness = served();
+        readiness.served(NotAfter {
             unix: NOT_AFTER + 100,
             shown: "later".to_owned(),
         });
-        assert_eq!(health.ready(NOT_AFTER + 50), Ok(()));
+        assert_eq!(readiness.ready(NOT_AFTER + 50), Ok(()));
     }
 }
