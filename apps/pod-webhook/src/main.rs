@@ -57,7 +57,7 @@ async fn serve(flags: Flags) -> anyhow::Result<ExitCode> {
         .local_addr()
         .context("cannot read the bound address")?;
     tracing::info!(%address, "serving https://{address}{PATH} (and /healthz, /readyz)");
-    server.run(Box::pin(signals.into_stream())).await;
+    server.run(signals.into_stream()).await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }
