@@ -370,6 +370,15 @@ fn the_log_says_once_that_it_waits_for_the_proxy_and_once_that_it_answers() {
     assert!(lines[2].contains("removed the startup taint"));
 }
 
+/// "It answers" follows only a "does not answer": a proxy that answers at once is not news.
+#[test]
+fn a_proxy_that_answers_at_once_is_not_announced() {
+    let taint = startup(tainted_node()).waiting_for(proxy("10.96.0.2", refused(0)));
+    let lines = logged(|| assert!(drive(taint, vec![true]).0));
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert!(lines[0].contains("removed the startup taint"), "{lines:#?}");
+}
+
 #[rstest]
 #[case::refused(1, 0, "a one-shot never waits for the proxy")]
 #[case::answers(0, 1, "removed the startup taint")]
