@@ -1,6 +1,8 @@
 use super::*;
 use crate::ports::{MockClock, MockNodeTaints, MockProxyProbe};
+use crate::sidecar::model::RuleCommandError;
 use crate::sidecar::proxy::ProbeError;
+use crate::sidecar::report::{RuleSyncError, SyncError, SyncOutcome, Trigger};
 use crate::sidecar::testing::FakeClock;
 use futures::executor::block_on;
 use mockall::predicate::eq;
@@ -398,4 +400,40 @@ fn the_one_shot_probes_the_proxy_once_and_never_waits(
     assert_eq!(result, OneShot::Done);
     assert_eq!(lines.len(), 1, "{lines:#?}");
     assert!(lines[0].contains(expected), "{lines:#?}");
+}
+
+#[rstest]
+#[case::succeeded_with_every_address_on(true, &[true, true], true)]
+#[case::succeeded_with_an_address_missing(true, &[true, false], false)]
+#[case::failed_with_every_address_on(false, &[true, true], false)]
+#[case::failed_with_the_address_missing(false, &[false], false)]
+fn in_place_needs_a_sync_that_succeeded_and_every_address_on(
+    #[case] succeeded: bool,
+    #[case] present: &[bool],
+    #[case] expected: bool,
+) {
+    let outcome = SyncOutcome {
+        errors: match succeeded {
+            true => vec![],
+            false => vec![SyncError::Rules(RuleSyncError {
+                step: "list",
+                cause: RuleCommandError::BinaryMissing {
+                    binary: "iptables-save".into(),
+                },
+            })],
+        },
+        ..Default::default()
+    };
+    let addresses: Vec<_> = ["10.96.0.2", "fd00::2"]
+        .iter()
+        .zip(present)
+        .map(|(address, present)| (address.parse().unwrap(), *present))
+        .collect();
+    let report = SyncReport {
+        trigger: Trigger::Interval,
+        outcome: &outcome,
+        duration: Duration::ZERO,
+        addresses: &addresses,
+    };
+    assert_eq!(in_place(&report), expected);
 }
