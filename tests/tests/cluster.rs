@@ -1953,13 +1953,18 @@ const IDLE_RACE: &str = "webhook_idle_keep_alive_misses_no_pod";
 /// How many Pods it paces (`CLUSTER_IDLE_RACE_PODS` changes it): about 3 minutes.
 const IDLE_RACE_PODS: usize = 18;
 
-/// The gaps between two paced creations' starts, in turn: 10 s and these milliseconds. Before
-/// issue 25 the webhook closed a keep-alive connection 10 s after its last answer (to the
+/// The gaps between two paced Pods' POSTs, in turn: 10 s and these milliseconds. Before issue
+/// 25 the webhook closed a keep-alive connection 10 s after its last answer (to the
 /// millisecond), and a call the API server sends on it in the moment it takes to notice that
-/// close fails: a window of milliseconds at most, at 10 s. Gaps a second off (9 or 11 s) never
-/// land in it; these stay close, and kubectl's own jitter from one call to the next spreads them
-/// further across it.
-const IDLE_RACE_OFFSETS_MS: [i64; 9] = [0, -10, 10, -20, 20, -30, 30, -40, 40];
+/// close fails: a window of a millisecond or so, just past 10 s after the previous call (whose
+/// answer came a millisecond or two after it). Gaps a second off (9 or 11 s) never land in it: a
+/// first run with kubectl started at each gap (its own start-up took 72 to 603 ms, as varied)
+/// spread 30 calls over hundreds of milliseconds around it, and none landed. So kubectl is
+/// started ahead of its moment ([`paced_create`]), and the gaps step through the window.
+const IDLE_RACE_OFFSETS_MS: [i64; 12] = [0, 2, 4, 6, 8, 10, 1, 3, 5, 7, -2, -4];
+
+/// How long before its moment a paced kubectl is started: longer than its start-up takes.
+const KUBECTL_LEAD_MS: u64 = 2_000;
 
 /// Issue 25 §3: Pods created one at a time, about 10 s apart, so that each of the API server's
 /// calls reuses a keep-alive connection idle for about the 10 s after which the webhook closed
@@ -1967,7 +1972,7 @@ const IDLE_RACE_OFFSETS_MS: [i64; 9] = [0, -10, 10, -20, 20, -30, 30, -40, 40];
 /// Every Pod comes back patched: a call lost on a connection closed under it would admit its
 /// Pod unpatched (`failurePolicy: Ignore`). Printed: the Pods, the unpatched ones, the
 /// connections the webhook closed idle (its log), the calls the API server logged as failed
-/// open, and kubectl's latency.
+/// open, and kubectl's latency from its Pod's moment.
 fn webhook_idle_keep_alive_misses_no_pod(cluster: &Cluster) -> Result<(), Failed> {
     let pods = idle_race_pods()?;
     cluster.deployed()?;
@@ -1975,35 +1980,21 @@ fn webhook_idle_keep_alive_misses_no_pod(cluster: &Cluster) -> Result<(), Failed
     namespace(cluster, "apc-idle-race", false)?;
     let closes_before = idle_closes(cluster)?;
     let failed_before = failed_open(cluster)?.len();
-    // POSTed as they are: no discovery, no client-side validation, so kubectl's own time (and its
-    // jitter) is short.
-    let create = |name: &str| -> Result<Value, Failed> {
-        let text = cluster.kubectl_with_input(
-            &[
-                "create",
-                "--raw",
-                "/api/v1/namespaces/apc-idle-race/pods",
-                "-f",
-                "-",
-            ],
-            Some(&pod(name, json!({})).to_string()),
-        )?;
-        Ok(serde_json::from_str(&text)?)
-    };
     #[allow(clippy::disallowed_types)] // The case's own pace, and kubectl's latency, printed.
     let started = std::time::Instant::now();
     // The API server's connection is open (and idle) when the paced creations start.
-    create("idle-warm-up")?;
+    paced_create(cluster, "idle-warm-up", || ())?;
     let mut due = std::time::Duration::ZERO;
     let (mut unpatched, mut latencies_ms) = (Vec::new(), Vec::new());
     for (i, offset) in IDLE_RACE_OFFSETS_MS.iter().cycle().take(pods).enumerate() {
         due += std::time::Duration::from_millis(10_000_u64.saturating_add_signed(*offset));
-        pause_ms(due.saturating_sub(started.elapsed()).as_millis() as u64);
-        #[allow(clippy::disallowed_types)]
-        let sent = std::time::Instant::now();
+        let until = |moment: std::time::Duration| {
+            pause_ms(moment.saturating_sub(started.elapsed()).as_millis() as u64);
+        };
+        until(due.saturating_sub(std::time::Duration::from_millis(KUBECTL_LEAD_MS)));
         let name = format!("idle-{i}");
-        let created = create(&name)?;
-        latencies_ms.push(sent.elapsed().as_millis());
+        let created = paced_create(cluster, &name, || until(due))?;
+        latencies_ms.push(started.elapsed().saturating_sub(due).as_millis());
         if env(&created["spec"]["containers"][0]) != Some(FQDN) {
             unpatched.push(name);
         }
@@ -2012,9 +2003,10 @@ fn webhook_idle_keep_alive_misses_no_pod(cluster: &Cluster) -> Result<(), Failed
     let failed: Vec<String> = failed_open(cluster)?.split_off(failed_before);
     latencies_ms.sort_unstable();
     eprintln!(
-        "idle keep-alive race: {pods} Pods 10 s ±{} ms apart, {} unpatched; the webhook closed {closes} \
-         connection(s) idle or without a head in time; the API server failed open on {} call(s); \
-         kubectl's latency min / median / max {} / {} / {} ms",
+        "idle keep-alive race: {pods} Pods 10 s {}..{} ms apart, {} unpatched; the webhook closed \
+         {closes} connection(s) idle or without a head in time; the API server failed open on {} \
+         call(s); kubectl's latency from its Pod's moment min / median / max {} / {} / {} ms",
+        IDLE_RACE_OFFSETS_MS.iter().min().unwrap_or(&0),
         IDLE_RACE_OFFSETS_MS.iter().max().unwrap_or(&0),
         unpatched.len(),
         failed.len(),
@@ -2029,6 +2021,39 @@ fn webhook_idle_keep_alive_misses_no_pod(cluster: &Cluster) -> Result<(), Failed
         unpatched.is_empty(),
         &format!("every Pod patched; unpatched: {unpatched:?}"),
     )
+}
+
+/// Creates Pod `name` with `kubectl create --raw` (a POST of the Pod as it is: no discovery, no
+/// client-side validation), started at once and sent its Pod only when `wait` returns: kubectl
+/// reads the Pod from its stdin, so its start-up is behind it by then; returns the Pod the API
+/// server created.
+fn paced_create(cluster: &Cluster, name: &str, wait: impl FnOnce()) -> Result<Value, Failed> {
+    use std::io::Write;
+    let uri = "/api/v1/namespaces/apc-idle-race/pods";
+    let mut kubectl = cluster
+        .in_node(1, "kubectl")
+        .arg(format!(
+            "--kubeconfig={}",
+            cluster.dir().join("kubeconfig").display()
+        ))
+        .args(["create", "--raw", uri, "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("kubectl: {e}"))?;
+    wait();
+    // Written whole, then closed (dropped): kubectl sends the Pod at its end of input.
+    if let Some(mut stdin) = kubectl.stdin.take() {
+        stdin
+            .write_all(pod(name, json!({})).to_string().as_bytes())
+            .map_err(|e| format!("kubectl's stdin: {e}"))?;
+    }
+    let output = kubectl
+        .wait_with_output()
+        .map_err(|e| format!("kubectl: {e}"))?;
+    let text = stdout_or_error(&format!("kubectl create --raw {uri}"), &output)?;
+    Ok(serde_json::from_str(&text)?)
 }
 
 /// `CLUSTER_IDLE_RACE_PODS`, or [`IDLE_RACE_PODS`].
