@@ -14,7 +14,9 @@
 //! To add a case: write `fn my_case(cluster: &Cluster) -> Result<(), Failed>` (call
 //! `cluster.deployed()?` first if it needs the project installed; name its Pods and namespaces
 //! after the case; leave the cluster as the next case expects it: both programs installed and
-//! Ready), and put it into [`CASES`] before the uninstall, which must stay last.
+//! Ready), and put it into [`CASES`] before the uninstall, which must stay last. A case that
+//! takes minutes the tier's budget has no room for also goes into [`OPT_IN`], with the variable
+//! that selects it.
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
