@@ -8,8 +8,9 @@
 //!
 //! So a stalled handshake and a slow-loris head are cut at the head timeout, while an idle
 //! keep-alive connection is kept for the idle timeout: the webhook's is longer than the API
-//! server's client keeps an idle connection (90 s), so the webhook never closes one first, under
-//! a request the client has just sent on it (Go's client does not retry such a POST).
+//! server's client keeps an idle connection (90 s), so this deadline never closes one first,
+//! under a request the client has just sent on it (Go's client does not retry such a POST; the
+//! cap and a shutdown still can: docs/webhook.md).
 //!
 //! hyper's own `header_read_timeout` does the head part with a timer created, registered and
 //! dropped for every request: under keep-alive load that was a measurable share of the server's
