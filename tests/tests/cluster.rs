@@ -100,13 +100,14 @@ fn main() -> ExitCode {
     let mut args = Arguments::from_args();
     // One cluster, one case at a time: they share it.
     args.test_threads = Some(1);
-    let selected = CASES.iter().any(|(name, _)| {
-        opted_out(name).is_none() && !args.is_filtered_out(&Trial::test(*name, || Ok(())))
+    let selected = CASES.iter().any(|&(name, _)| {
+        opted_out(name).is_none() && !args.is_filtered_out(&Trial::test(name, || Ok(())))
     });
     if args.list || !selected {
+        // Nothing to run: the filter left no case, or only opt-in ones without their variable.
         let listed = CASES
             .iter()
-            .map(|(name, _)| Trial::test(*name, || Ok(())))
+            .map(|&(name, _)| opted_out(name).unwrap_or_else(|| Trial::test(name, || Ok(()))))
             .collect();
         return libtest_mimic::run(&args, listed).exit_code();
     }
@@ -119,12 +120,11 @@ fn main() -> ExitCode {
     };
     let trials = CASES
         .iter()
-        .map(|&(name, case)| match opted_out(name) {
-            Some(why) => Trial::ignorable_test(name, move || Ok(Completion::ignored_with(why))),
-            None => {
+        .map(|&(name, case)| {
+            opted_out(name).unwrap_or_else(|| {
                 let cluster = Arc::clone(&cluster);
                 Trial::test(name, move || case(&cluster))
-            }
+            })
         })
         .collect();
     let conclusion = libtest_mimic::run(&args, trials);
@@ -139,11 +139,14 @@ fn main() -> ExitCode {
     conclusion.exit_code()
 }
 
-/// Why the opt-in case `name` does not run (its variable is not `1`); `None`: it runs.
-fn opted_out(name: &str) -> Option<String> {
+/// The opt-in case `name` as an ignored trial saying why, when its variable is not `1`; `None`:
+/// it runs.
+fn opted_out(name: &'static str) -> Option<Trial> {
     let (_, variable) = OPT_IN.iter().find(|(case, _)| *case == name)?;
-    (std::env::var(variable).as_deref() != Ok("1"))
-        .then(|| format!("opt-in: set {variable}=1 to run it (docs/testing.md)"))
+    (std::env::var(variable).as_deref() != Ok("1")).then(|| {
+        let why = format!("opt-in: set {variable}=1 to run it (docs/testing.md)");
+        Trial::ignorable_test(name, move || Ok(Completion::ignored_with(why)))
+    })
 }
 
 /// Every selected case reports why there is no cluster: a loud skip where the machine cannot
@@ -151,17 +154,23 @@ fn opted_out(name: &str) -> Option<String> {
 fn without_a_cluster(args: &Arguments, error: StartError) -> ExitCode {
     let trials = CASES
         .iter()
-        .map(|&(name, _)| match &error {
-            StartError::CannotRun(why) => {
-                let why = why.clone();
-                Trial::ignorable_test(name, move || {
-                    skip(name, &why);
-                    Ok(Completion::ignored_with(why))
-                })
+        .map(|&(name, _)| {
+            // An opt-in case without its variable would not have run anyway.
+            if let Some(ignored) = opted_out(name) {
+                return ignored;
             }
-            StartError::Failed(why) => {
-                let why = why.clone();
-                Trial::test(name, move || Err(why.into()))
+            match &error {
+                StartError::CannotRun(why) => {
+                    let why = why.clone();
+                    Trial::ignorable_test(name, move || {
+                        skip(name, &why);
+                        Ok(Completion::ignored_with(why))
+                    })
+                }
+                StartError::Failed(why) => {
+                    let why = why.clone();
+                    Trial::test(name, move || Err(why.into()))
+                }
             }
         })
         .collect();
