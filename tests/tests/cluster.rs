@@ -739,21 +739,11 @@ fn daemonset_rollout_keeps_the_address(cluster: &Cluster) -> Result<(), Failed> 
         cluster.sample_address(1, PROXY_ADDRESS)?,
         cluster.sample_address(2, PROXY_ADDRESS)?,
     ];
-    let rollout = cluster
-        .kubectl(&[
-            "patch",
-            "daemonset",
-            "-n",
-            NAMESPACE,
-            "apiserver-proxy",
-            "--type=json",
-            "-p",
-            r#"[{"op":"test","path":"/spec/template/spec/containers/0/args/4","value":"--sync-interval=1m0s"},
-                {"op":"replace","path":"/spec/template/spec/containers/0/args/4","value":"--sync-interval=30s"}]"#,
-        ])
-        .map_err(Failed::from)
-        .and_then(|_| daemonset_ready(cluster))
-        .and_then(|()| old_sidecar_pods_gone(cluster));
+    let rollout = roll(
+        cluster,
+        r#"[{"op":"test","path":"/spec/template/spec/containers/0/args/4","value":"--sync-interval=1m0s"},
+            {"op":"replace","path":"/spec/template/spec/containers/0/args/4","value":"--sync-interval=30s"}]"#,
+    );
     let mut results = Vec::new();
     for sampler in samplers {
         results.push(sampler.finish()?);
@@ -1867,7 +1857,7 @@ fn address_change(cluster: &Cluster) -> Result<Vec<Vec<PathCounts>>, Failed> {
             &format!("{bind}  bind {NEW_PROXY_ADDRESS}:443 transparent\n"),
         ),
     )?;
-    roll(cluster, both_addresses(spec)?)?;
+    roll(cluster, &template_spec(&both_addresses(spec)?))?;
     cluster.wait_for("both addresses on both nodes", 60, || {
         [1, 2]
             .iter()
@@ -1911,7 +1901,7 @@ fn address_change(cluster: &Cluster) -> Result<Vec<Vec<PathCounts>>, Failed> {
         HAPROXY_NEW,
         &config.replace(&bind, &format!("bind {NEW_PROXY_ADDRESS}:443\n")),
     )?;
-    roll(cluster, new_address_only(spec)?)?;
+    roll(cluster, &template_spec(&new_address_only(spec)?))?;
     step("the new address only rolled out");
     cluster.wait_for("the old address gone from both nodes", 120, || {
         [1, 2]
@@ -1972,10 +1962,9 @@ fn config_map(cluster: &Cluster, name: &str, config: &str) -> Result<(), Failed>
     Ok(())
 }
 
-/// Rolls the DaemonSet to the Pod template `spec` and waits until the rollout is done: both
-/// new Pods Ready, both old ones gone (their proxies drained).
-fn roll(cluster: &Cluster, spec: Value) -> Result<(), Failed> {
-    let patch = json!([{"op": "replace", "path": "/spec/template/spec", "value": spec}]);
+/// Rolls the DaemonSet by the JSON patch `patch` and waits until the rollout is done: both new
+/// Pods Ready, both old ones gone (their proxies drained).
+fn roll(cluster: &Cluster, patch: &str) -> Result<(), Failed> {
     cluster.kubectl(&[
         "patch",
         "daemonset",
@@ -1984,10 +1973,15 @@ fn roll(cluster: &Cluster, spec: Value) -> Result<(), Failed> {
         "apiserver-proxy",
         "--type=json",
         "-p",
-        &patch.to_string(),
+        patch,
     ])?;
     daemonset_ready(cluster)?;
     old_sidecar_pods_gone(cluster)
+}
+
+/// A JSON patch that makes `spec` the DaemonSet's Pod template spec.
+fn template_spec(spec: &Value) -> String {
+    json!([{"op": "replace", "path": "/spec/template/spec", "value": spec}]).to_string()
 }
 
 /// The installed Pod template `spec` with a second sidecar container keeping the new address
