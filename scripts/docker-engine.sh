@@ -27,8 +27,12 @@ fi
 
 log=/var/log/apiserver-proxy-dockerd.log
 echo "docker-engine: starting dockerd (log: $log)"
-# setsid: the engine outlives this script and is not killed with the make process group.
-setsid nohup dockerd --iptables=false --ip6tables=false --bridge=none >"$log" 2>&1 </dev/null &
+# setsid: the engine outlives this script and is not killed with the make process group. Every
+# descriptor above stderr closed first: a caller's lock (such as `flock /tmp/apc-cluster.lock`
+# around the images and the cluster tier) would otherwise be held by the engine, and so never
+# released, for as long as it runs.
+setsid nohup python3 -c 'import os, sys; os.closerange(3, os.sysconf("SC_OPEN_MAX")); os.execvp(sys.argv[1], sys.argv[1:])' \
+  dockerd --iptables=false --ip6tables=false --bridge=none >"$log" 2>&1 </dev/null &
 for _ in $(seq 1 300); do
   if docker info >/dev/null 2>&1; then
     exit 0

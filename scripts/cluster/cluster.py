@@ -6,6 +6,9 @@
     cluster.py down DIR                    stop everything `up` started and remove what it made
     cluster.py stop-apiserver DIR          stop the API server (its arguments kept in DIR/state.json)
     cluster.py start-apiserver DIR         start it again with them; returns once it is ready
+    cluster.py restart-apiserver DIR --advertise-address ADDRESS
+                                           stop it and start it advertising ADDRESS (the address
+                                           change, issue 24 f); returns once it is ready
 
 Node 1 runs etcd, the control plane, a containerd and a kubelet; node 2 a containerd and a
 kubelet; both run kube-proxy (iptables mode). The data path is Gardener's: the API server
@@ -399,6 +402,19 @@ def start_apiserver(directory):
     api_ready(state)
 
 
+def restart_apiserver(directory, advertise):
+    """The API server stopped and started again advertising `advertise`: the `kubernetes`
+    Service's endpoint moves there, as an operator's restart with a new --advertise-address
+    moves it (the address-change case)."""
+    stop_apiserver(directory)
+    state = State(directory)
+    state.data["apiserver_args"] = [
+        f"--advertise-address={advertise}" if a.startswith("--advertise-address=") else a
+        for a in state.data["apiserver_args"]]
+    state.save()
+    start_apiserver(directory)
+
+
 def node(state, number, binaries, images):
     d = state.dir / f"n{number}"
     prefix = state.prefix
@@ -731,10 +747,12 @@ def unmount_under(directory):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("action", choices=["up", "down", "stop-apiserver", "start-apiserver"])
+    parser.add_argument("action", choices=["up", "down", "stop-apiserver", "start-apiserver",
+                                           "restart-apiserver"])
     parser.add_argument("dir", type=Path)
     parser.add_argument("--images", nargs="*", default=[])
     parser.add_argument("--client", type=Path)
+    parser.add_argument("--advertise-address", choices=PROXY_ADDRESSES)
     args = parser.parse_args()
     directory = args.dir.resolve()
     try:
@@ -744,8 +762,13 @@ def main():
             down(directory)
         elif args.action == "stop-apiserver":
             stop_apiserver(directory)
-        else:
+        elif args.action == "start-apiserver":
             start_apiserver(directory)
+        elif args.advertise_address is None:
+            parser.error("restart-apiserver needs --advertise-address (one of "
+                         f"{', '.join(PROXY_ADDRESSES)})")
+        else:
+            restart_apiserver(directory, args.advertise_address)
     except CannotRun as reason:
         print(f"cluster: cannot run here: {reason}", file=sys.stderr)
         sys.exit(CANNOT_RUN)

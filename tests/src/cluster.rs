@@ -18,6 +18,9 @@ pub const FQDN: &str = "api.example.com";
 pub const WEBHOOK_SAN: &str = "DNS:apiserver-proxy-pod-webhook.kube-system.svc";
 /// The proxy address deploy/ keeps on every node.
 pub const PROXY_ADDRESS: &str = "10.96.0.2";
+/// The address the address-change case moves to and back from (`cluster.py` names it in the API
+/// server's certificate and routes it to a blackhole on each node, as [`PROXY_ADDRESS`]).
+pub const NEW_PROXY_ADDRESS: &str = "10.96.0.3";
 /// The API server's own address and port (node 1's), where the proxies forward to.
 pub const APISERVER: &str = "10.200.0.1:443";
 /// Where the project's objects live (deploy/'s namespace).
@@ -328,14 +331,51 @@ impl Cluster {
         self.cluster_py("start-apiserver")
     }
 
+    /// Stops the API server and starts it advertising `address` (`cluster.py restart-apiserver`):
+    /// the `kubernetes` Service's endpoint moves there. Returns once it is ready.
+    pub fn restart_apiserver(&self, address: &str) -> Result<(), String> {
+        self.cluster_py_with("restart-apiserver", &["--advertise-address", address])
+    }
+
     fn cluster_py(&self, action: &str) -> Result<(), String> {
+        self.cluster_py_with(action, &[])
+    }
+
+    fn cluster_py_with(&self, action: &str, args: &[&str]) -> Result<(), String> {
         let output = Command::new("python3")
             .arg(self.root.join("scripts/cluster/cluster.py"))
             .arg(action)
             .arg(&self.dir)
+            .args(args)
             .output()
             .map_err(|e| format!("python3: {e}"))?;
         stdout_or_error(&format!("cluster.py {action}"), &output).map(drop)
+    }
+
+    /// Where kube-proxy on node `node` sends the `kubernetes` Service's connections: the DNAT
+    /// targets (`ADDRESS:PORT`) of its endpoints' chains in the node's nat table.
+    pub fn service_endpoints(&self, node: u8) -> Result<Vec<String>, String> {
+        let output = self
+            .in_node(node, "iptables-save")
+            .args(["-t", "nat"])
+            .output()
+            .map_err(|e| format!("iptables-save: {e}"))?;
+        let rules = stdout_or_error(&format!("iptables-save -t nat on node {node}"), &output)?;
+        Ok(kubernetes_dnat_targets(&rules))
+    }
+
+    /// Applies the installed overlay again, the one [`Cluster::deployed`] made (the same test
+    /// certificate): what a case deleted comes back as installed.
+    pub fn apply_installed_again(&self) -> Result<(), String> {
+        let overlay = self.dir.join("deploy");
+        self.kubectl(&[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-k",
+            path(&overlay),
+        ])
+        .map(drop)
     }
 
     /// The API server's /metrics.
@@ -458,6 +498,9 @@ pub fn base64_encode(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
+/// How many failure lines a [`PathCounts`] keeps for the report.
+const FIRST_FAILURES: usize = 5;
+
 /// What the data-path clients (`datapath-client`, testdata/cluster/datapath/clients.yaml)
 /// counted on one node over a window of their per-second lines.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -474,7 +517,7 @@ pub struct PathCounts {
     pub kept_failed: u64,
     /// Times the kept-alive connection was closed between two requests and opened again.
     pub reconnects: u64,
-    /// The first failure lines, for the report.
+    /// The first failure lines ([`FIRST_FAILURES`]), for the report.
     pub failures: Vec<String>,
 }
 
@@ -491,7 +534,7 @@ impl PathCounts {
             };
             let Some(seq) = value["seq"].as_u64() else {
                 let inside = after.is_none_or(|after| previous >= after) && previous < until;
-                if inside && !value["failure"].is_null() && counts.failures.len() < 5 {
+                if inside && !value["failure"].is_null() && counts.failures.len() < FIRST_FAILURES {
                     counts.failures.push(line.to_owned());
                 }
                 continue;
@@ -534,6 +577,37 @@ impl PathCounts {
     }
 }
 
+/// The counts of two parts of a window, as one (the first failures of both, up to
+/// [`FIRST_FAILURES`]).
+impl std::ops::AddAssign<&PathCounts> for PathCounts {
+    fn add_assign(&mut self, other: &PathCounts) {
+        self.requests += other.requests;
+        self.failed += other.failed;
+        self.worst_ms = self.worst_ms.max(other.worst_ms);
+        self.kept_requests += other.kept_requests;
+        self.kept_failed += other.kept_failed;
+        self.reconnects += other.reconnects;
+        let room = FIRST_FAILURES.saturating_sub(self.failures.len());
+        self.failures
+            .extend(other.failures.iter().take(room).cloned());
+    }
+}
+
+/// The DNAT targets of the `kubernetes` Service's endpoint chains in `iptables-save -t nat`.
+fn kubernetes_dnat_targets(rules: &str) -> Vec<String> {
+    rules
+        .lines()
+        .filter(|rule| {
+            rule.starts_with("-A KUBE-SEP-") && rule.contains("default/kubernetes:https")
+        })
+        .filter_map(|rule| {
+            let mut words = rule.split_whitespace();
+            words.find(|&word| word == "--to-destination")?;
+            words.next().map(str::to_owned)
+        })
+        .collect()
+}
+
 /// The last per-second line's `seq` in a client's log.
 pub fn last_seq(log: &str) -> Option<u64> {
     log.lines()
@@ -569,6 +643,29 @@ mod tests {
         assert_eq!(
             counts.failures,
             vec![r#"{"failure":"kept","error":"receive: reset"}"#]
+        );
+    }
+
+    #[test]
+    fn parts_of_a_window_add_up_to_the_whole() {
+        let mut sum = PathCounts::from_log(LOG, None, 2);
+        sum += &PathCounts::from_log(LOG, Some(2), 4);
+        let whole = PathCounts::from_log(LOG, None, 4);
+        assert_eq!(sum, whole);
+        assert_eq!((sum.requests, sum.failed, sum.worst_ms), (159, 3, 31));
+    }
+
+    #[test]
+    fn the_kubernetes_services_dnat_targets_and_no_other_services() {
+        let rules = r#"-A KUBE-SEP-ABC -s 10.96.0.2/32 -m comment --comment "default/kubernetes:https" -j KUBE-MARK-MASQ
+-A KUBE-SEP-ABC -p tcp -m comment --comment "default/kubernetes:https" -m tcp -j DNAT --to-destination 10.96.0.2:443
+-A KUBE-SEP-DEF -p tcp -m comment --comment "default/kubernetes:https" -m tcp -j DNAT --to-destination 10.96.0.3:443
+-A KUBE-SEP-GHI -p tcp -m comment --comment "kube-system/apiserver-proxy-pod-webhook" -m tcp -j DNAT --to-destination 10.201.1.5:9443
+-A KUBE-SVC-NPX -d 10.32.0.1/32 -p tcp -m comment --comment "default/kubernetes:https cluster IP" -j KUBE-SEP-ABC
+"#;
+        assert_eq!(
+            kubernetes_dnat_targets(rules),
+            vec!["10.96.0.2:443", "10.96.0.3:443"]
         );
     }
 

@@ -24,7 +24,8 @@ use std::sync::Arc;
 
 use blackbox_tests::cluster::{
     base64_encode, last_seq, pause_ms, stdout_or_error, Cluster, PathCounts, StartError, APISERVER,
-    FQDN, IMAGES, INSTALLED, NAMESPACE, PAUSE_IMAGE, PROXY_ADDRESS, STARTUP_TAINT, WEBHOOK_SAN,
+    FQDN, IMAGES, INSTALLED, NAMESPACE, NEW_PROXY_ADDRESS, PAUSE_IMAGE, PROXY_ADDRESS,
+    STARTUP_TAINT, WEBHOOK_SAN,
 };
 use blackbox_tests::skip;
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
@@ -40,6 +41,9 @@ const CASES: &[(&str, Case)] = &[
     ),
     // Right after the first: node 2's client started there once the startup taint went.
     ("data_path_e_node_start", data_path_node_start),
+    // Before the outage case: its restart of the API server resets the metrics the figures
+    // read, and so do this case's two.
+    ("data_path_f_address_change", data_path_address_change),
     // Early: the API server's restart resets its metrics, which the figures read at the end.
     (
         "startup_taint_removed_after_an_api_server_outage",
@@ -90,7 +94,10 @@ const CASES: &[(&str, Case)] = &[
 /// budget has no room for. Without it such a case is reported `ignored`, with the variable to
 /// set, and never starts a cluster: not a pass, and not a skip either (the machine could run it;
 /// nobody asked), so `REQUIRE_PRIVILEGED=1` does not turn it into a failure.
-const OPT_IN: &[(&str, &str)] = &[(IDLE_RACE, "CLUSTER_IDLE_RACE")];
+const OPT_IN: &[(&str, &str)] = &[
+    ("data_path_f_address_change", "CLUSTER_ADDRESS_CHANGE"),
+    (IDLE_RACE, "CLUSTER_IDLE_RACE"),
+];
 
 const SIDECAR: &str = "app.kubernetes.io/name=apiserver-proxy";
 const WEBHOOK: &str = "app.kubernetes.io/name=apiserver-proxy-pod-webhook";
@@ -105,6 +112,7 @@ fn main() -> ExitCode {
         not_opted_in(name).is_none() && !args.is_filtered_out(&Trial::test(*name, || Ok(())))
     });
     if args.list || !selected {
+        // Nothing to run: the filter left no case, or only opt-in ones without their variable.
         let listed = CASES
             .iter()
             .map(|(name, _)| trial(name, || Ok(())))
@@ -368,8 +376,13 @@ fn sidecar_pod_on(cluster: &Cluster, node: &str) -> Result<Value, String> {
 }
 
 fn address_on(cluster: &Cluster, node: u8) -> bool {
+    holds(cluster, node, PROXY_ADDRESS)
+}
+
+/// Node `node` holds `address` (a /32) on some link.
+fn holds(cluster: &Cluster, node: u8, address: &str) -> bool {
     ip(cluster, node, &["-4", "-o", "addr", "show"])
-        .is_ok_and(|shown| shown.contains(&format!(" {PROXY_ADDRESS}/32 ")))
+        .is_ok_and(|shown| shown.contains(&format!(" {address}/32 ")))
 }
 
 fn ip(cluster: &Cluster, node: u8, args: &[&str]) -> Result<String, String> {
@@ -732,21 +745,11 @@ fn daemonset_rollout_keeps_the_address(cluster: &Cluster) -> Result<(), Failed> 
         cluster.sample_address(1, PROXY_ADDRESS)?,
         cluster.sample_address(2, PROXY_ADDRESS)?,
     ];
-    let rollout = cluster
-        .kubectl(&[
-            "patch",
-            "daemonset",
-            "-n",
-            NAMESPACE,
-            "apiserver-proxy",
-            "--type=json",
-            "-p",
-            r#"[{"op":"test","path":"/spec/template/spec/containers/0/args/4","value":"--sync-interval=1m0s"},
-                {"op":"replace","path":"/spec/template/spec/containers/0/args/4","value":"--sync-interval=30s"}]"#,
-        ])
-        .map_err(Failed::from)
-        .and_then(|_| daemonset_ready(cluster))
-        .and_then(|()| old_sidecar_pods_gone(cluster));
+    let rollout = roll(
+        cluster,
+        r#"[{"op":"test","path":"/spec/template/spec/containers/0/args/4","value":"--sync-interval=1m0s"},
+            {"op":"replace","path":"/spec/template/spec/containers/0/args/4","value":"--sync-interval=30s"}]"#,
+    );
     let mut results = Vec::new();
     for sampler in samplers {
         results.push(sampler.finish()?);
@@ -1600,22 +1603,70 @@ impl PathWindow {
     /// Closes the window: waits for [`SETTLE_LINES`] more lines of each client, then prints and
     /// returns each node's counts (node order).
     fn close(self, cluster: &Cluster, case: &str) -> Result<Vec<PathCounts>, Failed> {
-        let mut all = Vec::new();
-        for (node, pod, after) in self.starts {
-            let now = last_seq(&client_log(cluster, &pod)?).unwrap_or(0);
-            let until = now + SETTLE_LINES;
-            let log = cluster.wait_for(
-                &format!("{SETTLE_LINES} more lines from node {node}'s client {pod}"),
+        let mut parts = self.close_in_parts(cluster, &[], case)?;
+        Ok(parts.pop().unwrap_or_default())
+    }
+
+    /// Each node's client's last line now (node order): a boundary between two parts of the
+    /// window.
+    fn mark(&self, cluster: &Cluster) -> Result<Vec<u64>, Failed> {
+        let mut marks = Vec::new();
+        for (_, pod, _) in &self.starts {
+            marks.push(last_seq(&client_log(cluster, pod)?).unwrap_or(0));
+        }
+        Ok(marks)
+    }
+
+    /// A boundary `lines` lines after `marks`, once each node's client has printed them.
+    fn lines_after(
+        &self,
+        cluster: &Cluster,
+        marks: &[u64],
+        lines: u64,
+    ) -> Result<Vec<u64>, Failed> {
+        let mut later = Vec::new();
+        for ((node, pod, _), mark) in self.starts.iter().zip(marks) {
+            let until = mark + lines;
+            cluster.wait_for(
+                &format!("{lines} more lines from node {node}'s client {pod}"),
                 60,
                 || {
-                    client_log(cluster, &pod)
+                    client_log(cluster, pod)
                         .ok()
-                        .filter(|log| last_seq(log).is_some_and(|seq| seq >= until))
+                        .and_then(|log| last_seq(&log))
+                        .filter(|&seq| seq >= until)
                 },
             )?;
-            let counts = PathCounts::from_log(&log, after, until);
-            eprintln!("{}", counts.line(case, node));
-            all.push(counts);
+            later.push(until);
+        }
+        Ok(later)
+    }
+
+    /// Closes the window in consecutive parts: each of `parts` (a case's name and where it
+    /// ends, from [`PathWindow::mark`]) starts where the one before ended, the first at the
+    /// window's start; the last, `last`, ends [`SETTLE_LINES`] after now. Prints each part's
+    /// line per node; returns each part's counts (node order).
+    fn close_in_parts(
+        self,
+        cluster: &Cluster,
+        parts: &[(&str, Vec<u64>)],
+        last: &str,
+    ) -> Result<Vec<Vec<PathCounts>>, Failed> {
+        let ends = self.lines_after(cluster, &self.mark(cluster)?, SETTLE_LINES)?;
+        let mut all = vec![Vec::new(); parts.len() + 1];
+        for (index, (node, pod, after)) in self.starts.iter().enumerate() {
+            let log = client_log(cluster, pod)?;
+            let mut from = *after;
+            let bounds = parts
+                .iter()
+                .map(|(case, marks)| (*case, marks[index]))
+                .chain(std::iter::once((last, ends[index])));
+            for (part, (case, until)) in bounds.enumerate() {
+                let counts = PathCounts::from_log(&log, from, until);
+                eprintln!("{}", counts.line(case, *node));
+                all[part].push(counts);
+                from = Some(until);
+            }
         }
         Ok(all)
     }
@@ -1733,6 +1784,364 @@ fn repairs_on_node2(cluster: &Cluster) -> Result<(), Failed> {
         pause_ms(100);
     }
     Ok(())
+}
+
+// --- f. the address change ----------------------------------------------------------------------
+
+/// Lines after the API server's restart that still belong to the restart: a request begun while
+/// it was down ends within 4 s (the kept-alive stream's one retry: a 2 s answer timeout, then a
+/// new connection's 2 s), so its failure is never counted as the path's.
+const RESTART_LINES: u64 = 5;
+/// The transition's second sidecar's metrics, readiness and liveness port (the first keeps
+/// 16910; a probe must ask the container it belongs to).
+const SECOND_SIDECAR_PORT: u16 = 16911;
+/// The HAProxy configurations of the two rollouts: listening on both addresses, then on the new
+/// one only.
+const HAPROXY_BOTH: &str = "apiserver-proxy-haproxy-both-addresses";
+const HAPROXY_NEW: &str = "apiserver-proxy-haproxy-new-address";
+
+/// f. The proxy address changed from 10.96.0.2 to 10.96.0.3 while both nodes' clients run, in
+/// the operator's order of docs/deploy.md ("Changing the proxy address"):
+/// 1. a rollout in which every node holds both addresses (a second sidecar container keeps the
+///    new one) and the proxy listens on both (the new one with `transparent`, HAProxy's
+///    freebind, as the address may not be there yet when it starts);
+/// 2. the `kubernetes` Service's endpoint moved: the API server restarted with
+///    `--advertise-address=10.96.0.3`, then kube-proxy's DNAT on both nodes waited for;
+/// 3. a rollout to `--ip-address=10.96.0.3 --remove-address=10.96.0.2` (setup and sidecar), the
+///    second sidecar gone, the proxy on the new address only; the old address gone from both
+///    nodes.
+///
+/// One window, in three parts: step 1; the API server's restart, from just before its stop to
+/// [`RESTART_LINES`] after it answers again (its own downtime, printed, never the path's); the
+/// rest of step 2 and step 3. Asserted: no request of the first and third parts failed. Then the
+/// tier is put back as installed (not measured): the DaemonSet deleted and applied again, the
+/// API server advertising 10.96.0.2.
+fn data_path_address_change(cluster: &Cluster) -> Result<(), Failed> {
+    cluster.deployed()?;
+    daemonset_ready(cluster)?;
+    old_sidecar_pods_gone(cluster)?;
+    let changed = address_change(cluster);
+    // Whatever happened, the next cases find 10.96.0.2 as installed.
+    let restored = back_to_the_installed_address(cluster);
+    let parts = changed?;
+    restored?;
+    let mut path = Vec::new();
+    for (node, (both, moved)) in (1..).zip(parts[0].iter().zip(&parts[2])) {
+        let mut counts = both.clone();
+        counts += moved;
+        eprintln!(
+            "{}",
+            counts.line("f. address change rolled out (f1 and f3)", node)
+        );
+        path.push(counts);
+    }
+    no_failed_request("f. address change rolled out", &path)
+}
+
+/// The measured steps of [`data_path_address_change`]: each part's counts (node order).
+fn address_change(cluster: &Cluster) -> Result<Vec<Vec<PathCounts>>, Failed> {
+    let installed = cluster.json(&["get", "daemonset", "-n", NAMESPACE, "apiserver-proxy"])?;
+    let spec = &installed["spec"]["template"]["spec"];
+    let config = haproxy_config(cluster, spec)?;
+    let bind = format!("bind {PROXY_ADDRESS}:443\n");
+    check(
+        config.contains(&bind),
+        &format!("the proxy's configuration has `{bind}`:\n{config}"),
+    )?;
+    let window = PathWindow::open(cluster)?;
+    #[allow(clippy::disallowed_types)] // The steps' times: figures for docs/deploy.md, printed.
+    let clock = std::time::Instant::now();
+    let mut steps = Vec::new();
+    let mut step =
+        |what: &str| steps.push(format!("{what} {:.1} s", clock.elapsed().as_secs_f64()));
+    // 1. Both addresses, a proxy listening on both.
+    config_map(
+        cluster,
+        HAPROXY_BOTH,
+        &config.replace(
+            &bind,
+            &format!("{bind}  bind {NEW_PROXY_ADDRESS}:443 transparent\n"),
+        ),
+    )?;
+    roll(cluster, &template_spec(&both_addresses(spec)?))?;
+    cluster.wait_for("both addresses on both nodes", 60, || {
+        [1, 2]
+            .iter()
+            .all(|&node| {
+                holds(cluster, node, PROXY_ADDRESS) && holds(cluster, node, NEW_PROXY_ADDRESS)
+            })
+            .then_some(())
+    })?;
+    step("both addresses on both nodes");
+    // 2. The endpoint moved.
+    let restart_begins = window.mark(cluster)?;
+    cluster.restart_apiserver(NEW_PROXY_ADDRESS)?;
+    step("the API server ready again");
+    let restart_ends = window.lines_after(cluster, &window.mark(cluster)?, RESTART_LINES)?;
+    let mut targets = Vec::new();
+    for node in [1, 2] {
+        targets.push(format!(
+            "node {node} {:?}",
+            cluster.service_endpoints(node)?
+        ));
+    }
+    eprintln!(
+        "f. kube-proxy's DNAT for the kubernetes Service where the restart's part ended: {}",
+        targets.join(", ")
+    );
+    let moved = vec![format!("{NEW_PROXY_ADDRESS}:443")];
+    cluster.wait_for(
+        "kube-proxy's DNAT on both nodes to the new address only",
+        60,
+        || {
+            [1, 2]
+                .iter()
+                .all(|&node| cluster.service_endpoints(node).is_ok_and(|t| t == moved))
+                .then_some(())
+        },
+    )?;
+    step("kube-proxy on both nodes");
+    // 3. The new address only, the old one removed.
+    config_map(
+        cluster,
+        HAPROXY_NEW,
+        &config.replace(&bind, &format!("bind {NEW_PROXY_ADDRESS}:443\n")),
+    )?;
+    roll(cluster, &template_spec(&new_address_only(spec)?))?;
+    step("the new address only rolled out");
+    cluster.wait_for("the old address gone from both nodes", 120, || {
+        [1, 2]
+            .iter()
+            .all(|&node| {
+                !holds(cluster, node, PROXY_ADDRESS) && holds(cluster, node, NEW_PROXY_ADDRESS)
+            })
+            .then_some(())
+    })?;
+    step("the old address gone from both nodes");
+    eprintln!(
+        "f. the steps, from the window's start: {}",
+        steps.join(", ")
+    );
+    window.close_in_parts(
+        cluster,
+        &[
+            ("f1. both addresses rolled out", restart_begins),
+            (
+                "f2. API server restarted with --advertise-address=10.96.0.3 (its downtime, not the path's)",
+                restart_ends,
+            ),
+        ],
+        "f3. endpoint moved, the new address only, the old removed",
+    )
+}
+
+/// The proxy's HAProxy configuration in the DaemonSet Pod template `spec` (the test overlay's
+/// generated ConfigMap, mounted as `envoy-config`).
+fn haproxy_config(cluster: &Cluster, spec: &Value) -> Result<String, Failed> {
+    let name = volume(spec)?["configMap"]["name"]
+        .as_str()
+        .ok_or("the envoy-config volume names no ConfigMap")?
+        .to_owned();
+    let map = cluster.json(&["get", "configmap", "-n", NAMESPACE, &name])?;
+    map["data"]["haproxy.cfg"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| format!("ConfigMap {name} has no haproxy.cfg").into())
+}
+
+fn volume(spec: &Value) -> Result<&Value, Failed> {
+    spec["volumes"]
+        .as_array()
+        .and_then(|volumes| volumes.iter().find(|v| v["name"] == "envoy-config"))
+        .ok_or_else(|| "the Pod template has no envoy-config volume".into())
+}
+
+/// Creates (or replaces) the ConfigMap `name` holding `haproxy.cfg`.
+fn config_map(cluster: &Cluster, name: &str, config: &str) -> Result<(), Failed> {
+    let map = json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "data": {"haproxy.cfg": config},
+    });
+    cluster.kubectl_with_input(&["apply", "-f", "-"], Some(&map.to_string()))?;
+    Ok(())
+}
+
+/// Rolls the DaemonSet by the JSON patch `patch` and waits until the rollout is done: both new
+/// Pods Ready, both old ones gone (their proxies drained).
+fn roll(cluster: &Cluster, patch: &str) -> Result<(), Failed> {
+    cluster.kubectl(&[
+        "patch",
+        "daemonset",
+        "-n",
+        NAMESPACE,
+        "apiserver-proxy",
+        "--type=json",
+        "-p",
+        patch,
+    ])?;
+    daemonset_ready(cluster)?;
+    old_sidecar_pods_gone(cluster)
+}
+
+/// A JSON patch that makes `spec` the DaemonSet's Pod template spec.
+fn template_spec(spec: &Value) -> String {
+    json!([{"op": "replace", "path": "/spec/template/spec", "value": spec}]).to_string()
+}
+
+/// The installed Pod template `spec` with a second sidecar container keeping the new address
+/// beside the first (its own port, no startup taint: the first one handles that), and the proxy
+/// listening on both addresses.
+fn both_addresses(spec: &Value) -> Result<Value, Failed> {
+    let mut spec = spec.clone();
+    let containers = spec["containers"]
+        .as_array_mut()
+        .ok_or("the Pod template has no containers")?;
+    let first = containers
+        .iter()
+        .position(|c| c["name"] == "sidecar")
+        .ok_or("the Pod template has no sidecar container")?;
+    let mut second = containers[first].clone();
+    second["name"] = json!("sidecar-new-address");
+    let args = string_list(&second["args"])?
+        .into_iter()
+        .filter(|arg| !arg.starts_with("--startup-taint="))
+        .map(|arg| {
+            if arg.starts_with("--ip-address=") {
+                format!("--ip-address={NEW_PROXY_ADDRESS}")
+            } else if arg.starts_with("--metrics-bind-address=") {
+                format!("--metrics-bind-address=0.0.0.0:{SECOND_SIDECAR_PORT}")
+            } else {
+                arg
+            }
+        })
+        .collect::<Vec<_>>();
+    second["args"] = json!(args);
+    if let Some(container) = second.as_object_mut() {
+        container.remove("env");
+    }
+    for probe in ["readinessProbe", "livenessProbe"] {
+        second[probe]["httpGet"]["port"] = json!(SECOND_SIDECAR_PORT);
+    }
+    containers.insert(first + 1, second);
+    volume_config(&mut spec, HAPROXY_BOTH)?;
+    Ok(spec)
+}
+
+/// The installed Pod template `spec` moved to the new address: setup and sidecar with
+/// `--ip-address=NEW --remove-address=OLD`, the proxy on the new address only.
+fn new_address_only(spec: &Value) -> Result<Value, Failed> {
+    let mut spec = spec.clone();
+    for (list, name) in [("initContainers", "setup"), ("containers", "sidecar")] {
+        let container = spec[list]
+            .as_array_mut()
+            .and_then(|containers| containers.iter_mut().find(|c| c["name"] == name))
+            .ok_or_else(|| format!("the Pod template has no {name} container"))?;
+        let mut args = string_list(&container["args"])?
+            .into_iter()
+            .map(|arg| {
+                if arg.starts_with("--ip-address=") {
+                    format!("--ip-address={NEW_PROXY_ADDRESS}")
+                } else {
+                    arg
+                }
+            })
+            .collect::<Vec<_>>();
+        args.push(format!("--remove-address={PROXY_ADDRESS}"));
+        container["args"] = json!(args);
+    }
+    let proxy = spec["containers"]
+        .as_array_mut()
+        .and_then(|containers| containers.iter_mut().find(|c| c["name"] == "proxy"))
+        .ok_or("the Pod template has no proxy container")?;
+    for probe in ["readinessProbe", "livenessProbe"] {
+        proxy[probe]["tcpSocket"]["host"] = json!(NEW_PROXY_ADDRESS);
+    }
+    volume_config(&mut spec, HAPROXY_NEW)?;
+    Ok(spec)
+}
+
+fn string_list(value: &Value) -> Result<Vec<String>, Failed> {
+    value
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|i| i.as_str().map(str::to_owned))
+                .collect()
+        })
+        .ok_or_else(|| format!("expected a list of strings, got {value}").into())
+}
+
+/// Points the proxy's configuration volume at the ConfigMap `name`.
+fn volume_config(spec: &mut Value, name: &str) -> Result<(), Failed> {
+    let volume = spec["volumes"]
+        .as_array_mut()
+        .and_then(|volumes| volumes.iter_mut().find(|v| v["name"] == "envoy-config"))
+        .ok_or("the Pod template has no envoy-config volume")?;
+    volume["configMap"]["name"] = json!(name);
+    Ok(())
+}
+
+/// The tier as installed again, after the address change (not measured): the DaemonSet deleted
+/// (a rollout back would start the new Pods beside sidecars that remove 10.96.0.2) and applied
+/// again, the two ConfigMaps deleted, the API server advertising 10.96.0.2; done once kube-proxy
+/// on both nodes sends the Service there and the nodes hold 10.96.0.2 only (the setup containers
+/// collect the marked 10.96.0.3, whose owner is gone).
+fn back_to_the_installed_address(cluster: &Cluster) -> Result<(), Failed> {
+    cluster.kubectl(&[
+        "delete",
+        "daemonset",
+        "-n",
+        NAMESPACE,
+        "apiserver-proxy",
+        "--ignore-not-found",
+        "--wait=true",
+    ])?;
+    cluster.wait_for("the sidecar Pods gone", 120, || {
+        let pods = cluster
+            .json(&["get", "pods", "-n", NAMESPACE, "-l", SIDECAR])
+            .ok()?;
+        pods["items"].as_array()?.is_empty().then_some(())
+    })?;
+    cluster.kubectl(&[
+        "delete",
+        "configmap",
+        "-n",
+        NAMESPACE,
+        HAPROXY_BOTH,
+        HAPROXY_NEW,
+        "--ignore-not-found",
+    ])?;
+    let installed = vec![format!("{PROXY_ADDRESS}:443")];
+    if [1, 2].iter().any(|&node| {
+        cluster
+            .service_endpoints(node)
+            .is_ok_and(|t| t != installed)
+    }) {
+        cluster.restart_apiserver(PROXY_ADDRESS)?;
+    }
+    cluster.apply_installed_again()?;
+    daemonset_ready(cluster)?;
+    cluster.wait_for(
+        "kube-proxy's DNAT to 10.96.0.2 only and the nodes holding 10.96.0.2 only",
+        120,
+        || {
+            [1, 2]
+                .iter()
+                .all(|&node| {
+                    cluster
+                        .service_endpoints(node)
+                        .is_ok_and(|t| t == installed)
+                        && holds(cluster, node, PROXY_ADDRESS)
+                        && !holds(cluster, node, NEW_PROXY_ADDRESS)
+                })
+                .then_some(())
+        },
+    )?;
+    // The API server was away for seconds: the node controller may have tainted a node.
+    nodes_settled(cluster)
 }
 
 // --- shared --------------------------------------------------------------------------------------
