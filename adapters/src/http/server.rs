@@ -57,17 +57,6 @@ pub const BODY_BUDGET: usize = 8 * 1024 * 1024;
 /// idle one. So at most 256 bodies are under way at once, whatever their size.
 pub const BODY_UNDER_WAY: usize = 32 * 1024;
 
-/// How long a shutdown waits for requests in flight.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-
-/// The longest `--shutdown-delay-duration`: the delay and [`SHUTDOWN_GRACE`] must fit the Pod's
-/// `terminationGracePeriodSeconds`, or the kubelet kills the process before it has finished.
-pub const MAX_SHUTDOWN_DELAY: Duration = Duration::from_secs(60);
-
-/// Kubernetes' default `terminationGracePeriodSeconds`: a delay that does not fit it with the
-/// grace needs the Pod's raised (warned at start).
-pub const DEFAULT_TERMINATION_GRACE: Duration = Duration::from_secs(30);
-
 /// The most connections open at once; at the cap a new one pushes out the one that has gone
 /// longest without progress (see `crate::connections`). The API server keeps a handful open per
 /// webhook; the cap bounds what a flood of connections can make the webhook hold (memory per
@@ -163,7 +152,7 @@ impl Server {
     }
 
     /// Serves until the first of `stops` (SIGTERM), then for the shutdown delay more, then stops
-    /// accepting and lets the requests in flight finish, for at most [`SHUTDOWN_GRACE`]: a
+    /// accepting and lets the requests in flight finish, for at most the domain's shutdown `GRACE`: a
     /// connection that has had a request is closed once idle, one that has not (accepted just
     /// before the listener closed, its handshake perhaps still under way) gets its first request
     /// answered, with `Connection: close`, or its head deadline.
@@ -172,10 +161,7 @@ impl Server {
     /// [`Shutdown`]; this is the I/O it drives.
     pub async fn run(self, stops: impl Stream<Item = ()>) {
         let clock = TokioClock::default();
-        let timing = Timing {
-            delay: self.shutdown_delay,
-            grace: SHUTDOWN_GRACE,
-        };
+        let timing = Timing::with_delay(self.shutdown_delay);
         let readiness = Arc::clone(self.metrics.readiness());
         let sequence = Shutdown::new(&clock, timing, readiness.phase());
         let reload = tokio::spawn(Arc::clone(&self.certs).watch(Arc::clone(&self.metrics), clock));

@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use adapters::cli::HELP_TEMPLATE;
 use adapters::flag_values::{parse_duration, parse_port};
-use adapters::http::server::{Config, MAX_SHUTDOWN_DELAY, SHUTDOWN_GRACE};
+use adapters::http::server::Config;
 use adapters::logging::KlogFlags;
 use adapters::metrics::flags::MetricsFlags;
 use clap::{ArgAction, Parser};
 use domain::duration::format_go_duration;
 use domain::webhook::fqdn::ApiserverFqdn;
+use domain::webhook::shutdown;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -68,18 +69,9 @@ pub struct Flags {
     pub version: (),
 }
 
-/// A Go duration of at most [`MAX_SHUTDOWN_DELAY`]: longer, the kubelet would kill the process
-/// mid-drain unless the Pod's grace period were raised past any sensible value.
+/// A Go duration of at most the domain's [`shutdown::MAX_DELAY`].
 fn parse_shutdown_delay(value: &str) -> Result<Duration, String> {
-    let delay = parse_duration(value)?;
-    if delay > MAX_SHUTDOWN_DELAY {
-        return Err(format!(
-            "expected a Go duration of at most {}: the delay and the {} given to requests in flight after it must fit the Pod's terminationGracePeriodSeconds",
-            format_go_duration(MAX_SHUTDOWN_DELAY),
-            format_go_duration(SHUTDOWN_GRACE)
-        ));
-    }
-    Ok(delay)
+    shutdown::check_delay(parse_duration(value)?).map_err(|error| error.to_string())
 }
 
 impl Flags {

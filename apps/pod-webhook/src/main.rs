@@ -5,11 +5,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use adapters::http::admission::PATH;
-use adapters::http::server::{Server, DEFAULT_TERMINATION_GRACE, SHUTDOWN_GRACE};
+use adapters::http::server::Server;
 use adapters::metrics::server;
 use adapters::metrics::webhook::WebhookMetrics;
 use adapters::signals::Signals;
 use anyhow::Context;
+use domain::webhook::shutdown::{Timing, DEFAULT_TERMINATION_GRACE};
 
 use apiserver_proxy_pod_webhook::flags::Flags;
 
@@ -33,11 +34,13 @@ fn main() -> ExitCode {
 
 async fn serve(flags: Flags) -> anyhow::Result<ExitCode> {
     tracing::info!("starting {PROGRAM}: {}", flags.summary());
-    let stop_takes = flags.shutdown_delay + SHUTDOWN_GRACE;
-    if stop_takes > DEFAULT_TERMINATION_GRACE {
+    let timing = Timing::with_delay(flags.shutdown_delay);
+    if let Some(stop_takes) = timing.outlasting_default_termination_grace() {
         tracing::warn!(
-            "--shutdown-delay-duration and the {}s grace for requests in flight take up to {}s              to stop, more than the default terminationGracePeriodSeconds ({}s): raise the              Pod's, or the kubelet kills the webhook before it has finished",
-            SHUTDOWN_GRACE.as_secs(),
+            "--shutdown-delay-duration and the {}s grace for requests in flight take up to {}s \
+             to stop, more than the default terminationGracePeriodSeconds ({}s): raise the \
+             Pod's, or the kubelet kills the webhook before it has finished",
+            timing.grace.as_secs(),
             stop_takes.as_secs_f64(),
             DEFAULT_TERMINATION_GRACE.as_secs()
         );

@@ -62,6 +62,35 @@ impl SharedPhase {
     }
 }
 
+/// How long the requests in flight get once the listener is closed.
+pub const GRACE: Duration = Duration::from_secs(10);
+
+/// The longest shutdown delay: the delay and the [`GRACE`] must fit the Pod's
+/// `terminationGracePeriodSeconds`, or the kubelet kills the process before it has finished.
+pub const MAX_DELAY: Duration = Duration::from_secs(60);
+
+/// Kubernetes' default `terminationGracePeriodSeconds`: a delay that does not fit it with the
+/// grace needs the Pod's raised.
+pub const DEFAULT_TERMINATION_GRACE: Duration = Duration::from_secs(30);
+
+/// A shutdown delay longer than [`MAX_DELAY`]: the kubelet would kill the process mid-drain
+/// unless the Pod's grace period were raised past any sensible value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "expected a Go duration of at most {}: the delay and the {} given to requests in flight after it must fit the Pod's terminationGracePeriodSeconds",
+    format_go_duration(MAX_DELAY),
+    format_go_duration(GRACE)
+)]
+pub struct DelayTooLong;
+
+/// `delay` as a shutdown delay: at most [`MAX_DELAY`].
+pub fn check_delay(delay: Duration) -> Result<Duration, DelayTooLong> {
+    if delay > MAX_DELAY {
+        return Err(DelayTooLong);
+    }
+    Ok(delay)
+}
+
 /// The two waits of a shutdown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timing {
@@ -70,6 +99,24 @@ pub struct Timing {
     pub delay: Duration,
     /// How long the requests in flight get once the listener is closed.
     pub grace: Duration,
+}
+
+impl Timing {
+    /// `delay`, then the [`GRACE`].
+    pub fn with_delay(delay: Duration) -> Self {
+        Self {
+            delay,
+            grace: GRACE,
+        }
+    }
+
+    /// The longest a stop takes (the delay and the grace), when that is more than
+    /// [`DEFAULT_TERMINATION_GRACE`]: the Pod's must then be raised, or the kubelet kills the
+    /// webhook before it has finished.
+    pub fn outlasting_default_termination_grace(&self) -> Option<Duration> {
+        let longest = self.delay + self.grace;
+        (longest > DEFAULT_TERMINATION_GRACE).then_some(longest)
+    }
 }
 
 /// How the requests in flight ended.

@@ -4,7 +4,6 @@ use futures::FutureExt as _;
 use rstest::rstest;
 use std::sync::Mutex;
 
-const GRACE: Duration = Duration::from_secs(10);
 const SECONDS_5: Duration = Duration::from_secs(5);
 const MINUTE: Duration = Duration::from_secs(60);
 
@@ -159,4 +158,37 @@ fn the_phase_is_shared_as_entered() {
 #[case::stopped(Phase::Stopped, true)]
 fn only_serving_is_not_leaving(#[case] phase: Phase, #[case] leaving: bool) {
     assert_eq!(phase.is_leaving(), leaving);
+}
+
+#[rstest]
+#[case::none(Duration::ZERO, Ok(Duration::ZERO))]
+#[case::the_longest(MINUTE, Ok(MINUTE))]
+#[case::a_millisecond_more(MINUTE + Duration::from_millis(1), Err(DelayTooLong))]
+fn a_delay_is_at_most_a_minute(
+    #[case] delay: Duration,
+    #[case] checked: Result<Duration, DelayTooLong>,
+) {
+    assert_eq!(check_delay(delay), checked);
+}
+
+#[test]
+fn a_delay_too_long_says_what_must_fit() {
+    assert_eq!(
+        DelayTooLong.to_string(),
+        "expected a Go duration of at most 1m0s: the delay and the 10s given to requests in \
+         flight after it must fit the Pod's terminationGracePeriodSeconds"
+    );
+}
+
+#[rstest]
+#[case::the_default_delay(SECONDS_5, None)]
+#[case::filling_the_default(Duration::from_secs(20), None)]
+#[case::past_the_default(Duration::from_secs(21), Some(Duration::from_secs(31)))]
+fn a_stop_that_outlasts_the_default_termination_grace_is_named(
+    #[case] delay: Duration,
+    #[case] longest: Option<Duration>,
+) {
+    let timing = Timing::with_delay(delay);
+    assert_eq!(timing.grace, GRACE);
+    assert_eq!(timing.outlasting_default_termination_grace(), longest);
 }
